@@ -1,0 +1,58 @@
+"""Artifacts: keep every run of your multi-step LLM pipelines and browse it later."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import config
+from .extensions import csrf, db, login_manager, migrate
+from .pricing import PriceTable
+
+__version__ = "0.1.0"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment (or test_config), extensions, blueprints, CLI."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(config.load_settings(Path(app.instance_path)))
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+    app.extensions["price_table"] = PriceTable.load(app.config["PRICES_FILE"])
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+    from . import models  # noqa: F401  (the tables must be known to Alembic and create_all)
+    from .health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+
+    from .cli import register_cli
+
+    register_cli(app)
+
+    @login_manager.user_loader
+    def load_user(session_token: str) -> models.User | None:
+        from .queries import user_by_session_token
+
+        return user_by_session_token(session_token)
+
+    return app

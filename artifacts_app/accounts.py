@@ -1,0 +1,54 @@
+"""Creating users and checking passwords; the one place passwords are hashed."""
+
+from __future__ import annotations
+
+import re
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import queries
+from .extensions import db
+from .models import User, new_session_token
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte of "password" is a denial of service
+# Deliberately loose: the only real check of an address is mail reaching it.
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class AccountError(ValueError):
+    """A user could not be created or changed; the message says why, for the person."""
+
+
+def check_password_rules(password: str) -> None:
+    """Raise AccountError unless the password is long enough (and not absurdly long)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AccountError(f"Password must be at most {MAX_PASSWORD_LENGTH} characters.")
+
+
+def create_user(email: str, password: str) -> User:
+    """A new user with a hashed password; the caller commits."""
+    email = email.strip().lower()
+    if not EMAIL_PATTERN.match(email) or len(email) > 320:
+        raise AccountError("Enter a valid email address.")
+    check_password_rules(password)
+    if queries.user_by_email(email) is not None:
+        raise AccountError("An account with that email already exists.")
+    user = User(email=email, password_hash=generate_password_hash(password))
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def password_matches(user: User, password: str) -> bool:
+    """Whether the password is the user's."""
+    return check_password_hash(user.password_hash, password)
+
+
+def set_password(user: User, password: str) -> None:
+    """Change the password and end every existing session of the user; the caller commits."""
+    check_password_rules(password)
+    user.password_hash = generate_password_hash(password)
+    user.session_token = new_session_token()

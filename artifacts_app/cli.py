@@ -1,0 +1,68 @@
+"""Command-line tools: flask users …, flask demo seed."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from . import accounts, queries, recording
+from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
+from .extensions import db
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_user_command(email: str, password_stdin: bool) -> None:
+    """Create a user; the password is prompted for (or read from stdin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = accounts.create_user(email, password)
+    except accounts.AccountError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Created user {user.email}")
+
+
+@demo_cli.command("seed")
+def seed_command() -> None:
+    """Create the demo user and about 200 varied runs; does nothing if they are already there."""
+    user = queries.user_by_email(DEMO_EMAIL)
+    if user is None:
+        user = accounts.create_user(DEMO_EMAIL, DEMO_PASSWORD)
+    existing = queries.run_count(user)
+    if existing:
+        db.session.commit()
+        click.echo(f"Demo data already present ({existing} runs). Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        return
+    with click.progressbar(demo_runs(), length=DEMO_RUN_COUNT, label="Seeding demo runs") as runs:
+        for run in runs:
+            if run.legacy:
+                recording.record_legacy_run(
+                    user, pipeline=run.pipeline, input=run.input, final_output=run.final_output,
+                    created_at=run.created_at, completed_at=run.completed_at,
+                )
+            else:
+                recording.record_run(
+                    user, pipeline=run.pipeline, input=run.input, status=run.status,
+                    variables=run.variables, model=run.model, steps=run.steps,
+                    final_output=run.final_output, usage=run.usage, error=run.error,
+                    created_at=run.created_at, completed_at=run.completed_at,
+                )
+    db.session.commit()
+    click.echo(f"Seeded {DEMO_RUN_COUNT} runs. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the command groups to the app's `flask` command."""
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_cli)

@@ -1,0 +1,83 @@
+"""Settings read from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """An environment variable read as a boolean ("1", "true", "yes", "on")."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in TRUE_WORDS
+
+
+def env_int(name: str, default: int, minimum: int = 1) -> int:
+    """An environment variable read as an integer of at least `minimum`, or a clear error at start-up."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise RuntimeError(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise RuntimeError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def database_url(raw: str | None, instance_path: Path) -> str:
+    """The SQLAlchemy URL: DATABASE_URL with the psycopg 3 driver made explicit, else SQLite in instance/."""
+    if not raw:
+        return f"sqlite:///{instance_path / 'artifacts.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        # Hosting platforms hand out bare postgres:// URLs; SQLAlchemy would pick psycopg2 for them.
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+def secret_key(instance_path: Path) -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in instance/."""
+    from_env = os.environ.get("SECRET_KEY")
+    if from_env:
+        return from_env
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key = secrets.token_hex(32)
+    # O_EXCL: two workers starting at once must not each write a different key.
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def load_settings(instance_path: Path) -> dict[str, Any]:
+    """Every setting the app reads, from the environment, with its default."""
+    return {
+        "SECRET_KEY": secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL"), instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "PRICES_FILE": os.environ.get("PRICES_FILE") or None,
+        "SIGNUP_ENABLED": env_flag("SIGNUP_ENABLED", default=False),
+        "RENDER_LIMIT_BYTES": env_int("RENDER_LIMIT_BYTES", 64 * 1024),
+        "MAX_CONTENT_LENGTH": env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or None,
+        "CACHE_REDIS_URL": os.environ.get("CACHE_REDIS_URL") or None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # Secure cookies everywhere except a local http://127.0.0.1 demo, which opts out explicitly.
+        "SESSION_COOKIE_SECURE": not env_flag("INSECURE_COOKIES", default=False),
+        # How many reverse proxies sit in front of the app; ProxyFix trusts exactly that many hops.
+        "TRUSTED_PROXIES": env_int("TRUSTED_PROXIES", 0, minimum=0),
+    }

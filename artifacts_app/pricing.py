@@ -1,0 +1,398 @@
+"""Model prices and run costs: the price table, model-name resolution, exact cost, display.
+
+Money is Decimal throughout and never float: prices are read from TOML strings, costs are
+computed exactly and rounded once, to the 12 places the cost column keeps.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import (
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+PACKAGED_PRICES = Path(__file__).with_name("prices.toml")
+
+TOKENS_PER_PRICE_UNIT = 1_000_000
+COST_PLACES = 12
+COST_QUANTUM = Decimal(1).scaleb(-COST_PLACES)  # Decimal("0.000000000001"), as the cost column keeps
+CENT = Decimal("0.01")
+DASH = "\u2014"  # an em dash: "no value", distinct from a real zero
+
+ROW_FIELDS = ("model", "provider", "input", "output", "effective")
+PRICE_PATTERN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+# Where the model name says who serves it, not what it is: "openai/gpt-4o" (OpenRouter,
+# LiteLLM), "models/gemini-2.5-flash" (Gemini API), "us.anthropic.claude-..." (Bedrock).
+PROVIDER_PREFIX = re.compile(
+    r"^(?:openai/|anthropic/|google/|gemini/|mistral/|mistralai/|models/"
+    r"|(?:us\.|eu\.|apac\.|global\.)?anthropic\.)"
+)
+# Bedrock model ids end in a model version, e.g. "anthropic.claude-3-haiku-20240307-v1:0".
+BEDROCK_VERSION = re.compile(r"-v[0-9]+:[0-9]+$")
+# One trailing version suffix each; the order matters only in that longer date forms are
+# tried before the 4-digit one, which would otherwise never see them whole.
+VERSION_SUFFIXES = (
+    re.compile(r"-[0-9]{4}-(?:0[1-9]|1[0-2])-[0-3][0-9]$"),  # -2024-08-06 (OpenAI)
+    re.compile(r"[-@][0-9]{4}(?:0[1-9]|1[0-2])[0-3][0-9]$"),  # -20250929 (Anthropic), @20250929 (Vertex)
+    re.compile(r"-(?:preview|exp)-(?:0[1-9]|1[0-2])-[0-3][0-9]$"),  # -preview-05-20 (Gemini)
+    re.compile(r"-[0-9]{2}(?:0[1-9]|1[0-2])$"),  # -2411 (Mistral YYMM)
+    re.compile(r"-[0-9]{3}$"),  # -001 (Gemini stable versions)
+    re.compile(r"-(?:latest|preview|exp)$"),
+)
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    """One model's per-million-token prices in USD from the day they take effect."""
+
+    model: str
+    provider: str
+    input_per_million: Decimal
+    output_per_million: Decimal
+    effective: date
+
+    def __post_init__(self) -> None:
+        """Reject rows that would make a cost wrong rather than merely unknown."""
+        for name in ("input_per_million", "output_per_million"):
+            value = getattr(self, name)
+            if not isinstance(value, Decimal) or not value.is_finite():
+                raise ValueError(f"{name} must be a finite Decimal, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{name} must not be negative, got {value}")
+        # datetime is a date subclass; a time of day would make "in force on that day" ambiguous.
+        if not isinstance(self.effective, date) or isinstance(self.effective, datetime):
+            raise ValueError(f"effective must be a date, got {self.effective!r}")
+        if not self.model or self.model != self.model.strip().lower():
+            raise ValueError(f"model must be a non-empty lower-case name, got {self.model!r}")
+        if not self.provider:
+            raise ValueError("provider must not be empty")
+
+
+class PriceTable:
+    """Price rows by model family, with aliases, resolving the many spellings of a model name."""
+
+    def __init__(self, rows: Iterable[PriceRow], aliases: Mapping[str, str] | None = None) -> None:
+        """Index the rows; duplicate (model, effective) pairs and dangling aliases are errors."""
+        by_model: dict[str, list[PriceRow]] = {}
+        for row in rows:
+            by_model.setdefault(row.model, []).append(row)
+        self._rows: dict[str, tuple[PriceRow, ...]] = {}
+        self._dates: dict[str, list[date]] = {}
+        for model, model_rows in by_model.items():
+            model_rows.sort(key=lambda row: row.effective)
+            dates = [row.effective for row in model_rows]
+            if len(set(dates)) != len(dates):
+                raise ValueError(f"model {model!r} has two rows with the same effective date")
+            self._rows[model] = tuple(model_rows)
+            self._dates[model] = dates
+
+        checked: dict[str, str] = {}
+        for name, target in (aliases or {}).items():
+            if not isinstance(name, str) or not name or name != name.strip().lower():
+                raise ValueError(f"alias {name!r} must be a non-empty lower-case name")
+            if not isinstance(target, str) or target not in self._rows:
+                raise ValueError(f"alias {name!r} points to {target!r}, which has no price row")
+            if name in self._rows:
+                # The exact row would always win, so the alias could never take effect.
+                raise ValueError(f"alias {name!r} is also a priced model name")
+            checked[name] = target
+        self._aliases = checked
+
+    @classmethod
+    def load(cls, extra_file: str | Path | None = None) -> PriceTable:
+        """The packaged prices, plus the operator's file whose rows and aliases add or override."""
+        rows, aliases = read_price_file(PACKAGED_PRICES)
+        merged = {(row.model, row.effective): row for row in rows}
+        if extra_file is None or str(extra_file) == "":
+            return cls(merged.values(), aliases)
+        extra_rows, extra_aliases = read_price_file(Path(extra_file))
+        for row in extra_rows:
+            merged[(row.model, row.effective)] = row
+        try:
+            return cls(merged.values(), {**aliases, **extra_aliases})
+        except ValueError as error:
+            # The packaged file is known to be consistent, so a conflict comes from the operator's.
+            raise ValueError(f"{extra_file}: {error}") from None
+
+    @property
+    def rows(self) -> tuple[PriceRow, ...]:
+        """Every row, grouped by model and in effective-date order within a model."""
+        return tuple(row for model_rows in self._rows.values() for row in model_rows)
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        """The alias names and the model each is priced as (read-only)."""
+        return MappingProxyType(self._aliases)
+
+    def models(self) -> list[str]:
+        """The priced model names, sorted."""
+        return sorted(self._rows)
+
+    def _lookup(self, name: str) -> str | None:
+        """The model a name is exactly, or is an alias of."""
+        if name in self._rows:
+            return name
+        return self._aliases.get(name)
+
+    def resolve(self, model: str) -> str | None:
+        """The model name this table prices `model` as, or None; never a loose prefix match."""
+        if not isinstance(model, str):
+            return None
+        found = self._lookup(model)
+        if found is not None:
+            return found
+        name = model.strip().lower()
+        while (stripped := PROVIDER_PREFIX.sub("", name, count=1)) != name:
+            name = stripped
+        name = BEDROCK_VERSION.sub("", name)
+        while name:
+            found = self._lookup(name)
+            if found is not None:
+                return found
+            for suffix in VERSION_SUFFIXES:
+                stripped = suffix.sub("", name)
+                if stripped != name:
+                    name = stripped
+                    break
+            else:
+                return None
+        return None
+
+    def price_at(self, model: str, at: datetime | date) -> PriceRow | None:
+        """The row in force on `at`'s UTC date; the earliest row if `at` precedes them all."""
+        family = self.resolve(model)
+        if family is None:
+            return None
+        index = bisect_right(self._dates[family], utc_date(at))
+        # Effective dates in a public price list are approximate (announcement vs. rollout,
+        # time zones), so a run just before the first listed date is priced at that first
+        # price rather than left unpriced.
+        return self._rows[family][max(index - 1, 0)]
+
+
+def utc_date(at: datetime | date) -> date:
+    """The UTC calendar date of a datetime (naive ones are taken as UTC), or the date itself."""
+    if isinstance(at, datetime):
+        if at.tzinfo is None or at.utcoffset() is None:
+            return at.date()
+        return at.astimezone(UTC).date()
+    if isinstance(at, date):
+        return at
+    raise TypeError(f"expected a datetime or date, got {type(at).__name__}")
+
+
+def parse_price(value: Any, where: str, field: str) -> Decimal:
+    """A non-negative exact price from a TOML string (or integer); floats are refused."""
+    if isinstance(value, (bool, float)):
+        raise ValueError(f"{where}: {field} must be a quoted decimal string like \"2.50\", got {value!r}")
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str) or not PRICE_PATTERN.fullmatch(value.strip()):
+        raise ValueError(f"{where}: {field} must be a decimal string like \"2.50\", got {value!r}")
+    price = Decimal(value.strip())
+    if price < 0:
+        raise ValueError(f"{where}: {field} must not be negative, got {value!r}")
+    return price
+
+
+def parse_row(raw: Any, where: str) -> PriceRow:
+    """One [[price]] table, checked field by field so the error says exactly what is wrong."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: must be a table")
+    unknown = sorted(set(raw) - set(ROW_FIELDS))
+    if unknown:
+        # A misspelt key ("ouput") would otherwise be ignored and the field reported missing.
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    missing = [field for field in ROW_FIELDS if field not in raw]
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+    model, provider, effective = raw["model"], raw["provider"], raw["effective"]
+    if not isinstance(model, str) or not model or model != model.strip().lower():
+        raise ValueError(f"{where}: model must be a non-empty lower-case string, got {model!r}")
+    where = f"{where} (model {model!r})"
+    if not isinstance(provider, str) or not provider.strip():
+        raise ValueError(f"{where}: provider must be a non-empty string, got {provider!r}")
+    if not isinstance(effective, date) or isinstance(effective, datetime):
+        raise ValueError(f"{where}: effective must be an unquoted TOML date like 2024-10-02, got {effective!r}")
+    return PriceRow(
+        model=model,
+        provider=provider.strip(),
+        input_per_million=parse_price(raw["input"], where, "input"),
+        output_per_million=parse_price(raw["output"], where, "output"),
+        effective=effective,
+    )
+
+
+def read_price_file(path: Path) -> tuple[list[PriceRow], dict[str, str]]:
+    """The rows and aliases of one price file; any problem is a ValueError naming the file."""
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as error:
+        # One exception type for "this price file cannot be used", whatever the cause.
+        raise ValueError(f"{path}: cannot read price file: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
+
+    unknown = sorted(set(document) - {"price", "aliases"})
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level key(s) {', '.join(unknown)} (expected [[price]] and [aliases])")
+    raw_rows = document.get("price", [])
+    if not isinstance(raw_rows, list):
+        raise ValueError(f"{path}: price must be an array of tables ([[price]])")
+    rows: list[PriceRow] = []
+    seen: set[tuple[str, date]] = set()
+    for number, raw in enumerate(raw_rows, start=1):
+        row = parse_row(raw, f"{path}: [[price]] row {number}")
+        # Within one file a repeated (model, date) is a mistake; only another file may override.
+        if (row.model, row.effective) in seen:
+            raise ValueError(
+                f"{path}: [[price]] row {number} (model {row.model!r}): "
+                f"a second row for the same effective date {row.effective}"
+            )
+        seen.add((row.model, row.effective))
+        rows.append(row)
+
+    raw_aliases = document.get("aliases", {})
+    if not isinstance(raw_aliases, dict):
+        raise ValueError(f"{path}: aliases must be a table ([aliases])")
+    aliases: dict[str, str] = {}
+    for name, target in raw_aliases.items():
+        if not isinstance(target, str):
+            raise ValueError(f"{path}: alias {name!r} must map to a model name string (quote keys containing dots)")
+        if name != name.strip().lower() or target != target.strip().lower():
+            raise ValueError(f"{path}: alias {name!r} = {target!r} must be lower-case")
+        aliases[name] = target
+    return rows, aliases
+
+
+_default_table: PriceTable | None = None
+
+
+def default_table() -> PriceTable:
+    """The table used when none is passed: the packaged prices, loaded once."""
+    global _default_table
+    # Unlocked: two threads racing here both load the same file, and either result is right.
+    if _default_table is None:
+        _default_table = PriceTable.load()
+    return _default_table
+
+
+def set_default_table(table: PriceTable | None) -> None:
+    """Install the table used when none is passed (e.g. one with PRICES_FILE); None resets it."""
+    global _default_table
+    _default_table = table
+
+
+def check_tokens(name: str, value: Any) -> int:
+    """A token count: a non-negative int, and not a bool."""
+    # bool is an int subclass, so True would otherwise be priced as one token.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value
+
+
+# Traps Inexact so that the sum and the division are exact or fail loudly; the only
+# rounding is the final quantize, done with the trap off.
+_EXACT = Context(prec=60, rounding=ROUND_HALF_UP, traps=[Inexact, InvalidOperation, Overflow, DivisionByZero])
+
+
+def calculate_cost(
+    model: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    at: datetime | date | None = None,
+    table: PriceTable | None = None,
+) -> Decimal | None:
+    """The exact cost in USD, rounded half-up to 12 places; None when the model has no price."""
+    input_tokens = check_tokens("input_tokens", input_tokens)
+    output_tokens = check_tokens("output_tokens", output_tokens)
+    if not model:
+        return None
+    table = table if table is not None else default_table()
+    row = table.price_at(model, at if at is not None else datetime.now(UTC))
+    if row is None:
+        return None
+    with localcontext(_EXACT) as context:
+        try:
+            total = Decimal(input_tokens) * row.input_per_million + Decimal(output_tokens) * row.output_per_million
+            cost = total / TOKENS_PER_PRICE_UNIT
+        except Inexact:
+            raise ValueError("token counts too large to price exactly") from None
+        context.traps[Inexact] = False
+        return cost.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal in positional notation with trailing fractional zeros dropped."""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def format_cost(cost: Decimal | int | None) -> str:
+    """A cost for display: "$1,234.57" at a cent or more, two significant digits below it."""
+    if cost is None:
+        return DASH
+    # Floats are banned for money: by the time one arrives here it has already been rounded wrongly.
+    if isinstance(cost, bool) or not isinstance(cost, (Decimal, int)):
+        raise TypeError(f"format_cost takes a Decimal or int, got {type(cost).__name__}")
+    value = Decimal(cost)
+    if not value.is_finite():
+        raise ValueError(f"cannot format {value} as a cost")
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    if value == 0:
+        return "$0.00"
+    # Enough precision that quantize never fails for large amounts (default is 28 digits).
+    with localcontext(Context(prec=max(28, value.adjusted() + 10), rounding=ROUND_HALF_UP)):
+        if value < CENT:
+            # Two significant digits: the quantum is one below the leading digit's place.
+            small = value.quantize(Decimal(1).scaleb(value.adjusted() - 1), rounding=ROUND_HALF_UP)
+            if small < CENT:
+                return f"{sign}${_plain(small)}"
+            value = small  # rounded up to a cent (0.00999 -> 0.01): show it as cents
+        cents = value.quantize(CENT, rounding=ROUND_HALF_UP)
+        return f"{sign}${cents:,.2f}"
+
+
+TOKEN_UNITS = ((3, "K"), (6, "M"), (9, "B"), (12, "T"))
+
+
+def format_tokens(n: int | None) -> str:
+    """A token count for display: 950, 1.1K, 12.3K, 1M, 3.4M, 2.5B."""
+    if n is None:
+        return DASH
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"format_tokens takes an int, got {type(n).__name__}")
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    if n < 1000:
+        return f"{sign}{n}"
+    with localcontext(Context(prec=max(28, len(str(n)) + 2), rounding=ROUND_HALF_UP)):
+        for places, unit in TOKEN_UNITS:
+            scaled = Decimal(n).scaleb(-places).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+            # The unit is chosen after rounding, so 999,999 becomes "1M" and never "1000K".
+            if scaled < 1000:
+                break
+    # Past the largest unit the number just grows: "12,345.6T".
+    return f"{sign}{scaled:,f}".removesuffix(".0") + unit

@@ -1,0 +1,442 @@
+"""The one writer of runs: start, add a step, complete, fail; the cost is fixed at write time.
+
+Callers commit: each function validates everything before it touches the session, so a
+rejected call leaves nothing half-written, and the caller decides where the transaction ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, cast
+
+from flask import current_app
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from . import queries
+from .extensions import db
+from .models import ArtifactOutput, ArtifactStep, Pipeline, PipelineRun, User
+from .pricing import PriceTable, calculate_cost
+from .types import MONEY_LIMIT, MONEY_QUANTUM, utcnow
+
+MAX_NAME_LENGTH = 200
+MAX_TOKENS = 2**31 - 1  # the columns are 32-bit integers
+OPEN_STATUSES = ("pending", "running")
+
+
+class RunValidationError(ValueError):
+    """A run was rejected; `field` names the part at fault (e.g. "steps[2].stepOrder")."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class RunStateError(Exception):
+    """The run exists but is not in a state that allows the change (already completed, say)."""
+
+
+class RunNotFound(LookupError):
+    """No run with that id belongs to the user."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts and, when the provider reported one, the billed cost."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What a completed run is charged: tokens, cost, and where the cost came from."""
+
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: Decimal | None
+    cost_source: str
+
+
+def price_table() -> PriceTable:
+    """The app's price table (the packaged one plus the operator's PRICES_FILE)."""
+    return cast(PriceTable, current_app.extensions["price_table"])
+
+
+def check_text(field: str, value: Any, *, max_length: int | None = None, required: bool = True) -> str:
+    """A string without NUL (PostgreSQL text and JSONB refuse it), within its length."""
+    if not isinstance(value, str):
+        raise RunValidationError(field, "must be a string")
+    if "\x00" in value:
+        raise RunValidationError(field, "must not contain NUL characters")
+    if required and not value.strip():
+        raise RunValidationError(field, "must not be empty")
+    if max_length is not None and len(value) > max_length:
+        raise RunValidationError(field, f"must be at most {max_length} characters")
+    return value
+
+
+def check_tokens(field: str, value: Any) -> int:
+    """A non-negative integer token count that fits the column (bools are not counts)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RunValidationError(field, "must be an integer")
+    if value < 0:
+        raise RunValidationError(field, "must not be negative")
+    if value > MAX_TOKENS:
+        raise RunValidationError(field, f"must be at most {MAX_TOKENS}")
+    return value
+
+
+def check_cost(field: str, value: Any) -> Decimal:
+    """A provider-reported cost: a decimal string (or Decimal), non-negative, 12 places at most."""
+    if isinstance(value, Decimal):
+        cost = value
+    elif isinstance(value, str):
+        try:
+            cost = Decimal(value.strip())
+        except InvalidOperation:
+            raise RunValidationError(field, "must be a decimal number in a string") from None
+    else:
+        # A JSON number would already have been through a float; money never is.
+        raise RunValidationError(field, "must be a decimal string such as \"0.0042\"")
+    if not cost.is_finite() or cost < 0:
+        raise RunValidationError(field, "must be a finite, non-negative amount")
+    if cost.quantize(MONEY_QUANTUM) != cost or cost >= MONEY_LIMIT:
+        raise RunValidationError(field, f"must have at most 12 decimal places and be below {MONEY_LIMIT}")
+    return cost.quantize(MONEY_QUANTUM)
+
+
+def check_time(field: str, value: Any) -> datetime:
+    """A timezone-aware datetime."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise RunValidationError(field, "must be a timezone-aware time")
+    return value
+
+
+def check_variables(value: Any) -> dict[str, Any] | None:
+    """Variables: an object of names to strings, numbers, booleans or null."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise RunValidationError("variables", "must be an object")
+    checked: dict[str, Any] = {}
+    for key, item in value.items():
+        check_text("variables", key, max_length=MAX_NAME_LENGTH)
+        if isinstance(item, str):
+            check_text(f"variables.{key}", item, required=False)
+        elif item is not None and not isinstance(item, (int, float, bool)):
+            raise RunValidationError(f"variables.{key}", "must be a string, number, boolean or null")
+        checked[key] = item
+    return checked
+
+
+def check_usage(field: str, value: Any) -> Usage:
+    """{inputTokens, outputTokens, cost?}: each optional, each checked."""
+    if value is None:
+        return Usage()
+    if not isinstance(value, Mapping):
+        raise RunValidationError(field, "must be an object")
+    return Usage(
+        input_tokens=None if value.get("inputTokens") is None
+        else check_tokens(f"{field}.inputTokens", value["inputTokens"]),
+        output_tokens=None if value.get("outputTokens") is None
+        else check_tokens(f"{field}.outputTokens", value["outputTokens"]),
+        cost=None if value.get("cost") is None else check_cost(f"{field}.cost", value["cost"]),
+    )
+
+
+def check_step(index: int, value: Any) -> ArtifactStep:
+    """One step in the artifact shape, with its optional model and usage."""
+    field = f"steps[{index}]"
+    if not isinstance(value, Mapping):
+        raise RunValidationError(field, "must be an object")
+    step_order = value.get("stepOrder")
+    if isinstance(step_order, bool) or not isinstance(step_order, int):
+        raise RunValidationError(f"{field}.stepOrder", "must be an integer")
+    step: ArtifactStep = {
+        "agentId": check_text(f"{field}.agentId", value.get("agentId"), max_length=MAX_NAME_LENGTH),
+        "agentName": check_text(f"{field}.agentName", value.get("agentName"), max_length=MAX_NAME_LENGTH),
+        "output": check_text(f"{field}.output", value.get("output"), required=False),
+        "stepOrder": step_order,
+    }
+    if value.get("model") is not None:
+        step["model"] = check_text(f"{field}.model", value["model"], max_length=MAX_NAME_LENGTH)
+    # Usage may come nested ({"usage": {...}}, as on the run) or flat on the step.
+    usage = check_usage(f"{field}.usage", value.get("usage")) if "usage" in value else check_usage(
+        field, {k: value.get(k) for k in ("inputTokens", "outputTokens", "cost")}
+    )
+    if usage.input_tokens is not None:
+        step["inputTokens"] = usage.input_tokens
+    if usage.output_tokens is not None:
+        step["outputTokens"] = usage.output_tokens
+    if usage.cost is not None:
+        step["cost"] = str(usage.cost)
+    return step
+
+
+def check_steps(value: Any, *, first_order: int = 0) -> list[ArtifactStep]:
+    """Steps whose stepOrder values are unique and run contiguously from `first_order`."""
+    if value is None:
+        return []
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        raise RunValidationError("steps", "must be a list")
+    steps = sorted((check_step(i, item) for i, item in enumerate(value)), key=lambda s: s["stepOrder"])
+    for expected, step in enumerate(steps, start=first_order):
+        if step["stepOrder"] != expected:
+            raise RunValidationError(
+                "steps",
+                f"stepOrder values must be unique and contiguous from {first_order}; "
+                f"expected {expected}, found {step['stepOrder']}",
+            )
+    return steps
+
+
+def step_has_usage(step: ArtifactStep) -> bool:
+    """Whether a step reported its own token counts."""
+    return "inputTokens" in step and "outputTokens" in step
+
+
+def price_steps(steps: list[ArtifactStep], run_model: str | None, at: datetime) -> None:
+    """Give each step with its own usage a cost (the provider's, else computed) in place."""
+    for step in steps:
+        if "cost" in step or not step_has_usage(step):
+            continue
+        model = step.get("model") or run_model
+        cost = calculate_cost(model, step["inputTokens"], step["outputTokens"], at=at, table=price_table()) if model else None
+        if cost is not None:
+            step["cost"] = str(cost)
+
+
+def price_run(steps: list[ArtifactStep], model: str | None, usage: Usage, at: datetime) -> Pricing:
+    """The run's tokens and cost: the steps' exact sums when every step has usage, else the run's."""
+    if steps and all(step_has_usage(step) for step in steps):
+        input_tokens = sum(step["inputTokens"] for step in steps)
+        output_tokens = sum(step["outputTokens"] for step in steps)
+        for name, given, total in (
+            ("usage.inputTokens", usage.input_tokens, input_tokens),
+            ("usage.outputTokens", usage.output_tokens, output_tokens),
+        ):
+            if given is not None and given != total:
+                raise RunValidationError(name, f"is {given} but the steps add up to {total}")
+        if usage.cost is not None:
+            return Pricing(input_tokens, output_tokens, usage.cost, "provider")
+        if all("cost" in step for step in steps):
+            cost = sum((Decimal(step["cost"]) for step in steps), Decimal(0))
+            if cost >= MONEY_LIMIT:
+                raise RunValidationError("steps", "the steps' costs add up to more than the column holds")
+            return Pricing(input_tokens, output_tokens, cost, "computed")
+        return Pricing(input_tokens, output_tokens, None, "unpriced")
+
+    if usage.cost is not None:
+        return Pricing(usage.input_tokens, usage.output_tokens, usage.cost, "provider")
+    if model and usage.input_tokens is not None and usage.output_tokens is not None:
+        cost = calculate_cost(model, usage.input_tokens, usage.output_tokens, at=at, table=price_table())
+        if cost is not None:
+            return Pricing(usage.input_tokens, usage.output_tokens, cost, "computed")
+    return Pricing(usage.input_tokens, usage.output_tokens, None, "unpriced")
+
+
+def pipeline_for(user: User, name: str) -> Pipeline:
+    """The user's pipeline of that name, created when it does not exist yet."""
+    pipeline = queries.pipeline_by_name(user, name)
+    if pipeline is not None:
+        return pipeline
+    try:
+        # A savepoint: a concurrent writer may create the same name first.
+        with db.session.begin_nested():
+            pipeline = Pipeline(user_id=user.id, name=name)
+            db.session.add(pipeline)
+    except IntegrityError:
+        pipeline = queries.pipeline_by_name(user, name)
+        if pipeline is None:
+            raise
+    return pipeline
+
+
+def start_run(
+    user: User,
+    *,
+    pipeline: Any,
+    input: Any,
+    variables: Any = None,
+    model: Any = None,
+    created_at: datetime | None = None,
+) -> PipelineRun:
+    """A new run in `running` state, its pipeline looked up or created by name."""
+    name = check_text("pipeline", pipeline, max_length=MAX_NAME_LENGTH).strip()
+    text = check_text("input", input, required=False)
+    checked_variables = check_variables(variables)
+    checked_model = None if model is None else check_text("model", model, max_length=MAX_NAME_LENGTH)
+    started = utcnow() if created_at is None else check_time("createdAt", created_at)
+    run = PipelineRun(
+        pipeline=pipeline_for(user, name),
+        user_id=user.id,
+        status="running",
+        input=text,
+        variables=checked_variables,
+        model=checked_model,
+        created_at=started,
+    )
+    db.session.add(run)
+    db.session.flush()
+    return run
+
+
+def open_run(user: User, run_id: str) -> PipelineRun:
+    """The user's run, locked for this transaction, which must still be pending or running."""
+    run = queries.run_for_user(user, run_id, for_update=True)
+    if run is None:
+        raise RunNotFound(run_id)
+    if run.status not in OPEN_STATUSES:
+        raise RunStateError(f"run {run_id} is already {run.status}")
+    return run
+
+
+def close_run(run: PipelineRun, values: dict[str, Any]) -> PipelineRun:
+    """Write a run's final state only if it is still open: of two racing writers, exactly one wins."""
+    result = db.session.execute(
+        update(PipelineRun)
+        .where(PipelineRun.id == run.id, PipelineRun.status.in_(OPEN_STATUSES))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.expire(run)
+        raise RunStateError(f"run {run.id} was closed by another request")
+    db.session.refresh(run)
+    return run
+
+
+def add_step(user: User, run_id: str, step: Any) -> PipelineRun:
+    """Append one step's output to a running run; its stepOrder must be the next one."""
+    run = open_run(user, run_id)
+    existing = list(run.artifact_data["steps"]) if run.artifact_data else []
+    [checked] = check_steps([step], first_order=len(existing))
+    price_steps([checked], run.model, utcnow())
+    run.artifact_data = {"steps": [*existing, checked], "finalOutput": ""}
+    run.status = "running"
+    db.session.flush()
+    return run
+
+
+def complete_run(
+    user: User,
+    run_id: str,
+    *,
+    final_output: Any,
+    steps: Any = None,
+    model: Any = None,
+    usage: Any = None,
+    completed_at: datetime | None = None,
+) -> PipelineRun:
+    """Complete an open run: steps, final output, usage and the cost priced as of completion."""
+    run = open_run(user, run_id)
+    output = check_text("finalOutput", final_output, required=False)
+    checked_model = run.model if model is None else check_text("model", model, max_length=MAX_NAME_LENGTH)
+    finished = utcnow() if completed_at is None else check_time("completedAt", completed_at)
+    if finished < run.created_at:
+        raise RunValidationError("completedAt", "must not be before the run was created")
+    checked_steps = (
+        check_steps(steps) if steps is not None
+        else list(run.artifact_data["steps"]) if run.artifact_data else []
+    )
+    checked_usage = check_usage("usage", usage)
+    price_steps(checked_steps, checked_model, finished)
+    pricing = price_run(checked_steps, checked_model, checked_usage, finished)
+    document: ArtifactOutput = {"steps": checked_steps, "finalOutput": output}
+    return close_run(
+        run,
+        {
+            "status": "completed",
+            "artifact_data": document,
+            "final_output": output,  # the legacy column, kept during the transition (seed)
+            "model": checked_model,
+            "input_tokens": pricing.input_tokens,
+            "output_tokens": pricing.output_tokens,
+            "cost": pricing.cost,
+            "cost_source": pricing.cost_source,
+            "completed_at": finished,
+            "error": None,
+        },
+    )
+
+
+def fail_run(
+    user: User,
+    run_id: str,
+    *,
+    error: Any,
+    steps: Any = None,
+    completed_at: datetime | None = None,
+) -> PipelineRun:
+    """Fail an open run with its error text, keeping whatever steps completed."""
+    run = open_run(user, run_id)
+    message = check_text("error", error)
+    finished = utcnow() if completed_at is None else check_time("completedAt", completed_at)
+    if finished < run.created_at:
+        raise RunValidationError("completedAt", "must not be before the run was created")
+    checked_steps = (
+        check_steps(steps) if steps is not None
+        else list(run.artifact_data["steps"]) if run.artifact_data else []
+    )
+    price_steps(checked_steps, run.model, finished)
+    document: ArtifactOutput = {"steps": checked_steps, "finalOutput": ""}
+    return close_run(
+        run,
+        {"status": "failed", "artifact_data": document, "error": message, "completed_at": finished},
+    )
+
+
+def record_run(
+    user: User,
+    *,
+    pipeline: Any,
+    input: Any,
+    status: str = "completed",
+    variables: Any = None,
+    model: Any = None,
+    steps: Any = None,
+    final_output: Any = "",
+    usage: Any = None,
+    error: Any = None,
+    created_at: datetime | None = None,
+    completed_at: datetime | None = None,
+) -> PipelineRun:
+    """Record a finished run in one call (import, demo data, the API's one-shot create)."""
+    if status not in ("completed", "failed"):
+        raise RunValidationError("status", "must be \"completed\" or \"failed\"")
+    if created_at is None and isinstance(completed_at, datetime):
+        created_at = completed_at  # an imported run that only knows when it finished
+    # Nest so a rejected completion also takes back the run it started.
+    with db.session.begin_nested():
+        run = start_run(user, pipeline=pipeline, input=input, variables=variables, model=model, created_at=created_at)
+        if status == "completed":
+            return complete_run(
+                user, run.id, final_output=final_output, steps=steps, model=model,
+                usage=usage, completed_at=completed_at,
+            )
+        return fail_run(user, run.id, error=error, steps=steps, completed_at=completed_at)
+
+
+def record_legacy_run(
+    user: User, *, pipeline: Any, input: Any, final_output: Any, created_at: datetime, completed_at: datetime
+) -> PipelineRun:
+    """A run as stored before artifact storage existed: only the text final_output (demo, tests)."""
+    name = check_text("pipeline", pipeline, max_length=MAX_NAME_LENGTH).strip()
+    run = PipelineRun(
+        pipeline=pipeline_for(user, name),
+        user_id=user.id,
+        status="completed",
+        input=check_text("input", input, required=False),
+        final_output=check_text("finalOutput", final_output, required=False),
+        created_at=check_time("createdAt", created_at),
+        completed_at=check_time("completedAt", completed_at),
+    )
+    db.session.add(run)
+    db.session.flush()
+    return run

@@ -1,0 +1,151 @@
+"""Fixtures: every database test runs on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+# Set before the app is imported so no test writes a secret key into the real instance/ folder.
+os.environ.setdefault("SECRET_KEY", "test-secret-key")
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("PRICES_FILE", None)
+
+from artifacts_app import create_app  # noqa: E402
+from artifacts_app.extensions import db  # noqa: E402
+from tests import databases  # noqa: E402
+
+ENGINES = ("sqlite", "postgresql")
+
+
+def make_app(database_url: str, instance_path: Path, **overrides: object) -> Flask:
+    """An app on the given database, with test settings."""
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        **overrides,
+    }
+    app = create_app(config)
+    app.instance_path = str(instance_path)
+    return app
+
+
+def migrate(database_url: str, instance_path: Path, revision: str = "head") -> None:
+    """Run `flask db upgrade` (through Flask-Migrate's API) against a database."""
+    from flask_migrate import upgrade
+
+    app = make_app(database_url, instance_path)
+    with app.app_context():
+        upgrade(revision=revision)
+        dispose(app)
+
+
+def dispose(app: Flask) -> None:
+    """Close the app's sessions and pooled connections (PostgreSQL has a connection limit)."""
+    db.session.remove()
+    for engine in db.engines.values():
+        engine.dispose()
+
+
+def worker_name(config: pytest.Config) -> str:
+    """The pytest-xdist worker id ("gw0"), or "main" without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    migrate(f"sqlite:///{path}", path.parent)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    """This worker's PostgreSQL database, migrated to head once per session."""
+    base = databases.postgres_base_url()
+    if base is None:
+        if databases.in_ci():
+            pytest.fail(f"{databases.POSTGRES_URL_VARIABLE} must be set when CI=true")
+        pytest.skip(f"{databases.POSTGRES_URL_VARIABLE} is not set")
+    name = f"{sa.engine.make_url(base).database}_{worker_name(pytestconfig)}"
+    try:
+        url = databases.create_postgres_database(base, name)
+    except sa.exc.OperationalError as error:
+        if databases.in_ci():
+            pytest.fail(f"PostgreSQL is unreachable under CI: {error}")
+        pytest.skip(f"PostgreSQL is unreachable: {error}")
+    migrate(url, Path(os.environ.get("TMPDIR", "/tmp")))
+    yield url
+    databases.drop_postgres_database(base, url)
+
+
+def truncate_all(app: Flask) -> None:
+    """Empty every table but Alembic's, so the next test starts clean on the shared database."""
+    tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+    with db.engine.begin() as connection:
+        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """Which database this run of the test uses; tests marked postgres_only skip SQLite."""
+    if request.param == "sqlite" and request.node.get_closest_marker("postgres_only"):
+        pytest.skip("about a PostgreSQL feature")
+    return request.param
+
+
+@pytest.fixture
+def database_url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database for this test."""
+    if engine_name == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def app(database_url: str, engine_name: str, tmp_path: Path) -> Iterator[Flask]:
+    """The app on a fresh database, inside an app context."""
+    app = make_app(database_url, tmp_path)
+    with app.app_context():
+        yield app
+        db.session.rollback()
+        if engine_name == "postgresql":
+            truncate_all(app)
+        dispose(app)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many tests ran on each engine, so CI's log shows the PostgreSQL runs happened."""
+    counts = {engine: {"passed": 0, "skipped": 0, "failed": 0} for engine in ENGINES}
+    for outcome in ("passed", "skipped", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if report.when != "call" and outcome != "skipped":
+                continue
+            for engine in ENGINES:
+                if f"[{engine}" in report.nodeid or f"-{engine}]" in report.nodeid:
+                    counts[engine][outcome] += 1
+    terminalreporter.write_sep("-", "database engines")
+    for engine, tally in counts.items():
+        terminalreporter.write_line(
+            f"{engine}: {tally['passed']} passed, {tally['failed']} failed, {tally['skipped']} skipped"
+        )

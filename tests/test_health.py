@@ -1,0 +1,30 @@
+"""The health endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask.testing import FlaskClient
+
+from artifacts_app import __version__
+from tests.conftest import make_app
+
+
+def test_healthz_reports_version_and_database(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "version": __version__, "database": "ok"}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_healthz_is_503_when_the_database_does_not_answer(tmp_path: Path) -> None:
+    # A PostgreSQL URL on a port nothing listens on: the check must fail fast and say so.
+    broken = make_app(
+        "postgresql+psycopg://nobody:nothing@127.0.0.1:9/none",
+        tmp_path,
+        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}},
+    )
+    response = broken.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["database"] == "unavailable"
+    assert response.json["status"] == "degraded"
