@@ -167,6 +167,6 @@ def demo_runs(now: datetime | None = None, count: int = DEMO_RUN_COUNT) -> Itera
             ])
         else:
             run.final_output = run.steps[-1]["output"] if run.steps else ""
-            if not mixed_models:
-                run.usage = {"inputTokens": rng.randint(300, 60_000), "outputTokens": rng.randint(80, 8_000)}
+        if not mixed_models:
+            run.usage = {"inputTokens": rng.randint(300, 60_000), "outputTokens": rng.randint(80, 8_000)}
         yield run

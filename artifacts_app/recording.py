@@ -175,7 +175,7 @@ def check_step(index: int, value: Any) -> ArtifactStep:
     if usage.output_tokens is not None:
         step["outputTokens"] = usage.output_tokens
     if usage.cost is not None:
-        step["cost"] = str(usage.cost)
+        step["cost"] = format(usage.cost, "f")
     return step
 
 
@@ -209,7 +209,7 @@ def price_steps(steps: list[ArtifactStep], run_model: str | None, at: datetime) 
         model = step.get("model") or run_model
         cost = calculate_cost(model, step["inputTokens"], step["outputTokens"], at=at, table=price_table()) if model else None
         if cost is not None:
-            step["cost"] = str(cost)
+            step["cost"] = format(cost, "f")  # plain digits, never "5E-7"
 
 
 def price_run(steps: list[ArtifactStep], model: str | None, usage: Usage, at: datetime) -> Pricing:
@@ -372,9 +372,10 @@ def fail_run(
     *,
     error: Any,
     steps: Any = None,
+    usage: Any = None,
     completed_at: datetime | None = None,
 ) -> PipelineRun:
-    """Fail an open run with its error text, keeping whatever steps completed."""
+    """Fail an open run with its error text, keeping whatever steps completed and what they cost."""
     run = open_run(user, run_id)
     message = check_text("error", error)
     finished = utcnow() if completed_at is None else check_time("completedAt", completed_at)
@@ -384,11 +385,22 @@ def fail_run(
         check_steps(steps) if steps is not None
         else list(run.artifact_data["steps"]) if run.artifact_data else []
     )
+    # A failed run still spent tokens on the steps that ran; price them like a completed one.
     price_steps(checked_steps, run.model, finished)
+    pricing = price_run(checked_steps, run.model, check_usage("usage", usage), finished)
     document: ArtifactOutput = {"steps": checked_steps, "finalOutput": ""}
     return close_run(
         run,
-        {"status": "failed", "artifact_data": document, "error": message, "completed_at": finished},
+        {
+            "status": "failed",
+            "artifact_data": document,
+            "error": message,
+            "input_tokens": pricing.input_tokens,
+            "output_tokens": pricing.output_tokens,
+            "cost": pricing.cost,
+            "cost_source": pricing.cost_source,
+            "completed_at": finished,
+        },
     )
 
 
@@ -420,7 +432,7 @@ def record_run(
                 user, run.id, final_output=final_output, steps=steps, model=model,
                 usage=usage, completed_at=completed_at,
             )
-        return fail_run(user, run.id, error=error, steps=steps, completed_at=completed_at)
+        return fail_run(user, run.id, error=error, steps=steps, usage=usage, completed_at=completed_at)
 
 
 def record_legacy_run(
