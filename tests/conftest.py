@@ -75,7 +75,8 @@ def postgres_url(pytestconfig: pytest.Config) -> Iterator[str]:
         if databases.in_ci():
             pytest.fail(f"{databases.POSTGRES_URL_VARIABLE} must be set when CI=true")
         pytest.skip(f"{databases.POSTGRES_URL_VARIABLE} is not set")
-    name = f"{sa.engine.make_url(base).database}_{worker_name(pytestconfig)}"
+    # The pid too: two pytest runs on one server (a developer and CI, say) must not share a database.
+    name = f"{sa.engine.make_url(base).database}_{worker_name(pytestconfig)}_{os.getpid()}"
     try:
         url = databases.create_postgres_database(base, name)
     except sa.exc.OperationalError as error:

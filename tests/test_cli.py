@@ -1,0 +1,241 @@
+"""The `flask users …` and `flask demo seed` commands, on every database engine."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+
+from flask.testing import FlaskCliRunner
+from sqlalchemy import func, select
+
+from artifacts_app import accounts, demo
+from artifacts_app.extensions import db
+from artifacts_app.models import Pipeline, PipelineRun, User
+
+STRONG_PASSWORD = "correct horse battery"
+RENDER_LIMIT = 64 * 1024
+FENCE = re.compile(r"^```([A-Za-z0-9_+-]+)\s*$", re.MULTILINE)
+
+
+def users_with_email(email: str) -> list[User]:
+    """Every stored user with exactly this (stored) email, read fresh from the database."""
+    db.session.expire_all()
+    return list(db.session.execute(select(User).where(User.email == email)).scalars())
+
+
+def user_count() -> int:
+    db.session.expire_all()
+    return db.session.execute(select(func.count()).select_from(User)).scalar_one()
+
+
+def demo_user() -> User:
+    db.session.expire_all()
+    return db.session.execute(select(User).where(User.email == demo.DEMO_EMAIL)).scalar_one()
+
+
+def demo_run_rows() -> list[PipelineRun]:
+    user = demo_user()
+    return list(db.session.execute(select(PipelineRun).where(PipelineRun.user_id == user.id)).scalars())
+
+
+def texts_of(run: PipelineRun) -> Iterator[str]:
+    """Every piece of markdown a run carries: each step's output and the final output."""
+    if run.artifact_data:
+        for step in run.artifact_data["steps"]:
+            yield step["output"]
+        yield run.artifact_data["finalOutput"]
+    if run.final_output:
+        yield run.final_output
+
+
+# ---------------------------------------------------------------- flask users create
+
+
+def test_users_create_reads_password_from_stdin_and_stores_lowercased_email(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["users", "create", "Alice@Example.COM", "--password-stdin"],
+                           input=STRONG_PASSWORD + "\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Created user alice@example.com" in result.output
+    [user] = users_with_email("alice@example.com")
+    assert user.email == "alice@example.com"
+    assert users_with_email("Alice@Example.COM") == []
+
+
+def test_users_create_refuses_an_email_that_differs_only_in_case(runner: FlaskCliRunner) -> None:
+    first = runner.invoke(args=["users", "create", "Alice@Example.COM", "--password-stdin"],
+                          input=STRONG_PASSWORD + "\n")
+    assert first.exit_code == 0, first.output
+
+    second = runner.invoke(args=["users", "create", "alice@example.com", "--password-stdin"],
+                           input="another password\n")
+
+    assert second.exit_code != 0
+    assert "An account with that email already exists." in second.output
+    assert "Traceback" not in second.output
+    assert len(users_with_email("alice@example.com")) == 1
+    # The first user's password is untouched by the refused second attempt.
+    [user] = users_with_email("alice@example.com")
+    assert accounts.password_matches(user, STRONG_PASSWORD)
+
+
+def test_users_create_refuses_a_password_shorter_than_eight_characters(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["users", "create", "bob@example.com", "--password-stdin"],
+                           input="7-chars\n")
+
+    assert result.exit_code != 0
+    assert "Password must be at least 8 characters." in result.output
+    assert user_count() == 0
+
+
+def test_users_create_accepts_a_password_of_exactly_eight_characters(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["users", "create", "bob@example.com", "--password-stdin"], input="8-chars!\n")
+
+    assert result.exit_code == 0, result.output
+    [user] = users_with_email("bob@example.com")
+    assert accounts.password_matches(user, "8-chars!")
+
+
+def test_users_create_refuses_an_invalid_email(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["users", "create", "not-an-address", "--password-stdin"],
+                           input=STRONG_PASSWORD + "\n")
+
+    assert result.exit_code != 0
+    assert "Enter a valid email address." in result.output
+    assert user_count() == 0
+
+
+def test_users_create_prompts_for_the_password_twice(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["users", "create", "carol@example.com"],
+                           input=f"{STRONG_PASSWORD}\n{STRONG_PASSWORD}\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Created user carol@example.com" in result.output
+    [user] = users_with_email("carol@example.com")
+    assert accounts.password_matches(user, STRONG_PASSWORD)
+    # The prompt hides what is typed.
+    assert STRONG_PASSWORD not in result.output
+
+
+def test_users_create_prompt_repeats_until_the_confirmation_matches(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["users", "create", "carol@example.com"],
+                           input=f"{STRONG_PASSWORD}\nsomething else\n{STRONG_PASSWORD}\n{STRONG_PASSWORD}\n")
+
+    assert result.exit_code == 0, result.output
+    [user] = users_with_email("carol@example.com")
+    assert accounts.password_matches(user, STRONG_PASSWORD)
+    assert not accounts.password_matches(user, "something else")
+
+
+def test_users_create_stores_a_hash_that_password_matches_accepts(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["users", "create", "dave@example.com", "--password-stdin"],
+                           input=STRONG_PASSWORD + "\r\n")
+
+    assert result.exit_code == 0, result.output
+    [user] = users_with_email("dave@example.com")
+    assert user.password_hash != STRONG_PASSWORD
+    assert STRONG_PASSWORD not in user.password_hash
+    assert accounts.password_matches(user, STRONG_PASSWORD)  # the trailing \r\n is not part of it
+    assert not accounts.password_matches(user, STRONG_PASSWORD + "x")
+    assert not accounts.password_matches(user, "")
+
+
+# ---------------------------------------------------------------- flask demo seed
+
+
+def test_demo_seed_creates_the_demo_user_and_varied_runs(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["demo", "seed"])
+
+    assert result.exit_code == 0, result.output
+    assert f"Seeded {demo.DEMO_RUN_COUNT} runs" in result.output
+    assert demo.DEMO_EMAIL in result.output
+
+    user = demo_user()
+    assert accounts.password_matches(user, demo.DEMO_PASSWORD)
+    assert user.password_hash != demo.DEMO_PASSWORD
+    runs = demo_run_rows()
+    assert demo.DEMO_RUN_COUNT == 200
+    assert len(runs) == demo.DEMO_RUN_COUNT
+    assert db.session.execute(select(func.count()).select_from(PipelineRun)).scalar_one() == demo.DEMO_RUN_COUNT
+
+    # Several pipelines, all the demo user's.
+    pipelines = list(db.session.execute(select(Pipeline)).scalars())
+    assert len(pipelines) >= 4
+    assert {pipeline.user_id for pipeline in pipelines} == {user.id}
+    assert {run.pipeline.name for run in runs} == {pipeline.name for pipeline in pipelines}
+
+    # Several models, one of them unpriced.
+    models = {run.model for run in runs if run.model}
+    assert len(models) >= 4
+    unpriced = [run for run in runs if run.cost_source == "unpriced"]
+    assert unpriced, "no run shows an unpriced model"
+    assert all(run.cost is None for run in unpriced)
+    assert any(run.model and run.artifact_data is not None for run in unpriced)
+
+    # Failed runs keep their error and the steps that ran before the failure.
+    failed = [run for run in runs if run.status == "failed"]
+    assert failed
+    for run in failed:
+        assert run.error and run.error.strip()
+        assert run.artifact_data is not None
+        assert len(run.artifact_data["steps"]) >= 1
+        assert run.completed_at is not None
+
+    # Legacy runs: no artifact document, only the text column.
+    legacy = [run for run in runs if run.artifact_data is None]
+    assert legacy
+    for run in legacy:
+        assert run.status == "completed"
+        assert run.final_output and run.final_output.strip()
+
+    # Mixed-model runs: each step reports its own model, tokens and cost.
+    steps = [step for run in runs if run.artifact_data for step in run.artifact_data["steps"]]
+    own_usage = [step for step in steps if {"model", "inputTokens", "outputTokens", "cost"} <= step.keys()]
+    assert own_usage
+    for step in own_usage:
+        assert isinstance(step["cost"], str)
+        assert Decimal(step["cost"]) > 0
+    assert len({step["model"] for step in own_usage}) >= 2
+
+    # At least one step output is past the render limit, counted in bytes.
+    assert any(len(step["output"].encode("utf-8")) > RENDER_LIMIT for step in steps)
+
+    # Markdown with a table and fenced code in several languages.
+    texts = [text for run in runs for text in texts_of(run)]
+    assert any("|---" in text for text in texts)
+    languages = {language for text in texts for language in FENCE.findall(text)}
+    assert len(languages) >= 3, languages
+
+    # Every computed cost is a positive Decimal backed by token counts.
+    computed = [run for run in runs if run.artifact_data is not None and run.cost_source == "computed"]
+    assert computed
+    for run in runs:
+        if run.artifact_data is None or run.status != "completed" or run.cost_source != "computed":
+            continue
+        assert isinstance(run.cost, Decimal), run
+        assert run.cost > 0, run
+        assert run.input_tokens is not None and run.input_tokens > 0
+        assert run.output_tokens is not None and run.output_tokens > 0
+
+    # Timestamps are ordered and completed runs carry the final output of their last step.
+    for run in runs:
+        assert run.completed_at is not None and run.created_at <= run.completed_at
+        if run.status == "completed" and run.artifact_data is not None:
+            assert run.artifact_data["finalOutput"] == run.artifact_data["steps"][-1]["output"]
+
+
+def test_demo_seed_a_second_time_adds_nothing(runner: FlaskCliRunner) -> None:
+    first = runner.invoke(args=["demo", "seed"])
+    assert first.exit_code == 0, first.output
+    pipelines_before = db.session.execute(select(func.count()).select_from(Pipeline)).scalar_one()
+
+    second = runner.invoke(args=["demo", "seed"])
+
+    assert second.exit_code == 0, second.output
+    assert "already present" in second.output
+    assert f"({demo.DEMO_RUN_COUNT} runs)" in second.output
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(PipelineRun)).scalar_one() == demo.DEMO_RUN_COUNT
+    assert db.session.execute(select(func.count()).select_from(Pipeline)).scalar_one() == pipelines_before
+    assert user_count() == 1

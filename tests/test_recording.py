@@ -1,0 +1,249 @@
+"""The run writer: validation, one transaction, pricing at write time, and safe concurrent completion."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from artifacts_app import pricing, recording
+from artifacts_app.extensions import db
+from artifacts_app.models import Pipeline, PipelineRun
+from artifacts_app.recording import RunNotFound, RunStateError, RunValidationError
+from tests.factories import make_run, make_user, three_steps
+
+NOV_2024 = datetime(2024, 11, 1, 9, 0, tzinfo=timezone.utc)
+JUN_2024 = datetime(2024, 6, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def count(model: type) -> int:
+    return db.session.execute(sa.select(sa.func.count()).select_from(model)).scalar_one()
+
+
+def test_record_run_stores_the_artifact_and_prices_it_at_completion(app: Flask) -> None:
+    user = make_user()
+    run = make_run(user, model="gpt-4o-2024-08-06", completed_at=NOV_2024,
+                   usage={"inputTokens": 1234, "outputTokens": 567})
+    assert run.status == "completed"
+    assert run.artifact_data == {"steps": three_steps(), "finalOutput": "Final **draft**"}
+    assert run.final_output == "Final **draft**"  # the legacy column, written during the transition
+    assert (run.input_tokens, run.output_tokens) == (1234, 567)
+    # gpt-4o from 2024-10-02: $2.50 in, $10.00 out per million tokens.
+    assert run.cost == Decimal("0.008755000000")
+    assert run.cost_source == "computed"
+    assert run.completed_at == NOV_2024
+
+
+def test_cost_uses_the_price_in_force_when_the_run_completed(app: Flask) -> None:
+    user = make_user()
+    before = make_run(user, model="gpt-4o", completed_at=JUN_2024, usage={"inputTokens": 10**6, "outputTokens": 0})
+    after = make_run(user, model="gpt-4o", completed_at=NOV_2024, usage={"inputTokens": 10**6, "outputTokens": 0})
+    assert before.cost == Decimal("5.00")
+    assert after.cost == Decimal("2.50")
+
+
+def test_provider_reported_cost_wins(app: Flask) -> None:
+    run = make_run(make_user(), usage={"inputTokens": 1234, "outputTokens": 567, "cost": "0.0123"})
+    assert run.cost == Decimal("0.0123")
+    assert run.cost_source == "provider"
+
+
+def test_unknown_model_is_unpriced_never_zero(app: Flask) -> None:
+    run = make_run(make_user(), model="llama-3.1-70b-local")
+    assert run.cost is None
+    assert run.cost_source == "unpriced"
+    assert (run.input_tokens, run.output_tokens) == (1234, 567)
+
+
+def test_run_without_usage_is_unpriced(app: Flask) -> None:
+    run = make_run(make_user(), usage=None)
+    assert (run.input_tokens, run.output_tokens, run.cost, run.cost_source) == (None, None, None, "unpriced")
+
+
+def steps_with_usage() -> list[dict[str, Any]]:
+    steps = three_steps()
+    steps[0].update(model="gpt-4o-mini", inputTokens=1000, outputTokens=100)
+    steps[1].update(model="claude-sonnet-4-5-20250929", inputTokens=2000, outputTokens=200)
+    steps[2].update(model="llama-local", inputTokens=300, outputTokens=30, cost="0.000123")
+    return steps
+
+
+def test_steps_with_their_own_usage_sum_exactly_to_the_run(app: Flask) -> None:
+    run = make_run(make_user(), steps=steps_with_usage(), usage=None, completed_at=NOV_2024)
+    steps = run.artifact_data["steps"]
+    mini = pricing.calculate_cost("gpt-4o-mini", 1000, 100, at=NOV_2024)
+    sonnet = pricing.calculate_cost("claude-sonnet-4-5", 2000, 200, at=NOV_2024)
+    assert [step["cost"] for step in steps] == [format(mini, "f"), format(sonnet, "f"), "0.000123000000"]
+    assert (run.input_tokens, run.output_tokens) == (3300, 330)
+    assert run.cost == mini + sonnet + Decimal("0.000123")
+    assert run.cost_source == "computed"
+
+
+def test_run_usage_that_disagrees_with_its_steps_is_rejected(app: Flask) -> None:
+    user = make_user()
+    with pytest.raises(RunValidationError) as error:
+        make_run(user, steps=steps_with_usage(), usage={"inputTokens": 9999, "outputTokens": 330})
+    assert error.value.field == "usage.inputTokens"
+    db.session.rollback()
+    assert count(PipelineRun) == 0
+
+
+def test_one_unpriced_step_makes_the_run_unpriced(app: Flask) -> None:
+    steps = steps_with_usage()
+    del steps[2]["cost"]  # llama-local has no price and no reported cost
+    run = make_run(make_user(), steps=steps, usage=None)
+    assert run.cost is None and run.cost_source == "unpriced"
+    assert "cost" not in run.artifact_data["steps"][2]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"steps": [{**three_steps()[0], "stepOrder": 1}]}, "steps"),  # does not start at 0
+        ({"steps": [three_steps()[0], three_steps()[0]]}, "steps"),  # duplicate order
+        ({"steps": [three_steps()[0], three_steps()[2]]}, "steps"),  # a gap
+        ({"steps": [{**three_steps()[0], "stepOrder": "0"}]}, "steps[0].stepOrder"),
+        ({"steps": [{**three_steps()[0], "output": 42}]}, "steps[0].output"),
+        ({"steps": [{**three_steps()[0], "agentName": ""}]}, "steps[0].agentName"),
+        ({"steps": [{**three_steps()[0], "output": "nul \x00 byte"}]}, "steps[0].output"),
+        ({"steps": "not a list"}, "steps"),
+        ({"usage": {"inputTokens": -1, "outputTokens": 1}}, "usage.inputTokens"),
+        ({"usage": {"inputTokens": 1.5, "outputTokens": 1}}, "usage.inputTokens"),
+        ({"usage": {"inputTokens": True, "outputTokens": 1}}, "usage.inputTokens"),
+        ({"usage": {"inputTokens": 2**31, "outputTokens": 1}}, "usage.inputTokens"),
+        ({"usage": {"inputTokens": 1, "outputTokens": 1, "cost": 0.01}}, "usage.cost"),
+        ({"usage": {"inputTokens": 1, "outputTokens": 1, "cost": "-0.01"}}, "usage.cost"),
+        ({"usage": {"inputTokens": 1, "outputTokens": 1, "cost": "NaN"}}, "usage.cost"),
+        ({"usage": {"inputTokens": 1, "outputTokens": 1, "cost": "0.0000000000001"}}, "usage.cost"),
+        ({"pipeline": ""}, "pipeline"),
+        ({"pipeline": "x" * 201}, "pipeline"),
+        ({"input": None}, "input"),
+        ({"variables": ["a"]}, "variables"),
+        ({"variables": {"k": {"nested": 1}}}, "variables.k"),
+        ({"final_output": 7}, "finalOutput"),
+        ({"status": "done"}, "status"),
+        ({"created_at": datetime(2025, 1, 1, tzinfo=timezone.utc), "completed_at": datetime(2025, 1, 1)},
+         "completedAt"),  # naive
+        ({"created_at": datetime(2025, 1, 2, tzinfo=timezone.utc),
+          "completed_at": datetime(2025, 1, 1, tzinfo=timezone.utc)}, "completedAt"),
+    ],
+)
+def test_invalid_runs_are_rejected_naming_the_field_and_store_nothing(
+    app: Flask, change: dict[str, Any], field: str
+) -> None:
+    user = make_user()
+    with pytest.raises(RunValidationError) as error:
+        make_run(user, **change)
+    assert error.value.field == field
+    db.session.commit()  # whatever the writer left in the session would be stored now
+    assert count(PipelineRun) == 0
+    assert count(Pipeline) == 0
+
+
+def test_step_by_step_run_then_complete(app: Flask) -> None:
+    user = make_user()
+    run = recording.start_run(user, pipeline="Code review", input="PR #482", model="gpt-4o")
+    db.session.commit()
+    assert run.status == "running" and run.completed_at is None
+    for step in three_steps():
+        recording.add_step(user, run.id, step)
+        db.session.commit()
+    with pytest.raises(RunValidationError, match="expected 3"):
+        recording.add_step(user, run.id, {**three_steps()[0], "stepOrder": 7})
+    db.session.rollback()
+    done = recording.complete_run(user, run.id, final_output="LGTM", usage={"inputTokens": 10, "outputTokens": 5})
+    db.session.commit()
+    assert [s["stepOrder"] for s in done.artifact_data["steps"]] == [0, 1, 2]
+    assert done.artifact_data["finalOutput"] == "LGTM"
+    assert done.status == "completed" and done.cost_source == "computed"
+
+
+def test_the_pipeline_is_found_by_name_per_user(app: Flask) -> None:
+    alice, bob = make_user(), make_user()
+    first = make_run(alice, pipeline="Research brief")
+    second = make_run(alice, pipeline="Research brief")
+    theirs = make_run(bob, pipeline="Research brief")
+    assert first.pipeline_id == second.pipeline_id
+    assert theirs.pipeline_id != first.pipeline_id
+    assert count(Pipeline) == 2
+
+
+def test_completing_a_completed_run_is_a_state_error(app: Flask) -> None:
+    user = make_user()
+    run = make_run(user)
+    with pytest.raises(RunStateError):
+        recording.complete_run(user, run.id, final_output="again")
+    with pytest.raises(RunStateError):
+        recording.fail_run(user, run.id, error="late failure")
+
+
+def test_another_users_run_cannot_be_written(app: Flask) -> None:
+    owner, other = make_user(), make_user()
+    run = recording.start_run(owner, pipeline="P", input="x")
+    db.session.commit()
+    with pytest.raises(RunNotFound):
+        recording.complete_run(other, run.id, final_output="hijack")
+    with pytest.raises(RunNotFound):
+        recording.add_step(other, run.id, three_steps()[0])
+    assert db.session.get(PipelineRun, run.id).status == "running"
+
+
+def test_failed_run_keeps_its_error_partial_steps_and_their_cost(app: Flask) -> None:
+    user = make_user()
+    partial = three_steps()[:2]
+    run = make_run(user, status="failed", error="Timeout: step 3 exceeded 120 s", steps=partial,
+                   final_output="", usage={"inputTokens": 500, "outputTokens": 50})
+    assert run.status == "failed"
+    assert run.error == "Timeout: step 3 exceeded 120 s"
+    assert [s["agentName"] for s in run.artifact_data["steps"]] == ["Researcher", "Analyst"]
+    assert run.cost_source == "computed" and run.cost > 0
+
+
+def test_legacy_run_has_only_text_output(app: Flask) -> None:
+    user = make_user()
+    when = datetime(2024, 1, 5, tzinfo=timezone.utc)
+    run = recording.record_legacy_run(user, pipeline="Old", input="i", final_output="old text",
+                                      created_at=when, completed_at=when + timedelta(seconds=3))
+    db.session.commit()
+    assert run.artifact_data is None and run.final_output == "old text" and run.cost is None
+
+
+@pytest.mark.postgres_only
+def test_two_concurrent_completions_leave_exactly_one_result(app: Flask) -> None:
+    user = make_user()
+    run = recording.start_run(user, pipeline="Race", input="x", model="gpt-4o")
+    db.session.commit()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def complete(label: str) -> None:
+        with app.app_context():
+            try:
+                owner = db.session.get(type(user), user.id)
+                barrier.wait()
+                recording.complete_run(owner, run.id, final_output=label,
+                                       usage={"inputTokens": 1, "outputTokens": 1})
+                db.session.commit()
+                outcomes.append("won")
+            except RunStateError:
+                db.session.rollback()
+                outcomes.append("refused")
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=complete, args=(label,)) for label in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["refused", "won"]
+    db.session.expire_all()
+    stored = db.session.get(PipelineRun, run.id)
+    assert stored.status == "completed"
+    assert stored.final_output in {"first", "second"}
+    assert stored.artifact_data["finalOutput"] == stored.final_output
