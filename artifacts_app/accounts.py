@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import queries
@@ -28,6 +29,12 @@ def check_password_rules(password: str) -> None:
         raise AccountError(f"Password must be at most {MAX_PASSWORD_LENGTH} characters.")
 
 
+def hash_password(password: str) -> str:
+    """A salted hash by werkzeug's current default method (tests may pick a cheaper one)."""
+    method = current_app.config.get("PASSWORD_HASH_METHOD")
+    return generate_password_hash(password, method) if method else generate_password_hash(password)
+
+
 def create_user(email: str, password: str) -> User:
     """A new user with a hashed password; the caller commits."""
     email = email.strip().lower()
@@ -36,7 +43,7 @@ def create_user(email: str, password: str) -> User:
     check_password_rules(password)
     if queries.user_by_email(email) is not None:
         raise AccountError("An account with that email already exists.")
-    user = User(email=email, password_hash=generate_password_hash(password))
+    user = User(email=email, password_hash=hash_password(password))
     db.session.add(user)
     db.session.flush()
     return user
@@ -50,5 +57,5 @@ def password_matches(user: User, password: str) -> bool:
 def set_password(user: User, password: str) -> None:
     """Change the password and end every existing session of the user; the caller commits."""
     check_password_rules(password)
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = hash_password(password)
     user.session_token = new_session_token()

@@ -30,6 +30,8 @@ def make_app(database_url: str, instance_path: Path, **overrides: object) -> Fla
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {},
+        # scrypt costs ~0.1 s a hash by design; tests create hundreds of users.
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         **overrides,
     }
     app = create_app(config)
