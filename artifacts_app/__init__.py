@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config
@@ -41,9 +41,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
 
     from . import models  # noqa: F401  (the tables must be known to Alembic and create_all)
+    from .artifacts import bp as artifacts_bp
+    from .auth import bp as auth_bp
+    from .errors import register_error_handlers
     from .health import bp as health_bp
+    from .settings import bp as settings_bp
 
-    app.register_blueprint(health_bp)
+    for blueprint in (health_bp, auth_bp, artifacts_bp, settings_bp):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+
+    @app.after_request
+    def private_by_default(response: Response) -> Response:
+        """Pages hold private data and CSRF tokens: never cached, never served back after logout."""
+        if request.endpoint != "static" and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     from .cli import register_cli
 

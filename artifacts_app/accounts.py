@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -47,6 +48,33 @@ def create_user(email: str, password: str) -> User:
     db.session.add(user)
     db.session.flush()
     return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user whose email and password these are, or None.
+
+    An unknown email still pays for one hash check, against a dummy hash of the same method,
+    so the response time does not tell which addresses have accounts.
+    """
+    user = queries.user_by_email(email)
+    if user is None:
+        check_password_hash(dummy_hash(), password[:MAX_PASSWORD_LENGTH])
+        return None
+    if len(password) > MAX_PASSWORD_LENGTH:
+        check_password_hash(dummy_hash(), password[:MAX_PASSWORD_LENGTH])
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def dummy_hash() -> str:
+    """A hash of nothing anyone knows, made once per hashing method."""
+    method = current_app.config.get("PASSWORD_HASH_METHOD") or "default"
+    if method not in _DUMMY_HASHES:
+        _DUMMY_HASHES[method] = hash_password(secrets.token_urlsafe(16))
+    return _DUMMY_HASHES[method]
+
+
+_DUMMY_HASHES: dict[str, str] = {}
 
 
 def password_matches(user: User, password: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +51,25 @@ def secret_key(instance_path: Path) -> str:
         return from_env
     key_file = instance_path / "secret_key"
     if key_file.exists():
-        return key_file.read_text().strip()
-    key = secrets.token_hex(32)
-    # O_EXCL: two workers starting at once must not each write a different key.
-    try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return key_file.read_text().strip()
+        key = key_file.read_text().strip()
+        if key:
+            return key
+    # Written whole to a private temporary file, then linked into place: the key file never
+    # exists half-written, and of two workers starting at once the first link wins for both.
+    temporary = instance_path / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+        handle.write(secrets.token_hex(32))
+    try:
+        if key_file.exists():
+            os.replace(temporary, key_file)  # an empty file left by an older, crashed start
+        else:
+            os.link(temporary, key_file)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink(missing_ok=True)
+    return key_file.read_text().strip()
 
 
 def load_settings(instance_path: Path) -> dict[str, Any]:
@@ -79,5 +89,10 @@ def load_settings(instance_path: Path) -> dict[str, Any]:
         # Secure cookies everywhere except a local http://127.0.0.1 demo, which opts out explicitly.
         "SESSION_COOKIE_SECURE": not env_flag("INSECURE_COOKIES", default=False),
         # How many reverse proxies sit in front of the app; ProxyFix trusts exactly that many hops.
+        # Remember-me: two weeks, not Flask-Login's default year; same flags as the session cookie.
+        "REMEMBER_COOKIE_DURATION": timedelta(days=14),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": not env_flag("INSECURE_COOKIES", default=False),
         "TRUSTED_PROXIES": env_int("TRUSTED_PROXIES", 0, minimum=0),
     }

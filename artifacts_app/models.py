@@ -146,3 +146,16 @@ Index(
     PipelineRun.completed_at.desc(),
     PipelineRun.id.desc(),
 )
+
+
+class LoginFailure(db.Model):
+    """One failed login, counted per email and per client address by the login throttle."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    # "email:<sha256 of the address>" or "ip:<address>"; strangers' typing is not kept in clear.
+    key: Mapped[str] = mapped_column(String(128))
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_login_failures_key_failed_at", "key", "failed_at"),)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from .extensions import db
-from .models import Pipeline, PipelineRun, User
+from .models import ApiToken, Pipeline, PipelineRun, User
 
 
 def user_by_session_token(session_token: str) -> User | None:
@@ -47,3 +47,26 @@ def run_count(user: User) -> int:
     return db.session.execute(
         select(func.count()).select_from(PipelineRun).where(PipelineRun.user_id == user.id)
     ).scalar_one()
+
+
+def token_by_hash(token_hash: str) -> ApiToken | None:
+    """The API token with this hash (how a bearer token finds its user)."""
+    return db.session.execute(
+        select(ApiToken).where(ApiToken.token_hash == token_hash)
+    ).scalar_one_or_none()
+
+
+def tokens_for_user(user: User) -> list[ApiToken]:
+    """The user's API tokens, newest first, revoked ones included."""
+    return list(
+        db.session.execute(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
+        ).scalars()
+    )
+
+
+def token_for_user(user: User, token_id: str) -> ApiToken | None:
+    """One of the user's API tokens; another user's token is None."""
+    return db.session.execute(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id)
+    ).scalar_one_or_none()

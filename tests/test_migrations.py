@@ -26,7 +26,9 @@ from artifacts_app.types import JSONDocument, UTCDateTime
 from tests import databases
 from tests.conftest import dispose, make_app
 
-APP_TABLES = {"users", "api_tokens", "pipelines", "pipeline_runs"}
+TABLES_0001 = {"users", "api_tokens", "pipelines", "pipeline_runs"}
+APP_TABLES = TABLES_0001 | {"login_failures"}
+HEAD = "0003"  # the newest revision; bump it with each new migration
 # The columns 0002 adds to pipeline_runs; all nullable, so 0001 rows stay valid.
 ARTIFACT_COLUMNS = ("artifact_data", "model", "input_tokens", "output_tokens", "cost", "cost_source")
 # The columns pipeline_runs had at 0001.
@@ -236,7 +238,7 @@ def test_upgrade_to_head_from_empty(migration_app: Flask, engine_name: str) -> N
     migrate_to("head")
 
     assert table_names() == APP_TABLES | {"alembic_version"}
-    assert alembic_versions() == ["0002"]
+    assert alembic_versions() == [HEAD]
     assert set(ARTIFACT_COLUMNS) <= column_names("pipeline_runs")
     # The batch table copy on SQLite must keep what 0001 made on pipeline_runs.
     assert {
@@ -282,7 +284,7 @@ def test_legacy_rows_survive_upgrade(migration_app: Flask) -> None:
 
     migrate_to("head")
 
-    assert alembic_versions() == ["0002"]
+    assert alembic_versions() == [HEAD]
     # Byte for byte what the driver returned before (SQLite's table copy included).
     assert raw_rows("users") == users_before
     assert raw_rows("pipelines") == pipelines_before
@@ -371,7 +373,7 @@ def test_downgrade_to_0001_and_upgrade_again(migration_app: Flask) -> None:
     migrate_down_to("0001")
 
     assert alembic_versions() == ["0001"]
-    assert table_names() == APP_TABLES | {"alembic_version"}
+    assert table_names() == TABLES_0001 | {"alembic_version"}
     assert column_names("pipeline_runs") == set(LEGACY_RUN_COLUMNS)
     assert LIST_INDEX not in index_names("pipeline_runs")
     assert check_constraint_names("pipeline_runs") == {"ck_pipeline_runs_status"}
@@ -380,7 +382,7 @@ def test_downgrade_to_0001_and_upgrade_again(migration_app: Flask) -> None:
 
     migrate_to("head")
 
-    assert alembic_versions() == ["0002"]
+    assert alembic_versions() == [HEAD]
     assert LIST_INDEX in index_names("pipeline_runs")
     runs = typed_runs(LEGACY_RUN_COLUMNS + ARTIFACT_COLUMNS)
     assert list(runs) == [run_id]

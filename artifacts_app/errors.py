@@ -1,0 +1,66 @@
+"""Error responses: an HTML page for browsers, its fragment for htmx, JSON for the API."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, make_response, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .htmx import render_page_or_block
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    401: "You need to sign in first.",
+    403: "You may not do that.",
+    404: "There is nothing here. It may have been deleted, or it belongs to someone else.",
+    405: "That action is not allowed here.",
+    413: "The request is too large.",
+    422: "The request could not be processed.",
+    429: "Too many requests. Wait a little and try again.",
+    500: "Something went wrong on our side. Try again in a moment.",
+}
+
+
+def wants_json() -> bool:
+    """The API speaks JSON, errors included."""
+    return request.blueprint == "api" or request.path.startswith("/api/")
+
+
+def error_response(status: int, message: str) -> Response:
+    """One error, shaped for whoever asked."""
+    if wants_json():
+        return make_response(jsonify(error=HTTP_NAMES.get(status, "error"), message=message), status)
+    return render_page_or_block(
+        "errors/error.html", "error_content", status=status, status_code=status, message=message
+    )
+
+
+HTTP_NAMES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    422: "unprocessable_entity", 429: "too_many_requests", 500: "internal_server_error",
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Every HTTP error, and the CSRF failure, gets a readable answer, never a traceback."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError) -> Response:
+        return error_response(
+            400, "The form expired or did not come from this site. Reload the page and try again."
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        message = error.description if status not in MESSAGES or wants_json() else MESSAGES[status]
+        response = error_response(status, message)
+        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Response:
+        app.logger.exception("Unhandled error", exc_info=error)
+        return error_response(500, MESSAGES[500])

@@ -1,0 +1,62 @@
+"""API tokens: issued once in clear, stored as a hash, checked in constant time, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from . import queries
+from .extensions import db
+from .models import ApiToken, User
+from .types import utcnow
+
+TOKEN_PREFIX = "art_"
+PREFIX_LENGTH = 12  # "art_" and 8 characters: enough for a person to tell tokens apart
+MAX_NAME_LENGTH = 100
+# last_used_at is for people ("used 3 minutes ago"); writing it on every request is not.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class TokenError(ValueError):
+    """A token could not be created; the message says why, for the person."""
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token. The token has 256 random bits, so a fast hash is enough."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(user: User, name: str) -> tuple[ApiToken, str]:
+    """A new token for the user and its clear text, which is shown once and never stored."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise TokenError(f"Give the token a name of 1 to {MAX_NAME_LENGTH} characters.")
+    clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(clear), prefix=clear[:PREFIX_LENGTH])
+    db.session.add(token)
+    db.session.flush()
+    return token, clear
+
+
+def authenticate(clear: str) -> User | None:
+    """The user a bearer token belongs to, or None for an unknown or revoked token."""
+    if not clear.startswith(TOKEN_PREFIX):
+        return None
+    digest = hash_token(clear)
+    token = queries.token_by_hash(digest)
+    # The lookup is by hash, so timing reveals nothing about the token; compare anyway, in
+    # constant time, so correctness never rests on the database's collation.
+    if token is None or not hmac.compare_digest(token.token_hash, digest) or token.revoked_at is not None:
+        return None
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        token.last_used_at = now
+    return token.user
+
+
+def revoke(token: ApiToken) -> None:
+    """Stop a token from working, at once; the caller commits."""
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()

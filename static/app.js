@@ -1,0 +1,1 @@
+// Artifacts: the little behaviour htmx does not cover. Loaded with defer; no inline handlers.
