@@ -44,12 +44,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .artifacts import bp as artifacts_bp
     from .auth import bp as auth_bp
     from .errors import register_error_handlers
+    from .formatting import register_filters
     from .health import bp as health_bp
     from .settings import bp as settings_bp
 
     for blueprint in (health_bp, auth_bp, artifacts_bp, settings_bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
+    register_filters(app)
 
     @app.after_request
     def private_by_default(response: Response) -> Response:

@@ -7,12 +7,29 @@ import sys
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from . import accounts, queries, recording
+from . import accounts, queries, recording, tokens
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
+from .models import User
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")
+tokens_cli = AppGroup("tokens", help="Manage API tokens.")
+
+
+def read_password(password_stdin: bool) -> str:
+    """A password from stdin (for scripts) or from a confirmed, hidden prompt."""
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def existing_user(email: str) -> User:
+    """The user with that email, or a clear CLI error."""
+    user = queries.user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}")
+    return user
 
 
 @users_cli.command("create")
@@ -20,10 +37,7 @@ demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def create_user_command(email: str, password_stdin: bool) -> None:
     """Create a user; the password is prompted for (or read from stdin)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = read_password(password_stdin)
     try:
         user = accounts.create_user(email, password)
     except accounts.AccountError as error:
@@ -31,6 +45,37 @@ def create_user_command(email: str, password_stdin: bool) -> None:
         raise click.ClickException(str(error)) from None
     db.session.commit()
     click.echo(f"Created user {user.email}")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def set_password_command(email: str, password_stdin: bool) -> None:
+    """Change a user's password; every session they had ends."""
+    user = existing_user(email)
+    try:
+        accounts.set_password(user, read_password(password_stdin))
+    except accounts.AccountError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Password changed for {user.email}; their sessions have ended.")
+
+
+@tokens_cli.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="What the token is for, e.g. the pipeline host.")
+def create_token_command(email: str, name: str) -> None:
+    """Create an API token; it is printed once, alone on the last line."""
+    user = existing_user(email)
+    try:
+        token, clear = tokens.create_token(user, name)
+    except tokens.TokenError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Created token {token.name!r} ({token.prefix}…) for {user.email}. It is shown once:")
+    click.echo(clear)
 
 
 @demo_cli.command("seed")
@@ -66,3 +111,4 @@ def register_cli(app: Flask) -> None:
     """Attach the command groups to the app's `flask` command."""
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(tokens_cli)

@@ -1,0 +1,81 @@
+"""Streaming exports of the filtered list: CSV of what the list shows, JSONL of whole runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+
+from flask import Response, stream_with_context
+
+from . import queries
+from .listing import Cursor, ListFilters
+from .models import User
+from .serialization import run_to_api
+from .types import utcnow
+
+FORMATS = ("csv", "jsonl")
+CSV_BATCH = 1000
+# Whole runs carry every step's output; smaller batches keep memory flat.
+JSONL_BATCH = 100
+CSV_HEADER = ("id", "pipeline", "status", "model", "input_tokens", "output_tokens", "cost",
+              "cost_source", "created_at", "completed_at")
+
+
+def csv_lines(user: User, filters: ListFilters) -> Iterator[str]:
+    """The list's columns, one CSV line per run, fetched in keyset batches."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def take() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_HEADER)
+    yield take()
+    after: Cursor | None = None
+    while True:
+        rows = queries.list_runs(user, filters, after, CSV_BATCH)
+        for row in rows:
+            writer.writerow((
+                row.id, row.pipeline_name, row.status, row.model or "",
+                "" if row.input_tokens is None else row.input_tokens,
+                "" if row.output_tokens is None else row.output_tokens,
+                "" if row.cost is None else format(row.cost, "f"),
+                row.cost_source or "", row.created_at.isoformat(), row.completed_at.isoformat(),
+            ))
+        if rows:
+            yield take()
+        if len(rows) < CSV_BATCH:
+            return
+        after = Cursor(rows[-1].completed_at, rows[-1].id, filters)
+
+
+def jsonl_lines(user: User, filters: ListFilters) -> Iterator[str]:
+    """Whole runs in the API's shape, one JSON document per line, in keyset batches."""
+    after: Cursor | None = None
+    while True:
+        runs = queries.export_runs(user, filters, after, JSONL_BATCH)
+        chunk = "".join(
+            json.dumps(run_to_api(run, name), ensure_ascii=False, separators=(",", ":")) + "\n"
+            for run, name in runs
+        )
+        if chunk:
+            yield chunk
+        if len(runs) < JSONL_BATCH:
+            return
+        last = runs[-1][0]
+        after = Cursor(last.completed_at, last.id, filters)
+
+
+def stream(user: User, filters: ListFilters, kind: str) -> Response:
+    """A download of the filtered list, produced while it is sent."""
+    lines = csv_lines(user, filters) if kind == "csv" else jsonl_lines(user, filters)
+    mimetype = "text/csv" if kind == "csv" else "application/x-ndjson"
+    filename = f"artifacts-{utcnow():%Y%m%d-%H%M%S}.{kind}"
+    response = Response(stream_with_context(lines), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -1,0 +1,159 @@
+"""The artifact list's inputs: filters from the query string, and the opaque keyset cursor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from werkzeug.datastructures import MultiDict
+
+STATUS_CHOICES = {
+    "completed": ("completed",),
+    "failed": ("failed",),
+    "all": ("completed", "failed"),
+}
+DEFAULT_STATUS = "completed"
+PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+FILTER_PARAMS = ("pipeline", "model", "status", "from", "to")
+MAX_FILTER_LENGTH = 200
+
+
+class BadListRequest(ValueError):
+    """A filter, cursor or limit that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """What the person asked to see. Empty strings mean "any"."""
+
+    pipeline: str = ""
+    model: str = ""
+    status: str = DEFAULT_STATUS
+    completed_from: date | None = None
+    completed_to: date | None = None
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        return STATUS_CHOICES[self.status]
+
+    @property
+    def active(self) -> bool:
+        """Whether anything narrows the default view."""
+        return self != ListFilters()
+
+    def range_start(self) -> datetime | None:
+        """The first instant of the from-date, in UTC."""
+        return datetime.combine(self.completed_from, time.min, timezone.utc) if self.completed_from else None
+
+    def range_end(self) -> datetime | None:
+        """The first instant after the to-date (the range includes the whole to-day)."""
+        if self.completed_to is None:
+            return None
+        return datetime.combine(self.completed_to + timedelta(days=1), time.min, timezone.utc)
+
+    def as_params(self) -> dict[str, str]:
+        """The filters as query-string parameters, defaults left out."""
+        params = {
+            "pipeline": self.pipeline,
+            "model": self.model,
+            "status": "" if self.status == DEFAULT_STATUS else self.status,
+            "from": self.completed_from.isoformat() if self.completed_from else "",
+            "to": self.completed_to.isoformat() if self.completed_to else "",
+        }
+        return {key: value for key, value in params.items() if value}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next page starts: after this (completed_at, id), under these filters."""
+
+    completed_at: datetime
+    run_id: str
+    filters: ListFilters
+
+
+def parse_date(name: str, value: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadListRequest(f"{name} must be a date like 2025-11-30") from None
+
+
+def parse_filters(args: MultiDict[str, str]) -> ListFilters:
+    """Filters from the query string: pipeline and model by exact name, status, a date range."""
+    values = {name: args.get(name, "").strip() for name in FILTER_PARAMS}
+    for name, value in values.items():
+        if len(value) > MAX_FILTER_LENGTH:
+            raise BadListRequest(f"{name} is too long")
+    status = values["status"] or DEFAULT_STATUS
+    if status not in STATUS_CHOICES:
+        raise BadListRequest(f"status must be one of {', '.join(STATUS_CHOICES)}")
+    filters = ListFilters(
+        pipeline=values["pipeline"],
+        model=values["model"],
+        status=status,
+        completed_from=parse_date("from", values["from"]),
+        completed_to=parse_date("to", values["to"]),
+    )
+    if filters.completed_from and filters.completed_to and filters.completed_from > filters.completed_to:
+        raise BadListRequest("from must not be after to")
+    return filters
+
+
+def parse_limit(args: MultiDict[str, str]) -> int:
+    """The page size: 25 unless `limit` asks for 1 to 100."""
+    raw = args.get("limit", "")
+    if not raw:
+        return PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise BadListRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return int(raw)
+
+
+def serializer() -> URLSafeSerializer:
+    # Signed, not encrypted: the cursor is opaque to clients and tampering is detected.
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="artifact-list-cursor")
+
+
+def encode_cursor(completed_at: datetime, run_id: str, filters: ListFilters) -> str:
+    """An opaque token for "the page after this row, under these filters"."""
+    payload: dict[str, Any] = {"t": completed_at.isoformat(), "i": run_id, "f": filters.as_params()}
+    return serializer().dumps(payload)
+
+
+def decode_cursor(token: str) -> Cursor:
+    """The cursor a token stands for; a malformed or tampered token is a BadListRequest."""
+    try:
+        payload = serializer().loads(token)
+        completed_at = datetime.fromisoformat(payload["t"])
+        run_id = payload["i"]
+        filters = parse_filters(MultiDict(payload["f"]))
+    except (BadSignature, KeyError, TypeError, ValueError):
+        raise BadListRequest("cursor is not valid; start again from the first page") from None
+    if completed_at.tzinfo is None or not isinstance(run_id, str):
+        raise BadListRequest("cursor is not valid; start again from the first page")
+    return Cursor(completed_at=completed_at, run_id=run_id, filters=filters)
+
+
+def filters_and_cursor(args: MultiDict[str, str]) -> tuple[ListFilters, Cursor | None]:
+    """The filters in force: from the cursor when there is one (page 2 stays filtered).
+
+    Filter parameters given beside a cursor must agree with it; a mismatch is a 400, not a
+    silent choice between them.
+    """
+    token = args.get("cursor", "")
+    if not token:
+        return parse_filters(args), None
+    cursor = decode_cursor(token)
+    if any(args.get(name) for name in FILTER_PARAMS):
+        if parse_filters(args) != cursor.filters:
+            raise BadListRequest("the filters do not match the cursor; start again from the first page")
+    return cursor.filters, cursor
+
+
