@@ -41,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
 
     from . import models  # noqa: F401  (the tables must be known to Alembic and create_all)
+    from .api import bp as api_bp
     from .artifacts import bp as artifacts_bp
     from .auth import bp as auth_bp
     from .errors import register_error_handlers
@@ -48,7 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .health import bp as health_bp
     from .settings import bp as settings_bp
 
-    for blueprint in (health_bp, auth_bp, artifacts_bp, settings_bp):
+    for blueprint in (health_bp, auth_bp, artifacts_bp, settings_bp, api_bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_filters(app)

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, String, func, literal, select, tuple_, union_all
+from sqlalchemy import ColumnElement, LargeBinary, Row, Select, String, func, literal, select, tuple_, union_all
+from sqlalchemy.orm import defer
 
 from .extensions import db
 from .listing import Cursor, ListFilters
-from .models import ApiToken, Pipeline, PipelineRun, User
+from .models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, User
 from .types import UTCDateTime
 
 
@@ -211,3 +212,127 @@ def export_runs(
         found.extend(tuple(row) for row in db.session.execute(page).all())  # type: ignore[misc]
     found.sort(key=lambda pair: (pair[0].completed_at, pair[0].id), reverse=True)
     return found[:limit]
+
+
+@dataclass(frozen=True)
+class StepHeader:
+    """What a step's tab shows before its output is fetched."""
+
+    number: int  # 1-based, as people count: tab "step-1" is stepOrder 0
+    agent_id: str
+    agent_name: str
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: Decimal | None
+    output_bytes: int
+
+
+@dataclass(frozen=True)
+class OutputText:
+    """The start of one output (up to what was asked for) and its full size in UTF-8 bytes."""
+
+    text: str
+    total_bytes: int
+
+
+def json_text(*path: str | int) -> ColumnElement[str]:
+    """A text value inside artifact_data, extracted by the database (#>> on PostgreSQL)."""
+    return PipelineRun.artifact_data[path].as_string()  # type: ignore[index]
+
+
+def byte_length(expression: ColumnElement[str]) -> ColumnElement[int]:
+    """The UTF-8 size of a text expression, computed in the database."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.octet_length(expression)
+    return func.length(func.cast(expression, LargeBinary))
+
+
+def run_summary(user: User, run_id: str) -> tuple[PipelineRun, str] | None:
+    """The user's run without its outputs (artifact_data and final_output stay in the database)."""
+    row = db.session.execute(
+        select(PipelineRun, Pipeline.name)
+        .join(Pipeline)
+        .options(defer(PipelineRun.artifact_data), defer(PipelineRun.final_output))
+        .where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def step_headers(user: User, run_id: str) -> list[StepHeader]:
+    """Each step's name, order, model and usage, read with JSON paths; no output leaves the database.
+
+    The writer keeps steps sorted and contiguous, so array index i holds stepOrder i.
+    """
+    steps = PipelineRun.artifact_data["steps"]  # type: ignore[index]
+    if db.session.get_bind().dialect.name == "postgresql":
+        length = func.jsonb_array_length(steps)
+    else:
+        length = func.json_array_length(PipelineRun.artifact_data, "$.steps")
+    count = db.session.execute(
+        select(func.coalesce(length, 0)).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
+    ).scalar_one_or_none()
+    if not count:
+        return []
+    columns = []
+    for index in range(count):
+        columns += [
+            json_text("steps", index, "agentId"),
+            json_text("steps", index, "agentName"),
+            json_text("steps", index, "model"),
+            json_text("steps", index, "inputTokens"),
+            json_text("steps", index, "outputTokens"),
+            json_text("steps", index, "cost"),
+            byte_length(json_text("steps", index, "output")),
+        ]
+    values = db.session.execute(
+        select(*columns).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
+    ).one()
+    headers = []
+    for index in range(count):
+        agent_id, agent_name, model, tokens_in, tokens_out, cost, size = values[index * 7:(index + 1) * 7]
+        headers.append(StepHeader(
+            number=index + 1, agent_id=agent_id, agent_name=agent_name, model=model,
+            input_tokens=None if tokens_in is None else int(tokens_in),
+            output_tokens=None if tokens_out is None else int(tokens_out),
+            cost=None if cost is None else Decimal(cost), output_bytes=int(size or 0),
+        ))
+    return headers
+
+
+def output_text(user: User, run_id: str, part: int | None, max_chars: int | None = None) -> OutputText | None:
+    """One output: step `part` (1-based) or the final output (None), at most max_chars of it.
+
+    Only that output, and only its first max_chars, crosses from the database into Python.
+    Legacy runs have no artifact_data; their text final_output is the final output.
+    """
+    if part is None:
+        text = func.coalesce(json_text("finalOutput"), PipelineRun.final_output, "")
+    else:
+        text = json_text("steps", part - 1, "output")
+    shown = text if max_chars is None else func.substr(text, 1, max_chars)
+    row = db.session.execute(
+        select(shown, byte_length(text)).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
+    ).one_or_none()
+    if row is None or row[0] is None:
+        return None
+    return OutputText(text=row[0], total_bytes=int(row[1] or 0))
+
+
+def run_with_artifact(user: User, run_id: str) -> tuple[PipelineRun, str] | None:
+    """The user's whole run, outputs included (downloads of everything)."""
+    row = db.session.execute(
+        select(PipelineRun, Pipeline.name).join(Pipeline)
+        .where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def idempotent_run(user: User, key: str) -> tuple[str, PipelineRun] | None:
+    """The request hash and run an Idempotency-Key of the user's stands for."""
+    row = db.session.execute(
+        select(IdempotencyKey.request_hash, PipelineRun)
+        .join(PipelineRun, PipelineRun.id == IdempotencyKey.run_id)
+        .where(IdempotencyKey.user_id == user.id, IdempotencyKey.key == key)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])

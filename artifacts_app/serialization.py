@@ -20,11 +20,8 @@ def run_to_api(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
         "steps": list(document["steps"]) if document else [],
         # Legacy runs have only the text column; newer runs keep both in step.
         "finalOutput": document["finalOutput"] if document else run.final_output,
-        "usage": {
-            "inputTokens": run.input_tokens,
-            "outputTokens": run.output_tokens,
-            "cost": None if run.cost is None else format(run.cost, "f"),
-        },
+        "usage": {"inputTokens": run.input_tokens, "outputTokens": run.output_tokens},
+        "cost": None if run.cost is None else format(run.cost, "f"),
         "costSource": run.cost_source,
         "error": run.error,
         "createdAt": run.created_at.isoformat(),

@@ -27,8 +27,8 @@ from tests import databases
 from tests.conftest import dispose, make_app
 
 TABLES_0001 = {"users", "api_tokens", "pipelines", "pipeline_runs"}
-APP_TABLES = TABLES_0001 | {"login_failures"}
-HEAD = "0003"  # the newest revision; bump it with each new migration
+APP_TABLES = TABLES_0001 | {"login_failures", "idempotency_keys"}
+HEAD = "0004"  # the newest revision; bump it with each new migration
 # The columns 0002 adds to pipeline_runs; all nullable, so 0001 rows stay valid.
 ARTIFACT_COLUMNS = ("artifact_data", "model", "input_tokens", "output_tokens", "cost", "cost_source")
 # The columns pipeline_runs had at 0001.

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, redirect, request, url_for
-from flask_login import current_user, login_required
+from flask import abort, redirect, request, url_for
+from flask_login import current_user
 from werkzeug import Response
 
-from . import exports, queries
-from .errors import error_response
-from .htmx import is_htmx, render_page_or_block
-from .listing import STATUS_CHOICES, BadListRequest, ListFilters, encode_cursor, filters_and_cursor, parse_limit
-
-bp = Blueprint("artifacts", __name__)
+from .. import exports, queries
+from ..errors import error_response
+from ..htmx import is_htmx, render_page_or_block
+from ..listing import STATUS_CHOICES, BadListRequest, ListFilters, encode_cursor, filters_and_cursor, parse_limit
+from . import bp
 
 LIST_TEMPLATE = "artifacts/list.html"
-
-
-@bp.before_request
-@login_required
-def require_login() -> None:
-    """Every artifact page is private."""
 
 
 @bp.errorhandler(BadListRequest)
@@ -104,11 +97,3 @@ def export() -> Response:
         abort(400, description=f"format must be one of {', '.join(exports.FORMATS)}")
     return exports.stream(current_user, filters, kind)
 
-
-@bp.get("/artifacts/<run_id>")
-def detail(run_id: str) -> Response:
-    """One run (placeholder until the detail page lands)."""
-    run = queries.run_for_user(current_user, run_id)
-    if run is None:
-        abort(404)
-    return Response(run.id)

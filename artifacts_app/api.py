@@ -1,0 +1,282 @@
+"""The JSON API for pipeline executors: bearer tokens, runs in, runs out, errors as JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request, url_for
+from jsonschema import Draft202012Validator, ValidationError
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from . import openapi, queries, recording, tokens
+from .extensions import csrf, db
+from .listing import BadListRequest, encode_cursor, filters_and_cursor, parse_limit
+from .models import IdempotencyKey, PipelineRun, User
+from .serialization import run_to_api
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# Bearer tokens, not cookies, authenticate here: a cross-site form cannot forge one.
+csrf.exempt(bp)
+
+SPEC = openapi.document()
+SPEC_URI = "urn:artifacts:openapi"
+# OpenAPI 3.1 schemas are JSON Schema 2020-12, so the document itself is the validator's registry.
+REGISTRY = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(SPEC))
+
+
+class ApiError(Exception):
+    """An error answered as JSON: {error, message, fields?}."""
+
+    def __init__(self, status: int, error: str, message: str, fields: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.fields = status, error, message, fields
+
+
+@bp.errorhandler(ApiError)
+def api_error(error: ApiError) -> tuple[Response, int]:
+    """Every API error is JSON; 401s say how to authenticate."""
+    body: dict[str, Any] = {"error": error.error, "message": error.message}
+    if error.fields is not None:
+        body["fields"] = error.fields
+    response = jsonify(body)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="artifacts"'
+    return response, error.status
+
+
+@bp.errorhandler(BadListRequest)
+def bad_list_request(error: BadListRequest) -> tuple[Response, int]:
+    return api_error(ApiError(400, "bad_request", str(error)))
+
+
+def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Authenticate with `Authorization: Bearer <token>`; the user is g.api_user."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        user = tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise ApiError(401, "unauthorized", "A valid bearer token is required.")
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def field_name(path: list[Any]) -> str:
+    """A JSON path as people write it: steps[2].stepOrder."""
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def fault_field(error: ValidationError) -> str:
+    """The field at fault; a missing required property is named itself, not its parent."""
+    path = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        if missing:
+            path.append(next(name for name in missing if repr(name) in error.message))
+    return field_name(path)
+
+
+def json_body(schema: str) -> dict[str, Any]:
+    """The request's JSON object, checked against the OpenAPI schema; every fault named at once."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    try:
+        body = request.get_json()
+    except (BadRequest, UnsupportedMediaType):
+        raise ApiError(400, "bad_request", "The body is not valid JSON.") from None
+    validator = Draft202012Validator({"$ref": f"{SPEC_URI}#/components/schemas/{schema}"}, registry=REGISTRY)
+    errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        fields = [{"field": fault_field(e), "message": e.message} for e in errors]
+        raise ApiError(422, "validation_failed", "Some fields are not valid.", fields)
+    return body  # type: ignore[no-any-return]
+
+
+def timestamp(body: dict[str, Any], name: str) -> datetime | None:
+    """An ISO 8601 time with its offset, or None when absent."""
+    value = body.get(name)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ApiError(422, "validation_failed", "Some fields are not valid.",
+                       [{"field": name, "message": "must be an ISO 8601 time with an offset, e.g. 2025-11-30T12:00:00Z"}])
+    return moment
+
+
+def run_json(run: PipelineRun, pipeline_name: str | None = None) -> dict[str, Any]:
+    """The API's run shape, with the web page's URL and any warnings."""
+    body = run_to_api(run, pipeline_name or run.pipeline.name)
+    body["url"] = url_for("artifacts.detail", run_id=run.id, _external=True)
+    if run.status in ("completed", "failed") and run.cost_source == "unpriced":
+        reason = f"model {run.model!r} has no known price" if run.model else "no model was given"
+        if run.input_tokens is None:
+            reason = "no token usage was reported"
+        body["warnings"] = [f"The run is unpriced: {reason}. Report usage.cost or add a price (PRICES_FILE)."]
+    return body
+
+
+def recorded(call: Callable[[], PipelineRun]) -> PipelineRun:
+    """Run a writer call, turning its errors into API errors; nothing is stored on failure."""
+    try:
+        return call()
+    except recording.RunValidationError as error:
+        db.session.rollback()
+        raise ApiError(422, "validation_failed", str(error), [{"field": error.field, "message": error.message}]) from None
+    except recording.RunNotFound:
+        db.session.rollback()
+        raise ApiError(404, "not_found", "No such run.") from None
+    except recording.RunStateError as error:
+        db.session.rollback()
+        raise ApiError(409, "conflict", str(error)) from None
+
+
+def current_api_user() -> User:
+    return g.api_user  # type: ignore[no-any-return]
+
+
+@bp.post("/runs")
+@token_required
+def create_run() -> tuple[Response, int]:
+    """Start a run, or record a finished one (status completed|failed) in one call."""
+    body = json_body("RunCreate")
+    user = current_api_user()
+    key = request.headers.get("Idempotency-Key", "").strip()
+    request_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    if key:
+        replay = replayed_run(user, key, request_hash)
+        if replay is not None:
+            return jsonify(run_json(replay)), 200
+    status = body.get("status", "running")
+    created_at, completed_at = timestamp(body, "createdAt"), timestamp(body, "completedAt")
+    if status == "running":
+        run = recorded(lambda: recording.start_run(
+            user, pipeline=body["pipeline"], input=body["input"], variables=body.get("variables"),
+            model=body.get("model"), created_at=created_at,
+        ))
+    else:
+        run = recorded(lambda: recording.record_run(
+            user, pipeline=body["pipeline"], input=body["input"], status=status,
+            variables=body.get("variables"), model=body.get("model"), steps=body.get("steps"),
+            final_output=body.get("finalOutput", ""), usage=body.get("usage"), error=body.get("error"),
+            created_at=created_at, completed_at=completed_at,
+        ))
+    if key:
+        try:
+            with db.session.begin_nested():
+                db.session.add(IdempotencyKey(user_id=user.id, key=key, request_hash=request_hash, run_id=run.id))
+        except IntegrityError:
+            # A concurrent retry with the same key won: drop our run, answer with theirs.
+            db.session.rollback()
+            winner = replayed_run(user, key, request_hash)
+            if winner is None:
+                raise
+            return jsonify(run_json(winner)), 200
+    db.session.commit()
+    return jsonify(run_json(run)), 201
+
+
+def replayed_run(user: User, key: str, request_hash: str) -> PipelineRun | None:
+    """The run an earlier request with this key made; a different request with it is a 409."""
+    if len(key) > 255:
+        raise ApiError(422, "validation_failed", "Idempotency-Key is too long.",
+                       [{"field": "Idempotency-Key", "message": "must be at most 255 characters"}])
+    found = queries.idempotent_run(user, key)
+    if found is None:
+        return None
+    stored_hash, run = found
+    if stored_hash != request_hash:
+        raise ApiError(409, "conflict", "This Idempotency-Key was already used for a different request.")
+    return run
+
+
+@bp.post("/runs/<run_id>/steps")
+@token_required
+def add_step(run_id: str) -> Response:
+    """Append one step's output to a running run."""
+    body = json_body("StepInput")
+    run = recorded(lambda: recording.add_step(current_api_user(), run_id, body))
+    db.session.commit()
+    return jsonify(run_json(run))
+
+
+@bp.post("/runs/<run_id>/complete")
+@token_required
+def complete_run(run_id: str) -> Response:
+    """Complete a running run with its outputs and usage; the server prices it."""
+    body = json_body("RunComplete")
+    completed_at = timestamp(body, "completedAt")
+    run = recorded(lambda: recording.complete_run(
+        current_api_user(), run_id, final_output=body["finalOutput"], steps=body.get("steps"),
+        model=body.get("model"), usage=body.get("usage"), completed_at=completed_at,
+    ))
+    db.session.commit()
+    return jsonify(run_json(run))
+
+
+@bp.post("/runs/<run_id>/fail")
+@token_required
+def fail_run(run_id: str) -> Response:
+    """Fail a running run with its error, keeping the steps that completed."""
+    body = json_body("RunFail")
+    completed_at = timestamp(body, "completedAt")
+    run = recorded(lambda: recording.fail_run(
+        current_api_user(), run_id, error=body["error"], steps=body.get("steps"),
+        usage=body.get("usage"), completed_at=completed_at,
+    ))
+    db.session.commit()
+    return jsonify(run_json(run))
+
+
+@bp.get("/runs/<run_id>")
+@token_required
+def get_run(run_id: str) -> Response:
+    """One of the caller's runs, every output included."""
+    found = queries.run_with_artifact(current_api_user(), run_id)
+    if found is None:
+        raise ApiError(404, "not_found", "No such run.")
+    return jsonify(run_json(*found))
+
+
+@bp.get("/runs")
+@token_required
+def list_runs() -> Response:
+    """The caller's finished runs, newest first; same filters and cursor as the list page."""
+    filters, cursor = filters_and_cursor(request.args)
+    limit = parse_limit(request.args)
+    rows = queries.list_runs(current_api_user(), filters, cursor, limit + 1)
+    next_cursor = encode_cursor(rows[limit - 1].completed_at, rows[limit - 1].id, filters) if len(rows) > limit else None
+    return jsonify(runs=[
+        {
+            "id": row.id, "url": url_for("artifacts.detail", run_id=row.id, _external=True),
+            "pipeline": row.pipeline_name, "status": row.status, "model": row.model,
+            "usage": {"inputTokens": row.input_tokens, "outputTokens": row.output_tokens},
+            "cost": None if row.cost is None else format(row.cost, "f"), "costSource": row.cost_source,
+            "createdAt": row.created_at.isoformat(), "completedAt": row.completed_at.isoformat(),
+        }
+        for row in rows[:limit]
+    ], nextCursor=next_cursor)
+
+
+@bp.get("/openapi.json")
+@token_required
+def openapi_document() -> Response:
+    """This API's OpenAPI 3.1 description."""
+    return jsonify(SPEC)
