@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import TextIO
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from . import accounts, queries, recording, tokens
+from . import accounts, exports, queries, recording, tokens
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
+from .listing import ListFilters
 from .models import User
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
+runs_cli = AppGroup("runs", help="Import and export runs as JSON Lines.")
+IMPORT_BATCH = 500
 
 
 def read_password(password_stdin: bool) -> str:
@@ -107,8 +112,53 @@ def seed_command() -> None:
     click.echo(f"Seeded {DEMO_RUN_COUNT} runs. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
+@runs_cli.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.option("--user", "email", required=True, help="The user the runs belong to.")
+def import_command(source: TextIO, email: str) -> None:
+    """Import runs from a JSON Lines file (one API-shaped run per line); bad lines are reported."""
+    user = existing_user(email)
+    rejected: list[tuple[int, str]] = []
+    stored = 0
+    lines = source.readlines()
+    with click.progressbar(enumerate(lines, start=1), length=len(lines), label="Importing runs") as numbered:
+        for number, line in numbered:
+            if not line.strip():
+                continue
+            try:
+                document = json.loads(line)
+                # A savepoint per line: a bad line is rolled back alone, the batch goes on.
+                with db.session.begin_nested():
+                    recording.import_run(user, document)
+                stored += 1
+            except json.JSONDecodeError as error:
+                rejected.append((number, f"not valid JSON ({error.msg})"))
+            except recording.RunValidationError as error:
+                rejected.append((number, str(error)))
+            if stored and stored % IMPORT_BATCH == 0:
+                db.session.commit()
+    db.session.commit()
+    click.echo(f"Imported {stored} run{'s' if stored != 1 else ''} for {user.email}.")
+    if rejected:
+        click.echo(f"Rejected {len(rejected)} line{'s' if len(rejected) != 1 else ''}:", err=True)
+        for number, reason in rejected:
+            click.echo(f"  line {number}: {reason}", err=True)
+        sys.exit(1)
+
+
+@runs_cli.command("export")
+@click.option("--user", "email", required=True, help="Whose runs to export.")
+@click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="A file (default: stdout).")
+def export_command(email: str, output: TextIO) -> None:
+    """Export every finished run of a user as JSON Lines, the format `runs import` reads."""
+    user = existing_user(email)
+    for chunk in exports.jsonl_lines(user, ListFilters(status="all")):
+        output.write(chunk)
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app's `flask` command."""
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(runs_cli)

@@ -107,7 +107,8 @@ SCHEMAS: dict[str, Any] = {
             "input": {"type": "string"},
             "variables": {"type": ["object", "null"]},
             "model": {"type": ["string", "null"]},
-            "steps": {"type": "array", "items": {"$ref": "#/components/schemas/Step"}},
+            "steps": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/Step"},
+                      "description": "null for a legacy run, which has only a final output."},
             "finalOutput": {"type": ["string", "null"]},
             "usage": {
                 "type": "object",

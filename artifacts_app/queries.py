@@ -336,3 +336,8 @@ def idempotent_run(user: User, key: str) -> tuple[str, PipelineRun] | None:
         .where(IdempotencyKey.user_id == user.id, IdempotencyKey.key == key)
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+def run_exists(run_id: str) -> bool:
+    """Whether any user has a run with this id (an import must not collide with one)."""
+    return db.session.execute(select(PipelineRun.id).where(PipelineRun.id == run_id)).first() is not None

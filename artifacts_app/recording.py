@@ -452,3 +452,74 @@ def record_legacy_run(
     db.session.add(run)
     db.session.flush()
     return run
+
+
+def parse_time(field: str, value: Any) -> datetime:
+    """An ISO 8601 time with an offset, as the API and exports write it."""
+    if isinstance(value, datetime):
+        return check_time(field, value)
+    if not isinstance(value, str):
+        raise RunValidationError(field, "must be an ISO 8601 time")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RunValidationError(field, "must be an ISO 8601 time") from None
+    return check_time(field, moment)
+
+
+def import_run(user: User, document: Any) -> PipelineRun:
+    """Store a run exactly as an export wrote it: its id, times, usage, cost and cost source.
+
+    Unlike the API, an import is an operator's copy of runs already priced, so the stored cost
+    is kept rather than recomputed from today's price table. `steps: null` marks a legacy run.
+    """
+    if not isinstance(document, Mapping):
+        raise RunValidationError("body", "must be a JSON object")
+    status = document.get("status")
+    if status not in ("completed", "failed"):
+        raise RunValidationError("status", "must be \"completed\" or \"failed\"")
+    name = check_text("pipeline", document.get("pipeline"), max_length=MAX_NAME_LENGTH).strip()
+    created_at = parse_time("createdAt", document.get("createdAt"))
+    completed_at = parse_time("completedAt", document.get("completedAt"))
+    if completed_at < created_at:
+        raise RunValidationError("completedAt", "must not be before the run was created")
+    legacy = document.get("steps", []) is None
+    steps = [] if legacy else check_steps(document.get("steps"))
+    final_output = document.get("finalOutput")
+    final_output = "" if final_output is None else check_text("finalOutput", final_output, required=False)
+    usage = document.get("usage") or {}
+    if not isinstance(usage, Mapping):
+        raise RunValidationError("usage", "must be an object")
+    cost_source = document.get("costSource")
+    if cost_source not in ("computed", "provider", "unpriced", None):
+        raise RunValidationError("costSource", "must be computed, provider or unpriced")
+    run_id = document.get("id")
+    if run_id is not None:
+        check_text("id", run_id, max_length=36)
+        if queries.run_exists(run_id):
+            raise RunValidationError("id", "a run with this id already exists")
+    error = document.get("error")
+    run = PipelineRun(
+        id=run_id or None,
+        pipeline=pipeline_for(user, name),
+        user_id=user.id,
+        status=status,
+        input=check_text("input", document.get("input"), required=False),
+        variables=check_variables(document.get("variables")),
+        model=None if document.get("model") is None
+        else check_text("model", document["model"], max_length=MAX_NAME_LENGTH),
+        artifact_data=None if legacy else {"steps": steps, "finalOutput": final_output},
+        final_output=final_output if legacy or status == "completed" else None,
+        input_tokens=None if usage.get("inputTokens") is None
+        else check_tokens("usage.inputTokens", usage["inputTokens"]),
+        output_tokens=None if usage.get("outputTokens") is None
+        else check_tokens("usage.outputTokens", usage["outputTokens"]),
+        cost=None if document.get("cost") is None else check_cost("cost", document["cost"]),
+        cost_source=cost_source,
+        error=None if error is None else check_text("error", error),
+        created_at=created_at,
+        completed_at=completed_at,
+    )
+    db.session.add(run)
+    db.session.flush()
+    return run

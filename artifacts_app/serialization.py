@@ -17,7 +17,8 @@ def run_to_api(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
         "input": run.input,
         "variables": run.variables,
         "model": run.model,
-        "steps": list(document["steps"]) if document else [],
+        # null marks a legacy run, stored before artifact_data existed: only finalOutput is real.
+        "steps": list(document["steps"]) if document else None,
         # Legacy runs have only the text column; newer runs keep both in step.
         "finalOutput": document["finalOutput"] if document else run.final_output,
         "usage": {"inputTokens": run.input_tokens, "outputTokens": run.output_tokens},

@@ -3,6 +3,7 @@ the login throttle; CSRF; htmx and expired sessions; private pages. Every test r
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ from tests.http_helpers import (
 )
 
 ADA = "ada@example.com"
+_memory_runs = itertools.count(1)
 WRONG = "not the password"
 
 
@@ -415,6 +417,26 @@ def test_remember_cookie_replayed_after_logout_is_refused(app: Flask, web: Isola
     assert is_login_redirect(replay.get("/artifacts"))
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: auth.logout calls session.clear() after logout_user(), wiping the session['_remember'] = "
+        "'clear' marker Flask-Login uses to expire the remember cookie, so the browser keeps it"
+    ),
+)
+def test_logout_tells_the_browser_to_delete_the_remember_cookie(web: IsolatedClient, ada: User) -> None:
+    log_in(web, ADA, remember=True)
+    assert web.get_cookie("remember_token") is not None
+
+    response = log_out(web)
+
+    cookie = set_cookies(response).get("remember_token")
+    assert cookie is not None, "logout sent no Set-Cookie for remember_token"
+    assert cookie.value == ""
+    assert cookie.expires is not None and cookie.expires < datetime.now(timezone.utc)
+    assert web.get_cookie("remember_token") is None
+
+
 def test_set_password_ends_existing_sessions_and_remember_cookies(
     app: Flask, web: IsolatedClient, ada: User
 ) -> None:
@@ -563,8 +585,9 @@ def test_success_clears_the_emails_failure_count_and_is_not_counted(
 
 
 def test_retry_after_counts_from_the_oldest_failure_in_the_window(web: IsolatedClient, ada: User) -> None:
-    fail_logins(web, [ADA] * 10, [address(1)] * 10)
+    fail_logins(web, [ADA] * 5, [address(1)] * 5)
     age_failures(timedelta(minutes=10))
+    fail_logins(web, [ADA] * 5, [address(1)] * 5)
 
     seconds = assert_throttled(post_login(web, ADA, PASSWORD, environ_base=address(1)))
 
@@ -637,12 +660,15 @@ def test_one_trusted_proxy_makes_the_last_forwarded_for_entry_the_client_address
 )
 def test_limits_memory_store_also_refuses_the_eleventh_attempt(configured_app: Callable[..., Flask]) -> None:
     app = configured_app(RATELIMIT_STORAGE_URI="memory://")
-    make_user(ADA)
+    # The store may outlive this app (a process-wide cache is a fair fix): use names no other test uses.
+    run = next(_memory_runs)
+    email, environ = f"memory{run}@example.com", {"REMOTE_ADDR": f"10.77.{run}.1"}
+    make_user(email)
     client = browser(app)
-    fail_logins(client, [ADA] * 10, [address(1)] * 10)
+    fail_logins(client, [email] * 10, [environ] * 10)
 
     assert failure_rows() == []  # counted in the store, not in the database
-    assert_throttled(post_login(client, ADA, PASSWORD, environ_base=address(1)))
+    assert_throttled(post_login(client, email, PASSWORD, environ_base=environ))
 
 
 # ---------------------------------------------------------------- CSRF
