@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import config
 from .extensions import csrf, db, login_manager, migrate
 from .pricing import PriceTable
+from .throttle import make_throttle
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     app.extensions["price_table"] = PriceTable.load(app.config["PRICES_FILE"])
+    # One store per process: a `limits` store holds its counters (or its Redis pool) itself.
+    app.extensions["login_throttle"] = make_throttle(app.config["RATELIMIT_STORAGE_URI"])
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     login_manager.init_app(app)

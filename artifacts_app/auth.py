@@ -91,7 +91,7 @@ def login() -> Response | str:
     if not form.validate_on_submit():
         return render_template("auth/login.html", form=form, next_url=next_url)
 
-    guard = throttle.make_throttle(current_app.config["RATELIMIT_STORAGE_URI"])
+    guard: throttle.LoginThrottle = current_app.extensions["login_throttle"]
     keys = [throttle.email_key(form.email.data), throttle.address_key(request.remote_addr)]
     blocked_until = guard.blocked_until(keys)
     if blocked_until is not None:
@@ -120,8 +120,9 @@ def logout() -> Response:
         abort(400)
     current_user.session_token = new_session_token()
     db.session.commit()
-    logout_user()
+    # Clear first: logout_user() leaves the marker that makes Flask-Login delete the remember cookie.
     session.clear()
+    logout_user()
     flash("You are signed out.")
     return redirect(url_for("auth.login"))
 

@@ -132,8 +132,8 @@ def keyset_after(cursor: Cursor) -> ColumnElement[bool]:
     )
 
 
-def list_runs(user: User, filters: ListFilters, after: Cursor | None, limit: int) -> list[Row[Any]]:
-    """One page of the user's finished runs, newest completion first; never reads artifact_data.
+def list_statement(user: User, filters: ListFilters, after: Cursor | None, limit: int) -> Select[Any]:
+    """The list's page query: the listed columns only, keyset order, never artifact_data.
 
     Keyset pagination on (completed_at, id): a run completing while someone scrolls cannot
     shift the pages, and a deep page costs the same as the first. With several statuses each
@@ -147,13 +147,14 @@ def list_runs(user: User, filters: ListFilters, after: Cursor | None, limit: int
             statement = statement.where(keyset_after(after))
         pages.append(statement.order_by(*order).limit(limit))
     if len(pages) == 1:
-        return list(db.session.execute(pages[0]).all())
+        return pages[0]
     merged = union_all(*(page.subquery().select() for page in pages)).subquery()
-    return list(
-        db.session.execute(
-            select(merged).order_by(merged.c.completed_at.desc(), merged.c.id.desc()).limit(limit)
-        ).all()
-    )
+    return select(merged).order_by(merged.c.completed_at.desc(), merged.c.id.desc()).limit(limit)
+
+
+def list_runs(user: User, filters: ListFilters, after: Cursor | None, limit: int) -> list[Row[Any]]:
+    """One page of the user's finished runs, newest completion first."""
+    return list(db.session.execute(list_statement(user, filters, after, limit)).all())
 
 
 def run_totals(user: User, filters: ListFilters) -> Totals:

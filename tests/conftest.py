@@ -20,6 +20,7 @@ os.environ.pop("PRICES_FILE", None)
 from artifacts_app import create_app  # noqa: E402
 from artifacts_app.extensions import db  # noqa: E402
 from tests import databases  # noqa: E402
+from tests.http_helpers import IsolatedClient  # noqa: E402
 
 ENGINES = ("sqlite", "postgresql")
 
@@ -119,6 +120,8 @@ def database_url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Pat
 def app(database_url: str, engine_name: str, tmp_path: Path) -> Iterator[Flask]:
     """The app on a fresh database, inside an app context."""
     app = make_app(database_url, tmp_path)
+    # Each request in its own app context, as under a real server (see IsolatedClient).
+    app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
         db.session.rollback()

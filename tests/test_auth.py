@@ -417,13 +417,6 @@ def test_remember_cookie_replayed_after_logout_is_refused(app: Flask, web: Isola
     assert is_login_redirect(replay.get("/artifacts"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: auth.logout calls session.clear() after logout_user(), wiping the session['_remember'] = "
-        "'clear' marker Flask-Login uses to expire the remember cookie, so the browser keeps it"
-    ),
-)
 def test_logout_tells_the_browser_to_delete_the_remember_cookie(web: IsolatedClient, ada: User) -> None:
     log_in(web, ADA, remember=True)
     assert web.get_cookie("remember_token") is not None
@@ -651,13 +644,6 @@ def test_one_trusted_proxy_makes_the_last_forwarded_for_entry_the_client_address
     assert {row.key for row in failure_rows() if row.key.startswith("ip:")} == {"ip:203.0.113.7"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: throttle.make_throttle() is called per login request and storage_from_string('memory://') "
-        "builds a new, empty MemoryStorage each time, so failures are never accumulated"
-    ),
-)
 def test_limits_memory_store_also_refuses_the_eleventh_attempt(configured_app: Callable[..., Flask]) -> None:
     app = configured_app(RATELIMIT_STORAGE_URI="memory://")
     # The store may outlive this app (a process-wide cache is a fair fix): use names no other test uses.
@@ -793,7 +779,10 @@ def test_next_from_the_login_redirect_round_trips_through_login(web: IsolatedCli
 
 
 def test_private_and_login_pages_are_never_stored(web: IsolatedClient, ada: User) -> None:
-    responses = {"anonymous /artifacts": web.get("/artifacts"), "anonymous /settings/tokens": web.get("/settings/tokens")}
+    responses = {
+        "anonymous /artifacts": web.get("/artifacts"),
+        "anonymous /settings/tokens": web.get("/settings/tokens"),
+    }
     responses["/login"] = web.get("/login")
     responses["failed login"] = post_login(web, ADA, WRONG)
     responses["login"] = log_in(web, ADA)

@@ -181,7 +181,12 @@ def test_settings_page_lists_name_prefix_created_and_last_used(web: IsolatedClie
 
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    rows = {name: row for row in re.findall(r"<tr[^>]*>.*?</tr>", html, re.S) for name in (used.name, unused.name) if name in row}
+    rows = {
+        name: row
+        for row in re.findall(r"<tr[^>]*>.*?</tr>", html, re.S)
+        for name in (used.name, unused.name)
+        if name in row
+    }
     assert used.prefix in rows["research pipeline"]
     assert used.created_at.strftime("%Y-%m-%d %H:%M UTC") in rows["research pipeline"]
     assert used.last_used_at is not None

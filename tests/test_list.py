@@ -1,0 +1,344 @@
+"""The artifact list: keyset pages, htmx fragments, totals, filters, exports and caching headers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from artifacts_app import recording
+from artifacts_app.extensions import db
+from artifacts_app.models import User
+from tests.factories import make_run, make_user
+from tests.http_helpers import log_in
+
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+HX = {"HX-Request": "true"}
+ROW_LINK = re.compile(r'<a class="row-link" href="/artifacts/([0-9a-f-]{36})">')
+NEXT = re.compile(r'id="load-more"[^>]*hx-get="([^"]+)"')
+
+
+def record_many(user: User, count: int, *, start: datetime = T0, same_time: int = 0, **fields: Any) -> list[str]:
+    """`count` completed runs a minute apart (the first `same_time` share one completed_at); their ids."""
+    ids = []
+    for index in range(count):
+        completed = start if index < same_time else start + timedelta(minutes=index)
+        values: dict[str, Any] = {
+            "pipeline": "Research brief", "input": f"run {index}", "model": "gpt-4o",
+            "steps": [{"agentId": "a", "agentName": "A", "output": f"output {index}", "stepOrder": 0}],
+            "final_output": f"final {index}", "usage": {"inputTokens": 100, "outputTokens": 10},
+            "created_at": completed - timedelta(seconds=5), "completed_at": completed,
+        }
+        values.update(fields)
+        ids.append(recording.record_run(user, **values).id)
+    db.session.commit()
+    return ids
+
+
+def newest_first(user: User) -> list[str]:
+    """Every finished run id of the user in the list's order, straight from the database."""
+    rows = db.session.execute(
+        sa.text("SELECT id FROM pipeline_runs WHERE user_id = :u AND status = 'completed' "
+                "ORDER BY completed_at DESC, id DESC"),
+        {"u": user.id},
+    ).scalars()
+    return list(rows)
+
+
+@pytest.fixture
+def user(app: Flask) -> User:
+    return make_user("reader@example.com")
+
+
+@pytest.fixture
+def signed_in(client: FlaskClient, user: User) -> FlaskClient:
+    log_in(client, user.email)
+    return client
+
+
+def page_ids(html: str) -> list[str]:
+    return ROW_LINK.findall(html)
+
+
+def next_url(html: str) -> str | None:
+    found = NEXT.search(html)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def scroll_all(client: FlaskClient, first_url: str = "/artifacts") -> tuple[list[str], int]:
+    """Load the page, then follow the sentinel with htmx requests to the end; ids and fragment count."""
+    response = client.get(first_url)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    ids, fragments = page_ids(html), 0
+    url = next_url(html)
+    while url:
+        response = client.get(url, headers=HX)
+        assert response.status_code == 200
+        fragment = response.get_data(as_text=True)
+        assert "<html" not in fragment and "<tr" in fragment  # rows, never a whole page
+        ids += page_ids(fragment)
+        fragments += 1
+        url = next_url(fragment)
+    return ids, fragments
+
+
+def test_every_run_appears_once_newest_first_even_with_identical_times(
+    signed_in: FlaskClient, user: User
+) -> None:
+    record_many(user, 130, same_time=60)
+    ids, fragments = scroll_all(signed_in)
+    assert len(ids) == 130 and len(set(ids)) == 130
+    assert ids == newest_first(user)
+    assert fragments == 5  # 25 on the page, then 105 in fragments of 25
+
+
+def test_a_run_completing_between_pages_causes_no_duplicate_and_no_gap(signed_in: FlaskClient, user: User) -> None:
+    record_many(user, 40)
+    first = signed_in.get("/artifacts").get_data(as_text=True)
+    before = page_ids(first)
+    # A new run completes while the person reads page 1: it is newer than everything shown.
+    record_many(user, 1, start=T0 + timedelta(days=30))
+    rest = signed_in.get(next_url(first), headers=HX).get_data(as_text=True)
+    after = page_ids(rest)
+    assert len(before) == 25 and len(after) == 15
+    assert not set(before) & set(after)
+    assert before + after == newest_first(user)[1:]  # everything but the newcomer, in order
+
+
+def test_page_size_and_limit(signed_in: FlaskClient, user: User) -> None:
+    record_many(user, 30)
+    assert len(page_ids(signed_in.get("/artifacts").get_data(as_text=True))) == 25
+    assert len(page_ids(signed_in.get("/artifacts?limit=100").get_data(as_text=True))) == 30
+    assert len(page_ids(signed_in.get("/artifacts?limit=7").get_data(as_text=True))) == 7
+    for bad in ("0", "101", "-1", "ten", "1.5"):
+        response = signed_in.get(f"/artifacts?limit={bad}")
+        assert response.status_code == 400, bad
+        assert "limit" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "", "e30", "eyJ0IjoiMjAyNSJ9.AAAA"])
+def test_a_malformed_or_tampered_cursor_is_400(signed_in: FlaskClient, user: User, cursor: str) -> None:
+    record_many(user, 30)
+    real = next_url(signed_in.get("/artifacts").get_data(as_text=True))
+    assert real is not None
+    tampered = real[:-3] + ("AAA" if not real.endswith("AAA") else "BBB")
+    for url in (f"/artifacts?cursor={cursor}" if cursor else None, tampered):
+        if url is None:
+            continue
+        response = signed_in.get(url)
+        assert response.status_code == 400
+        assert "cursor" in response.get_data(as_text=True)
+        fragment = signed_in.get(url, headers=HX)
+        assert fragment.status_code == 400 and "<html" not in fragment.get_data(as_text=True)
+
+
+def test_filters_combine_and_survive_paging(signed_in: FlaskClient, user: User) -> None:
+    wanted = record_many(user, 30, model="claude-haiku-4-5", pipeline="Code review")
+    record_many(user, 20, model="claude-haiku-4-5", pipeline="Research brief")
+    record_many(user, 20, model="gpt-4o", pipeline="Code review")
+    record_many(user, 5, model="claude-haiku-4-5", pipeline="Code review", status="failed", error="boom")
+    ids, _ = scroll_all(signed_in, "/artifacts?model=claude-haiku-4-5&pipeline=Code+review")
+    assert sorted(ids) == sorted(wanted)
+    failed, _ = scroll_all(signed_in, "/artifacts?model=claude-haiku-4-5&pipeline=Code+review&status=failed")
+    assert len(failed) == 5
+    everything, _ = scroll_all(signed_in, "/artifacts?pipeline=Code+review&status=all&model=claude-haiku-4-5")
+    assert len(everything) == 35 and len(set(everything)) == 35
+
+
+def test_a_cursor_keeps_its_filters_and_refuses_contradicting_ones(signed_in: FlaskClient, user: User) -> None:
+    record_many(user, 30, model="gpt-4o-mini")
+    record_many(user, 30, model="gpt-4o", start=T0 + timedelta(days=1))
+    html = signed_in.get("/artifacts?model=gpt-4o-mini").get_data(as_text=True)
+    url = next_url(html)
+    assert url is not None and "model" not in url.split("cursor=")[0]
+    page_two = signed_in.get(url).get_data(as_text=True)  # a plain "Load more" click, no filter params
+    assert len(page_ids(page_two)) == 5
+    assert 'value="gpt-4o-mini" selected' in page_two  # the full page shows the filter in force
+    assert signed_in.get(url + "&model=gpt-4o").status_code == 400
+
+
+def test_date_range_includes_the_whole_end_day(signed_in: FlaskClient, user: User) -> None:
+    record_many(user, 3, start=datetime(2025, 3, 1, 23, 59, 59, 999999, tzinfo=timezone.utc))
+    ids = page_ids(signed_in.get("/artifacts?from=2025-03-01&to=2025-03-01").get_data(as_text=True))
+    assert len(ids) == 1
+    assert len(page_ids(signed_in.get("/artifacts?from=2025-03-02").get_data(as_text=True))) == 2
+    assert signed_in.get("/artifacts?from=2025-03-05&to=2025-03-01").status_code == 400
+    assert signed_in.get("/artifacts?from=March").status_code == 400
+    assert signed_in.get("/artifacts?status=deleted").status_code == 400
+
+
+def test_htmx_gets_fragments_and_a_reload_gets_the_page(signed_in: FlaskClient, user: User) -> None:
+    record_many(user, 30)
+    page = signed_in.get("/artifacts?model=gpt-4o")
+    html = page.get_data(as_text=True)
+    assert "<html" in html and 'id="artifact-results"' in html and "<form" in html
+    assert "HX-Request" in page.headers["Vary"]
+    assert page.headers["Cache-Control"] == "no-store"
+    results = signed_in.get("/artifacts?model=gpt-4o", headers=HX)
+    fragment = results.get_data(as_text=True)
+    assert "<html" not in fragment and fragment.strip().startswith('<section id="artifact-results"')
+    assert "HX-Request" in results.headers["Vary"] and results.headers["Cache-Control"] == "no-store"
+    # A history restore asks with HX-History-Restore-Request: it must get the whole page.
+    restore = signed_in.get("/artifacts?model=gpt-4o", headers={**HX, "HX-History-Restore-Request": "true"})
+    assert "<html" in restore.get_data(as_text=True)
+
+
+def test_the_sentinel_loads_on_reveal_and_works_without_javascript(signed_in: FlaskClient, user: User) -> None:
+    record_many(user, 26)
+    html = signed_in.get("/artifacts").get_data(as_text=True)
+    sentinel = re.search(r'<tr id="load-more"[^>]*>.*?</tr>', html, re.S).group(0)
+    assert 'hx-trigger="revealed"' in sentinel and 'hx-swap="outerHTML"' in sentinel
+    link = re.search(r'<a href="([^"]+)">Load more</a>', sentinel).group(1).replace("&amp;", "&")
+    assert link.startswith("/artifacts?cursor=")
+    last = signed_in.get(link)
+    assert "<html" in last.get_data(as_text=True) and len(page_ids(last.get_data(as_text=True))) == 1
+    assert "That is every run" in last.get_data(as_text=True)
+
+
+def test_rows_show_what_a_person_reads(signed_in: FlaskClient, user: User) -> None:
+    make_run(user, model="gpt-4o", usage={"inputTokens": 12345, "outputTokens": 950},
+             completed_at=datetime.now(timezone.utc) - timedelta(hours=3))
+    make_run(user, model="llama-local", usage={"inputTokens": 5, "outputTokens": 5})
+    html = signed_in.get("/artifacts").get_data(as_text=True)
+    assert 'title="12,345 tokens">12.3K<' in html
+    assert 'title="950 tokens">950<' in html
+    # 12,345 × $2.50/M + 950 × $10.00/M, exact in the title, two decimals on screen.
+    assert 'title="$0.040362500000">$0.04<' in html
+    assert "3 hours ago" in html and re.search(r'<time datetime="\d{4}-\d\d-\d\dT', html)
+    assert "42 s" in html  # make_run's runs take 42 seconds
+    assert "unpriced" in html
+    assert html.count("Research brief") >= 2
+
+
+def test_totals_count_unpriced_runs_apart(signed_in: FlaskClient, user: User) -> None:
+    make_run(user, usage={"inputTokens": 1000, "outputTokens": 1000, "cost": "1.25"})
+    make_run(user, usage={"inputTokens": 500, "outputTokens": 0, "cost": "0.000000500000"})
+    make_run(user, model="unknown-model", usage={"inputTokens": 7, "outputTokens": 7})
+    page = signed_in.get("/artifacts").get_data(as_text=True)
+    assert 'hx-trigger="load"' in page and "/artifacts/totals" in page  # rows never wait for the sum
+    totals = signed_in.get("/artifacts/totals", headers=HX)
+    text = totals.get_data(as_text=True)
+    assert "<html" not in text
+    assert "<strong>3</strong> runs" in text
+    assert 'title="$1.250000500000">$1.25<' in text
+    assert "plus 1 unpriced run, not included" in text
+    assert 'title="1,507 tokens">1.5K<' in text
+    # Without JavaScript, the "Show totals" link is a whole page with the totals in place.
+    full = signed_in.get("/artifacts/totals").get_data(as_text=True)
+    assert "<html" in full and "<strong>3</strong> runs" in full
+
+
+def test_the_list_reads_no_artifact_data_and_no_query_per_row(
+    app: Flask, signed_in: FlaskClient, user: User
+) -> None:
+    record_many(user, 30, status="failed", error="x")
+    record_many(user, 30)
+    with captured_sql() as statements:
+        signed_in.get("/artifacts?status=all")
+        signed_in.get("/artifacts/totals?status=all", headers=HX)
+    run_queries = [sql for sql in statements if "pipeline_runs" in sql]
+    assert run_queries, statements
+    assert not [sql for sql in run_queries if "artifact_data" in sql]
+    assert all("final_output" not in sql for sql in run_queries)
+    # Rows, totals, the filter menus (pipelines, models): a fixed number, not one per row.
+    assert len(run_queries) <= 5
+
+
+@contextmanager
+def captured_sql() -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", capture)
+
+
+def test_empty_states(signed_in: FlaskClient, user: User) -> None:
+    empty = signed_in.get("/artifacts").get_data(as_text=True)
+    assert "No runs yet" in empty and "/api/v1/runs" in empty and "Authorization: Bearer" in empty
+    make_run(user)
+    none_match = signed_in.get("/artifacts?model=nothing-like-this").get_data(as_text=True)
+    assert "No runs match these filters" in none_match and "No runs yet" not in none_match
+
+
+def test_other_users_runs_never_appear(signed_in: FlaskClient, user: User) -> None:
+    stranger = make_user("stranger@example.com")
+    record_many(stranger, 5, pipeline="Secret pipeline")
+    html = signed_in.get("/artifacts?status=all").get_data(as_text=True)
+    assert "Secret pipeline" not in html and "No runs yet" in html
+
+
+def test_home_redirects_to_the_list(signed_in: FlaskClient) -> None:
+    response = signed_in.get("/")
+    assert response.status_code == 302 and response.headers["Location"] == "/artifacts"
+
+
+def test_export_streams_each_filtered_run_once(signed_in: FlaskClient, user: User) -> None:
+    wanted = record_many(user, 1000, model="gpt-4o-mini")
+    record_many(user, 10, model="gpt-4o")
+    response = signed_in.get("/artifacts/export?format=jsonl&model=gpt-4o-mini")
+    assert response.status_code == 200
+    assert response.is_streamed and not isinstance(response.response, (list, bytes, str))
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    lines = response.get_data(as_text=True).splitlines()
+    documents = [json.loads(line) for line in lines]
+    assert sorted(doc["id"] for doc in documents) == sorted(wanted)
+    assert {doc["model"] for doc in documents} == {"gpt-4o-mini"}
+    assert documents[0]["steps"][0]["output"].startswith("output")
+    as_csv = signed_in.get("/artifacts/export?format=csv&model=gpt-4o-mini")
+    assert as_csv.is_streamed and as_csv.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
+    assert sorted(row["id"] for row in rows) == sorted(wanted)
+    assert signed_in.get("/artifacts/export?format=xml").status_code == 400
+
+
+@pytest.mark.postgres_only
+def test_the_page_query_is_an_index_scan_without_a_sort_for_100k_runs(app: Flask, user: User) -> None:
+    from artifacts_app import queries
+    from artifacts_app.listing import Cursor, ListFilters
+
+    pipeline = recording.pipeline_for(user, "Bulk")
+    db.session.commit()
+    # Bulk rows straight in SQL: 100,000 runs through the writer would take minutes.
+    db.session.execute(sa.text("""
+        INSERT INTO pipeline_runs (id, pipeline_id, user_id, status, input, created_at, completed_at, model,
+                                   input_tokens, output_tokens, cost, cost_source)
+        SELECT gen_random_uuid()::text, :p, :u, CASE WHEN n % 10 = 0 THEN 'failed' ELSE 'completed' END,
+               'bulk', now() - n * interval '1 minute', now() - n * interval '1 minute' + interval '5 seconds',
+               'gpt-4o', 100, 10, 0.000350000000, 'computed'
+        FROM generate_series(1, 100000) AS n
+    """), {"p": pipeline.id, "u": user.id})
+    db.session.commit()
+    db.session.execute(sa.text("ANALYZE pipeline_runs"))
+    first = queries.list_statement(user, ListFilters(), None, 26)
+    deep_row = queries.list_runs(user, ListFilters(), None, 50001)[-1]
+    deep = queries.list_statement(user, ListFilters(), Cursor(deep_row.completed_at, deep_row.id, ListFilters()), 26)
+    for statement in (first, deep):
+        compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
+        plan = db.session.execute(sa.text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
+        nodes = list(plan_nodes(plan[0]["Plan"]))
+        kinds = {node["Node Type"] for node in nodes}
+        assert "Sort" not in kinds and "Seq Scan" not in kinds, kinds
+        assert any(node.get("Index Name") == "ix_pipeline_runs_list" for node in nodes), kinds
+
+
+def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)
