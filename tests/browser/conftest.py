@@ -1,0 +1,136 @@
+"""Browser tests: Debian's Chromium driven by Playwright against the app on a real local server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.databases import in_ci
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+# Without these Chromium keeps calling Google's hosts, which this machine cannot reach.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic", "--disable-default-apps",
+]
+
+
+def chromium_available() -> bool:
+    return os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Outside CI, no Chromium means skipping with a reason; under CI=true it is a failure."""
+    if chromium_available() or in_ci():
+        return
+    skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(skip)
+
+
+@dataclass
+class LiveServer:
+    """The app served over HTTP on 127.0.0.1 by werkzeug in a thread."""
+
+    app: Flask
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The test's app (its database) on a free port, stopped after the test."""
+    app.config.update(SESSION_COOKIE_SECURE=False, REMEMBER_COOKIE_SECURE=False)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(app, server, thread)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session."""
+    if not chromium_available():
+        pytest.fail(f"CI=true but no Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@dataclass
+class PageWatch:
+    """What the page did that the test did not ask for: console errors, failed or foreign requests."""
+
+    origin: str
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    foreign_requests: list[str] = field(default_factory=list)
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    expected_errors: list[str] = field(default_factory=list)
+
+    def expect_error(self, fragment: str) -> None:
+        """Allow console errors and failed responses containing `fragment` (e.g. an expected 401)."""
+        self.expected_errors.append(fragment)
+
+    def unexpected(self) -> list[str]:
+        problems = self.console_errors + self.failed_requests + self.foreign_requests
+        return [p for p in problems if not any(fragment in p for fragment in self.expected_errors)]
+
+
+@pytest.fixture
+def watched_page(browser: Any, live_server: LiveServer) -> Iterator[tuple[Any, PageWatch]]:
+    """A fresh browser context and page; any unexpected console error or failed request fails the test."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    watch = PageWatch(origin=live_server.url)
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            watch.console_errors.append(f"console: {message.text}")
+
+    def on_request(request: Any) -> None:
+        watch.requests.append((request.method, request.url, dict(request.headers)))
+        if not request.url.startswith(live_server.url) and not request.url.startswith("data:"):
+            watch.foreign_requests.append(f"foreign request: {request.url}")
+
+    def on_response(response: Any) -> None:
+        if response.status >= 400:
+            watch.failed_requests.append(f"HTTP {response.status}: {response.url}")
+
+    def on_failed(request: Any) -> None:
+        watch.failed_requests.append(f"failed: {request.url} {request.failure}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: watch.console_errors.append(f"page error: {error}"))
+    page.on("request", on_request)
+    page.on("response", on_response)
+    page.on("requestfailed", on_failed)
+    # Anything leaving 127.0.0.1 is answered locally with an error instead of going out.
+    context.route(lambda url: not url.startswith(live_server.url), lambda route: route.abort())
+    try:
+        yield page, watch
+        assert watch.unexpected() == [], watch.unexpected()
+    finally:
+        context.close()
