@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config
+from . import config, rendering
 from .extensions import csrf, db, login_manager, migrate
 from .pricing import PriceTable
 from .throttle import make_throttle
@@ -42,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
+    rendering.init_app(app)
 
     from . import models  # noqa: F401  (the tables must be known to Alembic and create_all)
     from .api import bp as api_bp

@@ -8,7 +8,7 @@ from flask import abort, current_app, request
 from flask_login import current_user
 from werkzeug import Response
 
-from .. import queries
+from .. import queries, rendering
 from ..errors import error_response
 from ..htmx import is_htmx, render_page_or_block
 from . import bp
@@ -32,8 +32,6 @@ def no_such_tab(error: NoSuchTab) -> Response:
 
 def panel_context(run_id: str, tab: Tab) -> dict[str, Any]:
     """One tab's panel: the start of its output rendered (cached), how much is hidden, the raw text."""
-    from .. import rendering  # TEMPORARY lazy import while rendering.py is being written
-
     limit = current_app.config["RENDER_LIMIT_BYTES"]
     # A character is at most 4 bytes: `limit` characters always cover `limit` bytes.
     output = queries.output_text(current_user, run_id, tab.number, max_chars=limit)
