@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import os
@@ -15,7 +16,6 @@ import nh3
 from flask import Flask
 from flask_caching import Cache
 from markdown.extensions import Extension
-from markdown.extensions.fenced_code import FencedBlockPreprocessor
 from markdown.inlinepatterns import LinkInlineProcessor
 from markdown.treeprocessors import Treeprocessor
 from markupsafe import Markup
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 # Bump whenever the HTML for the same text would change (extensions, allowlists, this module's
 # rewrites, the fallback): cached renders are keyed on it, so old entries simply stop matching.
-RENDERER_VERSION: str = "1"
+RENDERER_VERSION: str = "2"  # 2: link scan budget 1M -> 2M characters
 
 # ---------------------------------------------------------------------------------------------
 # Sanitizer allowlist. Model output is untrusted: anything not listed here is removed by nh3.
@@ -71,9 +71,9 @@ ALLOWED_CLASSES: dict[str, set[str]] = {
 
 # Deterministic work limit for python-markdown's link parser, in characters scanned. Its bracket
 # matching rescans to the end of the paragraph for every unmatched "[" (quadratic: 8,000 "[" took
-# ~50 s, a 64 KB run of them ~an hour). Legitimate 64 KB documents scan well under 300,000;
-# at ~1 µs a character this caps the worst case near one second.
-LINK_SCAN_BUDGET = 1_000_000
+# ~50 s, a 64 KB run of them ~an hour). A 64 KB unfenced JSON dump scans ~500,000, ordinary
+# prose far less; the limit stops the worst inputs after about a second.
+LINK_SCAN_BUDGET = 2_000_000
 
 CACHE_SUBDIR = "render-cache"
 CACHE_TIMEOUT_SECONDS = 30 * 24 * 3600  # renders are pure functions of text; expiry only frees space
@@ -101,14 +101,15 @@ class _ScanBudget:
             raise RenderBudgetExceeded(f"link scanning passed {self.limit} characters")
 
 
-def _link_scan_cost(data: str, start: int, end: int, handled: bool) -> int:
-    """Upper bound of what LinkInlineProcessor.getLink scanned from start (it may backtrack)."""
+def _link_scan_cost(data: str, start: int, result: tuple[str, str | None, int, bool]) -> int:
+    """Upper bound of what LinkInlineProcessor.getLink scanned from start, given what it returned."""
+    _href, title, end, handled = result
     if not data.startswith("(", start):
         return 0  # its regex fails at once: no "(" means no inline link target
-    if handled and "'" not in data[start:end] and '"' not in data[start:end]:
-        return end - start  # closed by bracket matching: the scan stopped where it returned
-    # A quote switches getLink to title tracking, which can scan to the end and then backtrack,
-    # so the returned index understates the work: charge the whole remainder.
+    if handled and (title is not None or ("'" not in data[start:end] and '"' not in data[start:end])):
+        return end - start  # it stopped at the ")" it returned (a title only resolves there)
+    # A quote without a resolved title means getLink may have scanned to the end of the text
+    # and backtracked, so the returned index understates the work: charge the whole remainder.
     return len(data) - start
 
 
@@ -126,7 +127,7 @@ def _meter_link_processor(processor: LinkInlineProcessor, budget: _ScanBudget) -
     def metered_get_link(data: str, index: int) -> tuple[str, str | None, int, bool]:
         """getLink, charged with an upper bound of the characters it scanned."""
         result = get_link(data, index)
-        budget.charge(_link_scan_cost(data, index, result[2], result[3]))
+        budget.charge(_link_scan_cost(data, index, result))
         return result
 
     processor.getText = metered_get_text  # type: ignore[method-assign]
@@ -284,23 +285,45 @@ def render_markdown(text: str) -> Markup:
 
 LINE_BREAK_WINDOW = 2048  # how far back from the limit a line break is preferred to a mid-line cut
 
-# python-markdown's own fence regex (complete blocks), and its opening line alone.
-_FENCED_BLOCK = FencedBlockPreprocessor.FENCED_BLOCK_RE
+# python-markdown's fenced_code pairs an opening line (fence, optional lang/{attrs}/hl_lines) with
+# the first later line that is exactly the same fence (plus spaces); an opener without one is text.
 _FENCE_OPENER = re.compile(
-    r"""^(?P<fence>~{3,}|`{3,})[ ]*
-    (?:\{[^\n]*\}|(?:\.?[\w\#.+-]*[ ]*)?(?:hl_lines=(?P<quote>"|').*?(?P=quote)[ ]*)?)$""",
-    re.MULTILINE | re.VERBOSE,
+    r"""(?P<fence>~{3,}|`{3,})[ \t]*
+    (?:\{[^\n]*\}|(?:\.?[\w\#.+-]*[ \t]*)?(?:hl_lines=(?P<quote>"|').*?(?P=quote)[ \t]*)?)""",
+    re.VERBOSE,
 )
+_FENCE_LINE = re.compile(r"(`{3,}|~{3,})[ \t]*")  # (python-markdown expands tabs to spaces first)
 
 
-def _open_fence(text: str) -> str | None:
-    """The fence of a code block opened but not closed in text, the way python-markdown pairs them."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")  # python-markdown normalizes first, too
-    position = 0
-    while match := _FENCED_BLOCK.search(text, position):
-        position = match.end()
-    opener = _FENCE_OPENER.search(text, position)
-    return opener.group("fence") if opener else None
+def _normalize_newlines(text: str) -> str:
+    """Line breaks as python-markdown sees them (it normalizes before finding fences)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _unclosed_fence(text: str) -> str | None:
+    """The fence of the first code block opened in text and not closed in it, pairing fences as python-markdown does."""
+    # Only the shown part is looked at, on purpose: callers may pass a prefix of the stored output
+    # (the database query is itself limited), so "closed later" cannot be known; and closing a
+    # fence the model never closed costs less than showing a cut code block as mangled markdown.
+    # Linear, unlike python-markdown's regex search (quadratic on many unclosed fences).
+    lines = text.split("\n")
+    closers: dict[str, list[int]] = {}
+    for number, line in enumerate(lines):
+        if match := _FENCE_LINE.fullmatch(line):
+            closers.setdefault(match.group(1), []).append(number)
+    number = 0
+    while number < len(lines):
+        opener = _FENCE_OPENER.fullmatch(lines[number])
+        if opener is None:
+            number += 1
+            continue
+        fence = opener.group("fence")
+        later = closers.get(fence, [])
+        index = bisect.bisect_right(later, number)
+        if index == len(later):
+            return fence
+        number = later[index] + 1  # skip the whole block: fences inside it are code
+    return None
 
 
 def truncate_for_render(text: str, limit_bytes: int) -> tuple[str, int]:
@@ -316,7 +339,7 @@ def truncate_for_render(text: str, limit_bytes: int) -> tuple[str, int]:
         cut = line_break + 1  # keep the line break itself with the shown part
     part = encoded[:cut].decode("utf-8")
     hidden = len(encoded) - cut
-    fence = _open_fence(part)
+    fence = _unclosed_fence(_normalize_newlines(part))
     if fence is not None:
         # Close the cut-off code block, or python-markdown would show the fence as literal text.
         part += ("" if part.endswith("\n") else "\n") + fence + "\n"

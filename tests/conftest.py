@@ -95,6 +95,12 @@ def truncate_all(app: Flask) -> None:
     """Empty every table but Alembic's, so the next test starts clean on the shared database."""
     tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
     with db.engine.begin() as connection:
+        # A connection the test left open (an unconsumed streaming response, a thread) would
+        # hold its locks and hang TRUNCATE; this database is this worker's alone, so end them.
+        connection.execute(sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ))
         connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
@@ -126,6 +132,7 @@ def app(database_url: str, engine_name: str, tmp_path: Path) -> Iterator[Flask]:
         yield app
         db.session.rollback()
         if engine_name == "postgresql":
+            dispose(app)  # our own pooled connections go first, cleanly
             truncate_all(app)
         dispose(app)
 

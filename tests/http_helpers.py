@@ -30,6 +30,11 @@ class IsolatedClient(FlaskClient):
     """
 
     def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        # A streamed body must be read inside the request's own context, so it is buffered here.
+        # A test that wants to see the stream itself passes buffered=False and gives up isolation.
+        if kwargs.get("buffered") is False:
+            return super().open(*args, **kwargs)
+        kwargs["buffered"] = True
         with self.application.app_context():
             return super().open(*args, **kwargs)
 

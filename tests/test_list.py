@@ -292,7 +292,7 @@ def test_home_redirects_to_the_list(signed_in: FlaskClient) -> None:
 def test_export_streams_each_filtered_run_once(signed_in: FlaskClient, user: User) -> None:
     wanted = record_many(user, 1000, model="gpt-4o-mini")
     record_many(user, 10, model="gpt-4o")
-    response = signed_in.get("/artifacts/export?format=jsonl&model=gpt-4o-mini")
+    response = signed_in.get("/artifacts/export?format=jsonl&model=gpt-4o-mini", buffered=False)
     assert response.status_code == 200
     assert response.is_streamed and not isinstance(response.response, (list, bytes, str))
     assert response.headers["Content-Disposition"].startswith("attachment;")
@@ -301,7 +301,7 @@ def test_export_streams_each_filtered_run_once(signed_in: FlaskClient, user: Use
     assert sorted(doc["id"] for doc in documents) == sorted(wanted)
     assert {doc["model"] for doc in documents} == {"gpt-4o-mini"}
     assert documents[0]["steps"][0]["output"].startswith("output")
-    as_csv = signed_in.get("/artifacts/export?format=csv&model=gpt-4o-mini")
+    as_csv = signed_in.get("/artifacts/export?format=csv&model=gpt-4o-mini", buffered=False)
     assert as_csv.is_streamed and as_csv.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
     assert sorted(row["id"] for row in rows) == sorted(wanted)

@@ -34,7 +34,8 @@ def panel_context(run_id: str, tab: Tab) -> dict[str, Any]:
     """One tab's panel: the start of its output rendered (cached), how much is hidden, the raw text."""
     limit = current_app.config["RENDER_LIMIT_BYTES"]
     # A character is at most 4 bytes: `limit` characters always cover `limit` bytes.
-    output = queries.output_text(current_user, run_id, tab.number, max_chars=limit)
+    # One character past the limit, so the truncation can tell "exactly at the limit" from "cut".
+    output = queries.output_text(current_user, run_id, tab.number, max_chars=limit + 1)
     if output is None:
         abort(404)
     to_render, cut_bytes = rendering.truncate_for_render(output.text, limit)

@@ -17,7 +17,7 @@ from ..serialization import run_to_api
 from . import bp
 from .tabs import FINAL, find_tab, tabs_for
 
-FORMATS = {"md": "text/markdown; charset=utf-8", "txt": "text/plain; charset=utf-8", "json": "application/json"}
+FORMATS = {"md": "text/markdown", "txt": "text/plain", "json": "application/json"}  # Flask adds charset to text/*
 CHUNK_CHARS = 64 * 1024
 
 

