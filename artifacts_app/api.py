@@ -207,10 +207,17 @@ def replayed_run(user: User, key: str, request_hash: str) -> PipelineRun | None:
     return run
 
 
+def require_run(run_id: str) -> None:
+    """404 before anything else for a run that is not the caller's: the body is not even read."""
+    if queries.run_summary(current_api_user(), run_id) is None:
+        raise ApiError(404, "not_found", "No such run.")
+
+
 @bp.post("/runs/<run_id>/steps")
 @token_required
 def add_step(run_id: str) -> Response:
     """Append one step's output to a running run."""
+    require_run(run_id)
     body = json_body("StepInput")
     run = recorded(lambda: recording.add_step(current_api_user(), run_id, body))
     db.session.commit()
@@ -221,6 +228,7 @@ def add_step(run_id: str) -> Response:
 @token_required
 def complete_run(run_id: str) -> Response:
     """Complete a running run with its outputs and usage; the server prices it."""
+    require_run(run_id)
     body = json_body("RunComplete")
     completed_at = timestamp(body, "completedAt")
     run = recorded(lambda: recording.complete_run(
@@ -235,6 +243,7 @@ def complete_run(run_id: str) -> Response:
 @token_required
 def fail_run(run_id: str) -> Response:
     """Fail a running run with its error, keeping the steps that completed."""
+    require_run(run_id)
     body = json_body("RunFail")
     completed_at = timestamp(body, "completedAt")
     run = recorded(lambda: recording.fail_run(

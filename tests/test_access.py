@@ -1,0 +1,99 @@
+"""Access control swept over the URL map: new routes are covered without anyone listing them."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from artifacts_app import tokens
+from artifacts_app.extensions import db
+from tests.factories import make_run, make_user
+from tests.http_helpers import csrf_token, is_login_redirect, log_in
+
+PUBLIC_ENDPOINTS = {"auth.login", "auth.signup", "health.healthz", "static"}
+OWNED_ARGUMENTS = {"run_id", "token_id"}
+METHODS = ("GET", "POST")
+
+
+def rules(app: Flask) -> list[tuple[str, str, str]]:
+    """(endpoint, rule, method) for every route and method the app serves."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods & set(METHODS)):
+            found.append((rule.endpoint, rule.rule, method))
+    return found
+
+
+def fill(rule: str, values: dict[str, str]) -> str:
+    path = rule
+    for name, value in values.items():
+        path = path.replace(f"<{name}>", value)
+    assert "<" not in path, f"the sweep does not know how to fill {rule}"
+    return path
+
+
+def test_another_users_run_or_token_answers_exactly_like_a_missing_one(app: Flask, client: FlaskClient) -> None:
+    owner, intruder = make_user("owner@example.com"), make_user("intruder@example.com")
+    run = make_run(owner)
+    owner_token, _ = tokens.create_token(owner, "owner's")
+    _, intruder_clear = tokens.create_token(intruder, "intruder's")
+    db.session.commit()
+    theirs = {"run_id": run.id, "token_id": owner_token.id}
+    missing = {"run_id": "00000000-0000-4000-8000-000000000000", "token_id": "00000000-0000-4000-8000-000000000001"}
+    log_in(client, intruder.email)
+    token = csrf_token(client, "/artifacts")
+    covered = []
+    for endpoint, rule, method in rules(app):
+        if not OWNED_ARGUMENTS & set(rule.replace(">", "<").split("<")):
+            continue
+        answers = []
+        for values in (theirs, missing):
+            path = fill(rule, values)
+            if rule.startswith("/api/"):
+                headers = {"Authorization": f"Bearer {intruder_clear}"}
+                response = client.open(path, method=method, headers=headers, json={} if method == "POST" else None)
+            elif method == "POST":
+                response = client.post(path, data={"csrf_token": token})
+            else:
+                response = client.get(path)
+            answers.append(response)
+        mine, nothing = answers
+        assert mine.status_code == 404, (method, rule, mine.status_code)
+        assert mine.get_data() == nothing.get_data(), (method, rule)
+        covered.append(f"{method} {rule}")
+    # The sweep must have found the owned routes; an empty sweep proves nothing.
+    assert len(covered) >= 7, covered
+    db.session.expire_all()
+    assert owner_token.revoked_at is None
+    assert db.session.get(type(run), run.id).status == "completed"
+    print("\ncovered:", *covered, sep="\n  ")
+
+
+def test_every_private_route_sends_anonymous_visitors_to_login_or_401(app: Flask, client: FlaskClient) -> None:
+    owner = make_user()
+    run = make_run(owner)
+    token, _ = tokens.create_token(owner, "t")
+    db.session.commit()
+    values = {"run_id": run.id, "token_id": token.id, "filename": "app.css"}
+    csrf = csrf_token(client, "/login")
+    checked = []
+    for endpoint, rule, method in rules(app):
+        if endpoint in PUBLIC_ENDPOINTS:
+            continue
+        path = fill(rule, values)
+        if rule.startswith("/api/"):
+            response = client.open(path, method=method, json={} if method == "POST" else None)
+            assert response.status_code == 401, (method, rule, response.status_code)
+            assert response.is_json and response.headers["WWW-Authenticate"].startswith("Bearer")
+        else:
+            response = client.post(path, data={"csrf_token": csrf}) if method == "POST" else client.get(path)
+            assert is_login_redirect(response), (method, rule, response.status_code, response.headers.get("Location"))
+        checked.append(f"{method} {rule}")
+    assert len(checked) >= 15, checked
+    print("\nchecked:", *checked, sep="\n  ")
+
+
+@pytest.mark.parametrize("path", ["/login", "/healthz", "/static/app.css"])
+def test_public_routes_answer_anonymous_visitors(client: FlaskClient, path: str, app: Flask) -> None:
+    assert client.get(path).status_code == 200
