@@ -9,6 +9,7 @@ from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, rendering
+from .converters import IdConverter
 from .extensions import csrf, db, login_manager, migrate
 from .pricing import PriceTable
 from .throttle import make_throttle
@@ -26,6 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
+    app.url_map.converters["id"] = IdConverter
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(config.load_settings(Path(app.instance_path)))
     if test_config:

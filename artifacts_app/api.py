@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -14,7 +15,6 @@ from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from . import openapi, queries, recording, tokens
 from .extensions import csrf, db
@@ -66,6 +66,8 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
         user = tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
             raise ApiError(401, "unauthorized", "A valid bearer token is required.")
+        # last_used_at is worth keeping even when the request goes on to fail or only reads.
+        db.session.commit()
         g.api_user = user
         return view(*args, **kwargs)
 
@@ -78,6 +80,17 @@ def field_name(path: list[Any]) -> str:
     for part in path:
         name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
     return name or "body"
+
+
+def refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} does not fit a number")
+    return number
 
 
 def fault_field(error: ValidationError) -> str:
@@ -95,8 +108,9 @@ def json_body(schema: str) -> dict[str, Any]:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
     try:
-        body = request.get_json()
-    except (BadRequest, UnsupportedMediaType):
+        # Strict JSON: NaN, Infinity and numbers too large for a float are not JSON values.
+        body = json.loads(request.get_data(), parse_constant=refuse_constant, parse_float=finite_float)
+    except (ValueError, RecursionError):
         raise ApiError(400, "bad_request", "The body is not valid JSON.") from None
     validator = Draft202012Validator({"$ref": f"{SPEC_URI}#/components/schemas/{schema}"}, registry=REGISTRY)
     errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
@@ -158,7 +172,7 @@ def create_run() -> tuple[Response, int]:
     """Start a run, or record a finished one (status completed|failed) in one call."""
     body = json_body("RunCreate")
     user = current_api_user()
-    key = request.headers.get("Idempotency-Key", "").strip()
+    key = idempotency_key()
     request_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     if key:
         replay = replayed_run(user, key, request_hash)
@@ -193,11 +207,17 @@ def create_run() -> tuple[Response, int]:
     return jsonify(run_json(run)), 201
 
 
+def idempotency_key() -> str:
+    """The Idempotency-Key header: up to 255 printable ASCII characters, or "" when absent."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 255 or any(not " " <= char <= "~" for char in key):
+        raise ApiError(422, "validation_failed", "Idempotency-Key is not valid.",
+                       [{"field": "Idempotency-Key", "message": "must be 1 to 255 printable ASCII characters"}])
+    return key
+
+
 def replayed_run(user: User, key: str, request_hash: str) -> PipelineRun | None:
     """The run an earlier request with this key made; a different request with it is a 409."""
-    if len(key) > 255:
-        raise ApiError(422, "validation_failed", "Idempotency-Key is too long.",
-                       [{"field": "Idempotency-Key", "message": "must be at most 255 characters"}])
     found = queries.idempotent_run(user, key)
     if found is None:
         return None
@@ -213,7 +233,7 @@ def require_run(run_id: str) -> None:
         raise ApiError(404, "not_found", "No such run.")
 
 
-@bp.post("/runs/<run_id>/steps")
+@bp.post("/runs/<id:run_id>/steps")
 @token_required
 def add_step(run_id: str) -> Response:
     """Append one step's output to a running run."""
@@ -224,7 +244,7 @@ def add_step(run_id: str) -> Response:
     return jsonify(run_json(run))
 
 
-@bp.post("/runs/<run_id>/complete")
+@bp.post("/runs/<id:run_id>/complete")
 @token_required
 def complete_run(run_id: str) -> Response:
     """Complete a running run with its outputs and usage; the server prices it."""
@@ -239,7 +259,7 @@ def complete_run(run_id: str) -> Response:
     return jsonify(run_json(run))
 
 
-@bp.post("/runs/<run_id>/fail")
+@bp.post("/runs/<id:run_id>/fail")
 @token_required
 def fail_run(run_id: str) -> Response:
     """Fail a running run with its error, keeping the steps that completed."""
@@ -254,7 +274,7 @@ def fail_run(run_id: str) -> Response:
     return jsonify(run_json(run))
 
 
-@bp.get("/runs/<run_id>")
+@bp.get("/runs/<id:run_id>")
 @token_required
 def get_run(run_id: str) -> Response:
     """One of the caller's runs, every output included."""

@@ -9,6 +9,7 @@ from typing import TextIO
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
 from . import accounts, exports, queries, recording, tokens
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
@@ -135,6 +136,9 @@ def import_command(source: TextIO, email: str) -> None:
                 rejected.append((number, f"not valid JSON ({error.msg})"))
             except recording.RunValidationError as error:
                 rejected.append((number, str(error)))
+            except (SQLAlchemyError, ValueError, OverflowError) as error:
+                # The savepoint is already rolled back; say which line the database refused.
+                rejected.append((number, f"could not be stored ({type(error).__name__}: {str(error).splitlines()[0]})"))
             if stored and stored % IMPORT_BATCH == 0:
                 db.session.commit()
     db.session.commit()

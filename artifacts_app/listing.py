@@ -76,13 +76,20 @@ class Cursor:
     filters: ListFilters
 
 
+EARLIEST_DATE = date(1970, 1, 1)
+LATEST_DATE = date(9998, 12, 31)  # the range end is the next day, which must still be a date
+
+
 def parse_date(name: str, value: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise BadListRequest(f"{name} must be a date like 2025-11-30") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise BadListRequest(f"{name} must be between {EARLIEST_DATE} and {LATEST_DATE}")
+    return day
 
 
 def parse_filters(args: MultiDict[str, str]) -> ListFilters:
@@ -91,6 +98,9 @@ def parse_filters(args: MultiDict[str, str]) -> ListFilters:
     for name, value in values.items():
         if len(value) > MAX_FILTER_LENGTH:
             raise BadListRequest(f"{name} is too long")
+        if any(ord(char) < 0x20 for char in value):
+            # No pipeline or model name holds control characters (PostgreSQL refuses NUL outright).
+            raise BadListRequest(f"{name} must not contain control characters")
     status = values["status"] or DEFAULT_STATUS
     if status not in STATUS_CHOICES:
         raise BadListRequest(f"status must be one of {', '.join(STATUS_CHOICES)}")

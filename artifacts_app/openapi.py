@@ -8,10 +8,13 @@ from typing import Any
 from . import __version__
 
 TOKENS = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+# Text the database can store: no NUL, no lone surrogates (they have no UTF-8 form).
+STORABLE = r"^[^\u0000\ud800-\udfff]*$"
 DECIMAL_STRING = {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]{1,12})?\s*$",
                   "description": "A non-negative amount of US dollars as a decimal string, e.g. \"0.0042\"."}
-NAME = {"type": "string", "minLength": 1, "maxLength": 200}
-TEXT = {"type": "string"}
+NOT_BLANK = {"type": "string", "pattern": r"^[^\u0000\ud800-\udfff]*[^\s\u0000\ud800-\udfff][^\u0000\ud800-\udfff]*$"}
+NAME = {**NOT_BLANK, "minLength": 1, "maxLength": 200}
+TEXT = {"type": "string", "pattern": STORABLE}
 TIMESTAMP = {"type": "string", "format": "date-time"}
 
 SCHEMAS: dict[str, Any] = {
@@ -42,7 +45,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "Variables": {
         "type": "object",
-        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+        "propertyNames": NAME,
+        "additionalProperties": {"anyOf": [TEXT, {"type": ["number", "boolean", "null"]}]},
     },
     "RunCreate": {
         "type": "object",
@@ -62,6 +66,9 @@ SCHEMAS: dict[str, Any] = {
             "completedAt": TIMESTAMP,
         },
         "additionalProperties": False,
+        # A failed run says why.
+        "if": {"properties": {"status": {"const": "failed"}}, "required": ["status"]},
+        "then": {"required": ["error"], "properties": {"error": NOT_BLANK}},
     },
     "RunComplete": {
         "type": "object",
@@ -79,7 +86,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["error"],
         "properties": {
-            "error": {"type": "string", "minLength": 1},
+            "error": NOT_BLANK,
             "steps": {"type": "array", "items": {"$ref": "#/components/schemas/StepInput"}, "maxItems": 1000},
             "usage": {"$ref": "#/components/schemas/Usage"},
             "completedAt": TIMESTAMP,
@@ -184,7 +191,8 @@ WRITE_ERRORS = {
     "415": error_response("The body is not sent as application/json."),
     "422": error_response("A field has the wrong type or is out of range; `fields` names each one."),
 }
-RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+RUN_ID = {"name": "run_id", "in": "path", "required": True,
+          "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}}
 LIST_PARAMETERS = [
     {"name": "pipeline", "in": "query", "schema": {"type": "string", "maxLength": 200}},
     {"name": "model", "in": "query", "schema": {"type": "string", "maxLength": 200}},

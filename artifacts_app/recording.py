@@ -6,9 +6,10 @@ rejected call leaves nothing half-written, and the caller decides where the tran
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
@@ -74,6 +75,11 @@ def check_text(field: str, value: Any, *, max_length: int | None = None, require
         raise RunValidationError(field, "must be a string")
     if "\x00" in value:
         raise RunValidationError(field, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON "\ud800") has no UTF-8 form; no database can store it.
+        raise RunValidationError(field, "must be valid Unicode (no lone surrogates)") from None
     if required and not value.strip():
         raise RunValidationError(field, "must not be empty")
     if max_length is not None and len(value) > max_length:
@@ -81,9 +87,21 @@ def check_text(field: str, value: Any, *, max_length: int | None = None, require
     return value
 
 
+def whole_number(value: Any) -> int | None:
+    """An int, or a float with no fraction (JSON's 5.0 is the integer 5); bools are not numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
+
+
 def check_tokens(field: str, value: Any) -> int:
-    """A non-negative integer token count that fits the column (bools are not counts)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """A non-negative integer token count that fits the column."""
+    value = whole_number(value)
+    if value is None:
         raise RunValidationError(field, "must be an integer")
     if value < 0:
         raise RunValidationError(field, "must not be negative")
@@ -112,10 +130,13 @@ def check_cost(field: str, value: Any) -> Decimal:
 
 
 def check_time(field: str, value: Any) -> datetime:
-    """A timezone-aware datetime."""
+    """A timezone-aware datetime that exists in UTC (year 1 at +01:00 does not)."""
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise RunValidationError(field, "must be a timezone-aware time")
-    return value
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise RunValidationError(field, "must be a time between the years 1 and 9999 in UTC") from None
 
 
 def check_variables(value: Any) -> dict[str, Any] | None:
@@ -131,6 +152,8 @@ def check_variables(value: Any) -> dict[str, Any] | None:
             check_text(f"variables.{key}", item, required=False)
         elif item is not None and not isinstance(item, (int, float, bool)):
             raise RunValidationError(f"variables.{key}", "must be a string, number, boolean or null")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise RunValidationError(f"variables.{key}", "must be a finite number")
         checked[key] = item
     return checked
 
@@ -155,8 +178,8 @@ def check_step(index: int, value: Any) -> ArtifactStep:
     field = f"steps[{index}]"
     if not isinstance(value, Mapping):
         raise RunValidationError(field, "must be an object")
-    step_order = value.get("stepOrder")
-    if isinstance(step_order, bool) or not isinstance(step_order, int):
+    step_order = whole_number(value.get("stepOrder"))
+    if step_order is None:
         raise RunValidationError(f"{field}.stepOrder", "must be an integer")
     step: ArtifactStep = {
         "agentId": check_text(f"{field}.agentId", value.get("agentId"), max_length=MAX_NAME_LENGTH),
@@ -217,6 +240,8 @@ def price_run(steps: list[ArtifactStep], model: str | None, usage: Usage, at: da
     if steps and all(step_has_usage(step) for step in steps):
         input_tokens = sum(step["inputTokens"] for step in steps)
         output_tokens = sum(step["outputTokens"] for step in steps)
+        if max(input_tokens, output_tokens) > MAX_TOKENS:
+            raise RunValidationError("steps", f"the steps' token counts add up to more than {MAX_TOKENS}")
         for name, given, total in (
             ("usage.inputTokens", usage.input_tokens, input_tokens),
             ("usage.outputTokens", usage.output_tokens, output_tokens),

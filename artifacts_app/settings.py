@@ -49,7 +49,7 @@ def create_token() -> tuple[str, int]:
     ), status
 
 
-@bp.post("/tokens/<token_id>/revoke")
+@bp.post("/tokens/<id:token_id>/revoke")
 def revoke_token(token_id: str) -> Response:
     """Revoke one of the user's tokens; it stops working at once."""
     form = ConfirmForm()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.routing import Rule
 
 from artifacts_app import tokens
 from artifacts_app.extensions import db
@@ -16,21 +17,16 @@ OWNED_ARGUMENTS = {"run_id", "token_id"}
 METHODS = ("GET", "POST")
 
 
-def rules(app: Flask) -> list[tuple[str, str, str]]:
-    """(endpoint, rule, method) for every route and method the app serves."""
-    found = []
-    for rule in app.url_map.iter_rules():
-        for method in sorted(rule.methods & set(METHODS)):
-            found.append((rule.endpoint, rule.rule, method))
-    return found
+def rules(app: Flask) -> list[tuple[Rule, str]]:
+    """(rule, method) for every route and method the app serves."""
+    return [(rule, method) for rule in app.url_map.iter_rules() for method in sorted(rule.methods & set(METHODS))]
 
 
-def fill(rule: str, values: dict[str, str]) -> str:
-    path = rule
-    for name, value in values.items():
-        path = path.replace(f"<{name}>", value)
-    assert "<" not in path, f"the sweep does not know how to fill {rule}"
-    return path
+def fill(app: Flask, rule: Rule, values: dict[str, str]) -> str:
+    """The rule's URL with its arguments filled in."""
+    missing = rule.arguments - set(values)
+    assert not missing, f"the sweep does not know how to fill {missing} in {rule.rule}"
+    return app.url_map.bind("localhost").build(rule.endpoint, {name: values[name] for name in rule.arguments})
 
 
 def test_another_users_run_or_token_answers_exactly_like_a_missing_one(app: Flask, client: FlaskClient) -> None:
@@ -44,13 +40,13 @@ def test_another_users_run_or_token_answers_exactly_like_a_missing_one(app: Flas
     log_in(client, intruder.email)
     token = csrf_token(client, "/artifacts")
     covered = []
-    for endpoint, rule, method in rules(app):
-        if not OWNED_ARGUMENTS & set(rule.replace(">", "<").split("<")):
+    for rule, method in rules(app):
+        if not OWNED_ARGUMENTS & rule.arguments:
             continue
         answers = []
         for values in (theirs, missing):
-            path = fill(rule, values)
-            if rule.startswith("/api/"):
+            path = fill(app, rule, values)
+            if rule.rule.startswith("/api/"):
                 headers = {"Authorization": f"Bearer {intruder_clear}"}
                 response = client.open(path, method=method, headers=headers, json={} if method == "POST" else None)
             elif method == "POST":
@@ -59,9 +55,9 @@ def test_another_users_run_or_token_answers_exactly_like_a_missing_one(app: Flas
                 response = client.get(path)
             answers.append(response)
         mine, nothing = answers
-        assert mine.status_code == 404, (method, rule, mine.status_code)
-        assert mine.get_data() == nothing.get_data(), (method, rule)
-        covered.append(f"{method} {rule}")
+        assert mine.status_code == 404, (method, rule.rule, mine.status_code)
+        assert mine.get_data() == nothing.get_data(), (method, rule.rule)
+        covered.append(f"{method} {rule.rule}")
     # The sweep must have found the owned routes; an empty sweep proves nothing.
     assert len(covered) >= 7, covered
     db.session.expire_all()
@@ -78,18 +74,19 @@ def test_every_private_route_sends_anonymous_visitors_to_login_or_401(app: Flask
     values = {"run_id": run.id, "token_id": token.id, "filename": "app.css"}
     csrf = csrf_token(client, "/login")
     checked = []
-    for endpoint, rule, method in rules(app):
-        if endpoint in PUBLIC_ENDPOINTS:
+    for rule, method in rules(app):
+        if rule.endpoint in PUBLIC_ENDPOINTS:
             continue
-        path = fill(rule, values)
-        if rule.startswith("/api/"):
+        path = fill(app, rule, values)
+        if rule.rule.startswith("/api/"):
             response = client.open(path, method=method, json={} if method == "POST" else None)
-            assert response.status_code == 401, (method, rule, response.status_code)
+            assert response.status_code == 401, (method, rule.rule, response.status_code)
             assert response.is_json and response.headers["WWW-Authenticate"].startswith("Bearer")
         else:
             response = client.post(path, data={"csrf_token": csrf}) if method == "POST" else client.get(path)
-            assert is_login_redirect(response), (method, rule, response.status_code, response.headers.get("Location"))
-        checked.append(f"{method} {rule}")
+            location = response.headers.get("Location")
+            assert is_login_redirect(response), (method, rule.rule, response.status_code, location)
+        checked.append(f"{method} {rule.rule}")
     assert len(checked) >= 15, checked
     print("\nchecked:", *checked, sep="\n  ")
 

@@ -840,9 +840,8 @@ def test_the_openapi_document_describes_every_api_route_and_nothing_more(
                 assert name in declared, (path, name)
 
 
-# ---------------------------------------------------------------- known defects
-# Each test states the behaviour the API should have; they fail today (strict xfail, so a fix
-# turns them into failures that ask for the marker to be removed).
+# ---------------------------------------------------------------- edge cases
+# Edge cases found by probing the API; each was a 500 once.
 
 
 def assert_handled(response: TestResponse, *statuses: int) -> None:
@@ -852,21 +851,12 @@ def assert_handled(response: TestResponse, *statuses: int) -> None:
     json.loads(response.get_data(as_text=True), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="listing.ListFilters.range_end adds a day to `to`: to=9999-12-31 overflows (OverflowError) into a 500",
-)
 def test_the_last_representable_date_as_a_filter_is_not_a_server_error(client: FlaskClient, ada: Caller) -> None:
     for query in ({"to": "9999-12-31"}, {"from": "2025-01-01", "to": "9999-12-31"}):
         response = client.get(f"{API}/runs", query_string=query, headers=ada.headers)
         assert_handled(response, 200, 400)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.timestamp and recording.check_time accept times whose conversion to UTC overflows; "
-           "types.UTCDateTime raises OverflowError at flush: a 500 instead of a 422 naming the field",
-)
 def test_a_time_that_cannot_be_expressed_in_utc_is_a_422_naming_it(client: FlaskClient, ada: Caller) -> None:
     before = stored()
     for field, value in (("createdAt", "9999-12-31T23:59:59-23:59"), ("createdAt", "0001-01-01T00:00:00+01:00"),
@@ -878,11 +868,6 @@ def test_a_time_that_cannot_be_expressed_in_utc_is_a_422_naming_it(client: Flask
     assert stored() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recording.price_run sums the steps' tokens without checking the total fits the 32-bit column: "
-           "PostgreSQL raises NumericValueOutOfRange (a 500), SQLite stores the out-of-range total (201)",
-)
 def test_steps_whose_token_total_overflows_the_column_are_a_422(client: FlaskClient, ada: Caller) -> None:
     big = 2**31 - 1
     steps = [{**step, "inputTokens": big, "outputTokens": 1} for step in three_steps()[:2]]
@@ -894,12 +879,6 @@ def test_steps_whose_token_total_overflows_the_column_are_a_422(client: FlaskCli
     assert stored() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.json_body parses with json.loads, which accepts NaN, Infinity and 1e400 (inf); "
-           "recording.check_variables lets non-finite floats through: PostgreSQL's JSONB refuses them (a 500), "
-           "SQLite stores them and the response then carries NaN, which is not JSON",
-)
 def test_non_finite_numbers_in_a_body_are_rejected(client: FlaskClient, ada: Caller) -> None:
     before = stored()
     for number in ("NaN", "Infinity", "-Infinity", "1e400"):
@@ -912,13 +891,6 @@ def test_non_finite_numbers_in_a_body_are_rejected(client: FlaskClient, ada: Cal
 def test_nul_characters_in_ids_filters_and_keys_are_not_a_server_error(
     request: pytest.FixtureRequest, client: FlaskClient, ada: Caller, engine_name: str
 ) -> None:
-    if engine_name == "postgresql":
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="NUL (%00) reaches PostgreSQL in a run id (queries.run_for_user / run_with_artifact), a list "
-                   "filter (listing.parse_filters) or an Idempotency-Key (queries.idempotent_run): psycopg "
-                   "refuses NUL in text, a 500; SQLite answers 404 / 200 / 201",
-        ))
     run = start(client, ada)
 
     assert_handled(client.get(f"{API}/runs/a%00b", headers=ada.headers), 404)
@@ -932,13 +904,7 @@ def test_nul_characters_in_ids_filters_and_keys_are_not_a_server_error(
     assert client.get(f"{API}/runs/{run['id']}", headers=ada.headers).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="openapi.py's RunCreate/StepInput/Usage accept bodies that recording.py then refuses with a 422: "
-           "status failed without error (no if/then), blank or NUL-bearing names (NAME has no pattern), "
-           "integral floats for token counts (JSON Schema integers; check_tokens wants int)",
-)
-def test_every_body_the_document_accepts_is_accepted(client: FlaskClient, ada: Caller) -> None:
+def test_the_document_and_the_server_agree_on_which_bodies_are_valid(client: FlaskClient, ada: Caller) -> None:
     validator = Draft202012Validator({"$ref": f"{SPEC_URI}#/components/schemas/RunCreate"}, registry=REGISTRY)
     bodies = [
         {"pipeline": "P", "input": "x", "status": "failed"},
@@ -947,21 +913,16 @@ def test_every_body_the_document_accepts_is_accepted(client: FlaskClient, ada: C
         {"pipeline": "P\x00", "input": "x"},
         {"pipeline": "P", "input": "x", "status": "completed", "usage": {"inputTokens": 5.0, "outputTokens": 1}},
     ]
-    rejected = []
+    disagreements = []
     for body in bodies:
-        assert not list(validator.iter_errors(body)), body  # the document accepts it
+        document_accepts = not list(validator.iter_errors(body))
         response = client.post(f"{API}/runs", json=body, headers=ada.headers)
-        if response.status_code != 201:
-            rejected.append((body, response.get_json()["fields"]))
-    assert not rejected
+        assert response.status_code in (201, 422), (body, response.status_code)
+        if document_accepts != (response.status_code == 201):
+            disagreements.append((body, document_accepts, response.get_json()))
+    assert not disagreements
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recording.check_text (and check_variables for keys) accept strings with lone UTF-16 surrogates "
-           "(JSON escapes such as \\ud800), which cannot be encoded as UTF-8: the driver raises "
-           "UnicodeEncodeError at flush, a 500 on both engines",
-)
 def test_a_lone_surrogate_in_a_string_is_refused_not_a_server_error(client: FlaskClient, ada: Caller) -> None:
     before = stored()
     for raw in ('{"pipeline": "P\\udade", "input": "x"}', '{"pipeline": "P", "input": "x\\ud800"}',
@@ -971,12 +932,6 @@ def test_a_lone_surrogate_in_a_string_is_refused_not_a_server_error(client: Flas
     assert stored() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tokens.authenticate sets last_used_at in the request's transaction, which only a successful write "
-           "commits: a token used to read (GET /runs, GET /runs/<id>, openapi.json) or whose writes are "
-           "refused shows 'never used'",
-)
 def test_a_token_used_only_to_read_records_its_last_use(client: FlaskClient, ada: Caller) -> None:
     assert client.get(f"{API}/runs", headers=ada.headers).status_code == 200
 

@@ -246,13 +246,6 @@ def test_export_to_stdout_is_the_same_as_to_a_file(runner: FlaskCliRunner, tmp_p
     assert len(to_stdout.stdout.splitlines()) == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.import_command catches only JSONDecodeError and RunValidationError: a line that passes "
-           "recording.import_run's checks but fails at flush (here a time whose UTC conversion overflows, "
-           "types.UTCDateTime -> OverflowError) aborts the whole import with a traceback; the good lines "
-           "before it are never committed and nothing says which line it was",
-)
 def test_a_line_the_database_cannot_store_is_reported_and_the_good_lines_are_kept(
     runner: FlaskCliRunner, tmp_path: Path
 ) -> None:

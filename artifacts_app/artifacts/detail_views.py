@@ -51,7 +51,7 @@ def panel_context(run_id: str, tab: Tab) -> dict[str, Any]:
     }
 
 
-@bp.get("/artifacts/<run_id>")
+@bp.get("/artifacts/<id:run_id>")
 def detail(run_id: str) -> Response:
     """The run's page with the active tab's panel; htmx asking for a tab gets only that panel."""
     found = queries.run_summary(current_user, run_id)

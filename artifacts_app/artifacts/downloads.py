@@ -56,7 +56,7 @@ def whole_run_markdown(run_id: str, title: str, tabs: list[Any]) -> Iterator[str
     yield "\n"
 
 
-@bp.get("/artifacts/<run_id>/download")
+@bp.get("/artifacts/<id:run_id>/download")
 def download(run_id: str) -> Response:
     """part=final|step-N|all, format=md|txt|json; an attachment named after pipeline, run and part."""
     fmt = request.args.get("format", "md")
