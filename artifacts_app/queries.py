@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, LargeBinary, Row, Select, String, func, literal, select, tuple_, union_all
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import defer
 
 from .extensions import db
@@ -261,42 +262,42 @@ def run_summary(user: User, run_id: str) -> tuple[PipelineRun, str] | None:
 
 
 def step_headers(user: User, run_id: str) -> list[StepHeader]:
-    """Each step's name, order, model and usage, read with JSON paths; no output leaves the database.
+    """Each step's name, order, model, usage and output size; no output leaves the database.
 
-    The writer keeps steps sorted and contiguous, so array index i holds stepOrder i.
+    The writer keeps steps sorted and contiguous, so array position i holds stepOrder i.
     """
-    steps = PipelineRun.artifact_data["steps"]  # type: ignore[index]
+    owned = (PipelineRun.id == run_id, PipelineRun.user_id == user.id)
     if db.session.get_bind().dialect.name == "postgresql":
-        length = func.jsonb_array_length(steps)
+        # One jsonb_array_elements over the document: a large artifact is detoasted once,
+        # where a JSON path per field would decompress all of it again for every field.
+        step = func.jsonb_array_elements(PipelineRun.artifact_data["steps"]).table_valued(  # type: ignore[index]
+            "value", with_ordinality="position"
+        ).render_derived()
+        value = step.c.value
+        fields = [value.op("->>")(name) for name in ("agentId", "agentName", "model", "inputTokens",
+                                                       "outputTokens", "cost")]
+        statement = (
+            select(*fields, func.octet_length(value.op("->>")("output")))
+            .select_from(PipelineRun).join(step, sa_true()).where(*owned).order_by(step.c.position)
+        )
     else:
-        length = func.json_array_length(PipelineRun.artifact_data, "$.steps")
-    count = db.session.execute(
-        select(func.coalesce(length, 0)).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
-    ).scalar_one_or_none()
-    if not count:
-        return []
-    columns = []
-    for index in range(count):
-        columns += [
-            json_text("steps", index, "agentId"),
-            json_text("steps", index, "agentName"),
-            json_text("steps", index, "model"),
-            json_text("steps", index, "inputTokens"),
-            json_text("steps", index, "outputTokens"),
-            json_text("steps", index, "cost"),
-            byte_length(json_text("steps", index, "output")),
-        ]
-    values = db.session.execute(
-        select(*columns).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
-    ).one()
+        step = func.json_each(PipelineRun.artifact_data, "$.steps").table_valued("value", "key")
+        fields = [func.json_extract(step.c.value, f"$.{name}") for name in (
+            "agentId", "agentName", "model", "inputTokens", "outputTokens", "cost")]
+        output = func.json_extract(step.c.value, "$.output")
+        statement = (
+            select(*fields, func.length(func.cast(output, LargeBinary)))
+            .select_from(PipelineRun).join(step, sa_true()).where(*owned).order_by(step.c.key)
+        )
     headers = []
-    for index in range(count):
-        agent_id, agent_name, model, tokens_in, tokens_out, cost, size = values[index * 7:(index + 1) * 7]
+    for index, (agent_id, agent_name, model, tokens_in, tokens_out, cost, size) in enumerate(
+        db.session.execute(statement).all(), start=1
+    ):
         headers.append(StepHeader(
-            number=index + 1, agent_id=agent_id, agent_name=agent_name, model=model,
+            number=index, agent_id=agent_id, agent_name=agent_name, model=model,
             input_tokens=None if tokens_in is None else int(tokens_in),
             output_tokens=None if tokens_out is None else int(tokens_out),
-            cost=None if cost is None else Decimal(cost), output_bytes=int(size or 0),
+            cost=None if cost is None else Decimal(str(cost)), output_bytes=int(size or 0),
         ))
     return headers
 
@@ -311,10 +312,13 @@ def output_text(user: User, run_id: str, part: int | None, max_chars: int | None
         text = func.coalesce(json_text("finalOutput"), PipelineRun.final_output, "")
     else:
         text = json_text("steps", part - 1, "output")
-    shown = text if max_chars is None else func.substr(text, 1, max_chars)
-    row = db.session.execute(
-        select(shown, byte_length(text)).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
-    ).one_or_none()
+    # Extracted once in a subquery (OFFSET 0 keeps the planner from inlining it), so a large
+    # document is decompressed once, not once for the text and again for its size.
+    extracted = (
+        select(text.label("text")).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id).offset(0).subquery()
+    )
+    shown = extracted.c.text if max_chars is None else func.substr(extracted.c.text, 1, max_chars)
+    row = db.session.execute(select(shown, byte_length(extracted.c.text))).one_or_none()
     if row is None or row[0] is None:
         return None
     return OutputText(text=row[0], total_bytes=int(row[1] or 0))

@@ -124,7 +124,8 @@ def check_cost(field: str, value: Any) -> Decimal:
         raise RunValidationError(field, "must be a decimal string such as \"0.0042\"")
     if not cost.is_finite() or cost < 0:
         raise RunValidationError(field, "must be a finite, non-negative amount")
-    if cost.quantize(MONEY_QUANTUM) != cost or cost >= MONEY_LIMIT:
+    # Compare before quantizing: quantize needs more digits than the context has for huge values.
+    if cost >= MONEY_LIMIT or cost.as_tuple().exponent < -12:  # type: ignore[operator]
         raise RunValidationError(field, f"must have at most 12 decimal places and be below {MONEY_LIMIT}")
     return cost.quantize(MONEY_QUANTUM)
 

@@ -940,12 +940,6 @@ def test_a_token_used_only_to_read_records_its_last_use(client: FlaskClient, ada
     assert token.last_used_at is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recording.check_cost quantizes before comparing with MONEY_LIMIT: a cost of 10^16 dollars or more "
-           "needs over 28 digits at 12 places, so Decimal.quantize raises InvalidOperation, a 500 (run, step and "
-           "import costs alike). When fixed, drop has_an_oversized_cost's assume() in test_api_schema.py too.",
-)
 def test_a_cost_too_large_for_the_column_is_a_422_not_a_server_error(client: FlaskClient, ada: Caller) -> None:
     before = stored()
     for body, field in (

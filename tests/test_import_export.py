@@ -265,11 +265,6 @@ def test_a_line_the_database_cannot_store_is_reported_and_the_good_lines_are_kep
     ).scalars()) == [good["id"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recording.check_cost raises decimal.InvalidOperation (not RunValidationError) for a cost of 10^16 or "
-           "more, and cli.import_command does not catch it: the import aborts with a traceback",
-)
 def test_a_line_with_a_cost_too_large_for_the_column_is_reported_and_the_good_lines_are_kept(
     runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
