@@ -157,8 +157,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             for engine in ENGINES:
                 if f"[{engine}" in report.nodeid or f"-{engine}]" in report.nodeid:
                     counts[engine][outcome] += 1
+    browser = {"passed": 0, "skipped": 0, "failed": 0}
+    for outcome in browser:
+        browser[outcome] = sum(
+            1 for report in terminalreporter.stats.get(outcome, [])
+            if "tests/browser/" in report.nodeid and (report.when == "call" or outcome == "skipped")
+        )
     terminalreporter.write_sep("-", "database engines")
     for engine, tally in counts.items():
         terminalreporter.write_line(
             f"{engine}: {tally['passed']} passed, {tally['failed']} failed, {tally['skipped']} skipped"
         )
+    terminalreporter.write_line(
+        f"browser (Chromium): {browser['passed']} passed, {browser['failed']} failed, {browser['skipped']} skipped"
+    )
