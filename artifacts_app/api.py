@@ -103,6 +103,13 @@ def fault_field(error: ValidationError) -> str:
     return field_name(path)
 
 
+def fault_message(error: ValidationError) -> str:
+    """jsonschema's message, or a plain one where its own would be cryptic."""
+    if error.validator == "not" and error.validator_value == {}:
+        return "is not allowed with this status (outputs and usage come with completed or failed; error only with failed)"
+    return error.message
+
+
 def json_body(schema: str) -> dict[str, Any]:
     """The request's JSON object, checked against the OpenAPI schema; every fault named at once."""
     if not request.is_json:
@@ -115,7 +122,7 @@ def json_body(schema: str) -> dict[str, Any]:
     validator = Draft202012Validator({"$ref": f"{SPEC_URI}#/components/schemas/{schema}"}, registry=REGISTRY)
     errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        fields = [{"field": fault_field(e), "message": e.message} for e in errors]
+        fields = [{"field": fault_field(e), "message": fault_message(e)} for e in errors]
         raise ApiError(422, "validation_failed", "Some fields are not valid.", fields)
     return body  # type: ignore[no-any-return]
 

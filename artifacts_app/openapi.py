@@ -16,6 +16,8 @@ NOT_BLANK = {"type": "string", "pattern": r"^[^\u0000\ud800-\udfff]*[^\s\u0000\u
 NAME = {**NOT_BLANK, "minLength": 1, "maxLength": 200}
 TEXT = {"type": "string", "pattern": STORABLE}
 TIMESTAMP = {"type": "string", "format": "date-time"}
+# "not: {}" rather than a false schema: jsonschema then reports which property is at fault.
+NOT_WITH_STATUS = {"not": {}, "description": "Not allowed with this status."}
 
 SCHEMAS: dict[str, Any] = {
     "Usage": {
@@ -66,9 +68,18 @@ SCHEMAS: dict[str, Any] = {
             "completedAt": TIMESTAMP,
         },
         "additionalProperties": False,
-        # A failed run says why.
-        "if": {"properties": {"status": {"const": "failed"}}, "required": ["status"]},
-        "then": {"required": ["error"], "properties": {"error": NOT_BLANK}},
+        "allOf": [
+            # A failed run says why.
+            {"if": {"properties": {"status": {"const": "failed"}}, "required": ["status"]},
+             "then": {"required": ["error"], "properties": {"error": NOT_BLANK}}},
+            # Outputs and usage belong to a finished run; a started one gets them later.
+            {"if": {"properties": {"status": {"enum": ["completed", "failed"]}}, "required": ["status"]},
+             "else": {"properties": {"steps": NOT_WITH_STATUS, "finalOutput": NOT_WITH_STATUS,
+                                     "usage": NOT_WITH_STATUS, "error": NOT_WITH_STATUS,
+                                     "completedAt": NOT_WITH_STATUS}}},
+            {"if": {"properties": {"status": {"const": "completed"}}, "required": ["status"]},
+             "then": {"properties": {"error": NOT_WITH_STATUS}}},
+        ],
     },
     "RunComplete": {
         "type": "object",

@@ -687,7 +687,7 @@ def test_wrong_types_and_out_of_range_values_are_a_422_naming_every_field_at_fau
 
     response = client.post(
         f"{API}/runs",
-        json={"pipeline": 1, "input": 2, "steps": [{"stepOrder": -1}], "usage": {"inputTokens": -5}},
+        json={"pipeline": 1, "input": 2, "status": "completed", "steps": [{"stepOrder": -1}], "usage": {"inputTokens": -5}},
         headers=ada.headers,
     )
 
@@ -706,10 +706,10 @@ INVALID_BODIES: list[tuple[str, Any, set[str]]] = [
     ("runs", {"pipeline": "x" * 201, "input": "x"}, {"pipeline"}),
     ("runs", {"pipeline": "P", "input": "x", "status": "done"}, {"status"}),
     ("runs", {"pipeline": "P", "input": "x", "variables": {"k": {"nested": 1}}}, {"variables.k"}),
-    ("runs", {"pipeline": "P", "input": "x", "usage": {"inputTokens": 2**31}}, {"usage.inputTokens"}),
-    ("runs", {"pipeline": "P", "input": "x", "usage": {"outputTokens": 1.5}}, {"usage.outputTokens"}),
-    ("runs", {"pipeline": "P", "input": "x", "usage": {"cost": 0.01}}, {"usage.cost"}),
-    ("runs", {"pipeline": "P", "input": "x", "usage": {"cost": "-0.01"}}, {"usage.cost"}),
+    ("runs", {"pipeline": "P", "input": "x", "usage": {"inputTokens": 2**31}, "status": "completed"}, {"usage.inputTokens"}),
+    ("runs", {"pipeline": "P", "input": "x", "usage": {"outputTokens": 1.5}, "status": "completed"}, {"usage.outputTokens"}),
+    ("runs", {"pipeline": "P", "input": "x", "usage": {"cost": 0.01}, "status": "completed"}, {"usage.cost"}),
+    ("runs", {"pipeline": "P", "input": "x", "usage": {"cost": "-0.01"}, "status": "completed"}, {"usage.cost"}),
     ("runs", {"pipeline": "P", "input": "x", "completedAt": "yesterday", "status": "completed"}, {"completedAt"}),
     ("runs", {"pipeline": "P", "input": "x", "completedAt": "2024-11-01T09:00:00", "status": "completed"},
      {"completedAt"}),
@@ -949,4 +949,20 @@ def test_a_cost_too_large_for_the_column_is_a_422_not_a_server_error(client: Fla
         response = client.post(f"{API}/runs", json=body, headers=ada.headers)
         assert_handled(response, 422)
         assert field_names(response.get_json()) == {field}
+    assert stored() == before
+
+
+def test_outputs_sent_with_a_started_run_are_refused_not_dropped(client: FlaskClient, ada: Caller) -> None:
+    before = stored()
+    response = client.post(
+        f"{API}/runs",
+        json={"pipeline": "P", "input": "x", "steps": [], "finalOutput": "f", "usage": {"inputTokens": 1}},
+        headers=ada.headers,
+    )
+    error = assert_json_error(response, 422, "validation_failed")
+    assert field_names(error) == {"steps", "finalOutput", "usage"}
+    completed_with_error = client.post(
+        f"{API}/runs", json={"pipeline": "P", "input": "x", "status": "completed", "error": "why?"}, headers=ada.headers
+    )
+    assert field_names(assert_json_error(completed_with_error, 422, "validation_failed")) == {"error"}
     assert stored() == before
