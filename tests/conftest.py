@@ -99,7 +99,8 @@ def truncate_all(app: Flask) -> None:
         # hold its locks and hang TRUNCATE; this database is this worker's alone, so end them.
         connection.execute(sa.text(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND usename = current_user AND backend_type = 'client backend'"
         ))
         connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
