@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from urllib.parse import urlencode, urlsplit
 
 from flask import (
@@ -73,9 +74,9 @@ def unauthorized() -> Response:
     return redirect(login_url)
 
 
-def too_many_attempts(until: object) -> Response:
+def too_many_attempts(until: datetime) -> Response:
     """429 with Retry-After and a page that says when to try again."""
-    wait = max(1, math.ceil((until - utcnow()).total_seconds()))  # type: ignore[operator]
+    wait = max(1, math.ceil((until - utcnow()).total_seconds()))
     response = make_response(render_template("auth/throttled.html", minutes=math.ceil(wait / 60)), 429)
     response.headers["Retry-After"] = str(wait)
     return response

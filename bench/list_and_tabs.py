@@ -18,7 +18,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -66,7 +65,6 @@ def main() -> None:
 
     base = sa.engine.make_url(base).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     url = create_postgres_database(base, f"artifacts_bench_{uuid.uuid4().hex[:8]}")
-    instance = Path(tempfile.mkdtemp(prefix="artifacts-bench-"))
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "INSECURE_COOKIES": "1"}
     server = None
     try:

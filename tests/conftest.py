@@ -20,7 +20,9 @@ os.environ.pop("PRICES_FILE", None)
 from artifacts_app import create_app  # noqa: E402
 from artifacts_app.extensions import db  # noqa: E402
 from tests import databases  # noqa: E402
-from tests.http_helpers import IsolatedClient  # noqa: E402
+from artifacts_app.models import User  # noqa: E402
+from tests.factories import make_user  # noqa: E402
+from tests.http_helpers import IsolatedClient, log_in  # noqa: E402
 
 ENGINES = ("sqlite", "postgresql")
 
@@ -141,6 +143,19 @@ def app(database_url: str, engine_name: str, tmp_path: Path) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def user(app: Flask) -> User:
+    """A user of the app (reader@example.com), committed."""
+    return make_user("reader@example.com")
+
+
+@pytest.fixture
+def signed_in(client: FlaskClient, user: User) -> FlaskClient:
+    """The client, logged in as `user` through the login form."""
+    log_in(client, user.email)
+    return client
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from artifacts_app import recording, rendering
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
 from tests.factories import make_run, make_user
-from tests.http_helpers import log_in, without_csrf_tokens
+from tests.http_helpers import without_csrf_tokens
 
 HX = {"HX-Request": "true"}
 SELECTED = re.compile(r'<a role="tab" id="tab-([a-z0-9-]+)"[^>]*aria-selected="true"')
@@ -29,17 +29,6 @@ def steps(*outputs: str, **extra: Any) -> list[dict[str, Any]]:
         {"agentId": names[i].lower(), "agentName": names[i], "output": output, "stepOrder": i, **extra}
         for i, output in enumerate(outputs)
     ]
-
-
-@pytest.fixture
-def user(app: Flask) -> User:
-    return make_user("reader@example.com")
-
-
-@pytest.fixture
-def signed_in(client: FlaskClient, user: User) -> FlaskClient:
-    log_in(client, user.email)
-    return client
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from artifacts_app import recording
 from artifacts_app.extensions import db
 from artifacts_app.models import User
 from tests.factories import make_run, make_user
-from tests.http_helpers import log_in
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 HX = {"HX-Request": "true"}
@@ -53,17 +52,6 @@ def newest_first(user: User) -> list[str]:
         {"u": user.id},
     ).scalars()
     return list(rows)
-
-
-@pytest.fixture
-def user(app: Flask) -> User:
-    return make_user("reader@example.com")
-
-
-@pytest.fixture
-def signed_in(client: FlaskClient, user: User) -> FlaskClient:
-    log_in(client, user.email)
-    return client
 
 
 def page_ids(html: str) -> list[str]:

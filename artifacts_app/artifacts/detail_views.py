@@ -33,8 +33,8 @@ def no_such_tab(error: NoSuchTab) -> Response:
 def panel_context(run_id: str, tab: Tab) -> dict[str, Any]:
     """One tab's panel: the start of its output rendered (cached), how much is hidden, the raw text."""
     limit = current_app.config["RENDER_LIMIT_BYTES"]
-    # A character is at most 4 bytes: `limit` characters always cover `limit` bytes.
-    # One character past the limit, so the truncation can tell "exactly at the limit" from "cut".
+    # limit + 1 characters always cover limit + 1 bytes, so the truncation can tell an output
+    # of exactly `limit` bytes from a longer one it must cut.
     output = queries.output_text(current_user, run_id, tab.number, max_chars=limit + 1)
     if output is None:
         abort(404)
