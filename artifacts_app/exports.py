@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from flask import Response, stream_with_context
 
@@ -19,6 +19,22 @@ FORMATS = ("csv", "jsonl")
 CSV_BATCH = 1000
 # Whole runs carry every step's output; smaller batches keep memory flat.
 JSONL_BATCH = 100
+# Cells a spreadsheet would read as a formula (OWASP "CSV injection"): =, +, -, @, tab, CR.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_cell(value: object) -> object:
+    """A CSV cell no spreadsheet evaluates: text starting like a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def inert_row(values: Iterable[object]) -> list[object]:
+    """Every cell of a CSV row made inert; numbers pass through unchanged."""
+    return [inert_cell(value) for value in values]
+
+
 CSV_HEADER = ("id", "pipeline", "status", "model", "input_tokens", "output_tokens", "cost",
               "cost_source", "created_at", "completed_at")
 
@@ -40,13 +56,13 @@ def csv_lines(user: User, filters: ListFilters) -> Iterator[str]:
     while True:
         rows = queries.list_runs(user, filters, after, CSV_BATCH)
         for row in rows:
-            writer.writerow((
+            writer.writerow(inert_row((
                 row.id, row.pipeline_name, row.status, row.model or "",
                 "" if row.input_tokens is None else row.input_tokens,
                 "" if row.output_tokens is None else row.output_tokens,
                 "" if row.cost is None else format(row.cost, "f"),
                 row.cost_source or "", row.created_at.isoformat(), row.completed_at.isoformat(),
-            ))
+            )))
         if rows:
             yield take()
         if len(rows) < CSV_BATCH:
