@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -20,6 +21,7 @@ PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 FILTER_PARAMS = ("pipeline", "model", "status", "from", "to")
 MAX_FILTER_LENGTH = 200
+LIMIT_DIGITS = re.compile(r"[0-9]{1,3}")
 
 
 class BadListRequest(ValueError):
@@ -121,7 +123,8 @@ def parse_limit(args: MultiDict[str, str]) -> int:
     raw = args.get("limit", "")
     if not raw:
         return PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # ASCII digits only: str.isdigit() also accepts "²" and "①", which int() refuses.
+    if not LIMIT_DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise BadListRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 

@@ -109,8 +109,9 @@ def test_page_size_and_limit(signed_in: FlaskClient, user: User) -> None:
     assert len(page_ids(signed_in.get("/artifacts").get_data(as_text=True))) == 25
     assert len(page_ids(signed_in.get("/artifacts?limit=100").get_data(as_text=True))) == 30
     assert len(page_ids(signed_in.get("/artifacts?limit=7").get_data(as_text=True))) == 7
-    for bad in ("0", "101", "-1", "ten", "1.5"):
-        response = signed_in.get(f"/artifacts?limit={bad}")
+    # "²", "①" and Arabic-Indic digits pass str.isdigit() but not int(): they were a 500.
+    for bad in ("0", "101", "-1", "ten", "1.5", "²", "①", "٣", "0007", " 7"):
+        response = signed_in.get("/artifacts", query_string={"limit": bad})
         assert response.status_code == 400, bad
         assert "limit" in response.get_data(as_text=True)
 
