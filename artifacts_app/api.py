@@ -10,26 +10,38 @@ from datetime import datetime
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request, url_for
-from jsonschema import Draft202012Validator, ValidationError
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from sqlalchemy.exc import IntegrityError
 
-from . import openapi, queries, recording, tokens
+from . import limits, openapi, queries, recording, tokens
 from .extensions import csrf, db
 from .listing import BadListRequest, encode_cursor, filters_and_cursor, parse_limit
 from .models import IdempotencyKey, PipelineRun, User
 from .serialization import run_to_api
+from .validation import BodyChecker
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Bearer tokens, not cookies, authenticate here: a cross-site form cannot forge one.
 csrf.exempt(bp)
 
-SPEC = openapi.document()
-SPEC_URI = "urn:artifacts:openapi"
-# OpenAPI 3.1 schemas are JSON Schema 2020-12, so the document itself is the validator's registry.
-REGISTRY = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(SPEC))
+
+
+def spec() -> dict[str, Any]:
+    """This app's OpenAPI document: its limits come from the app's settings, so it is built per app."""
+    built: dict[str, Any] | None = current_app.extensions.get("openapi_document")
+    if built is None:
+        built = current_app.extensions["openapi_document"] = openapi.document(
+            {name: limits.value(name) for name in limits.LIMITS}
+        )
+    return built
+
+
+def body_checker() -> BodyChecker:
+    """The validator of request bodies against this app's document."""
+    checker: BodyChecker | None = current_app.extensions.get("body_checker")
+    if checker is None:
+        checker = current_app.extensions["body_checker"] = BodyChecker(spec())
+    return checker
 
 
 class ApiError(Exception):
@@ -74,14 +86,6 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def field_name(path: list[Any]) -> str:
-    """A JSON path as people write it: steps[2].stepOrder."""
-    name = ""
-    for part in path:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name or "body"
-
-
 def refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
@@ -93,23 +97,6 @@ def finite_float(text: str) -> float:
     return number
 
 
-def fault_field(error: ValidationError) -> str:
-    """The field at fault; a missing required property is named itself, not its parent."""
-    path = list(error.absolute_path)
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [name for name in error.validator_value if name not in error.instance]
-        if missing:
-            path.append(next(name for name in missing if repr(name) in error.message))
-    return field_name(path)
-
-
-def fault_message(error: ValidationError) -> str:
-    """jsonschema's message, or a plain one where its own would be cryptic."""
-    if error.validator == "not" and error.validator_value == {}:
-        return "is not allowed with this status (outputs and usage come with completed or failed; error only with failed)"
-    return error.message
-
-
 def json_body(schema: str) -> dict[str, Any]:
     """The request's JSON object, checked against the OpenAPI schema; every fault named at once."""
     if not request.is_json:
@@ -119,10 +106,8 @@ def json_body(schema: str) -> dict[str, Any]:
         body = json.loads(request.get_data(), parse_constant=refuse_constant, parse_float=finite_float)
     except (ValueError, RecursionError):
         raise ApiError(400, "bad_request", "The body is not valid JSON.") from None
-    validator = Draft202012Validator({"$ref": f"{SPEC_URI}#/components/schemas/{schema}"}, registry=REGISTRY)
-    errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        fields = [{"field": fault_field(e), "message": fault_message(e)} for e in errors]
+    fields = body_checker().faults(schema, body)
+    if fields:
         raise ApiError(422, "validation_failed", "Some fields are not valid.", fields)
     return body  # type: ignore[no-any-return]
 
@@ -315,4 +300,4 @@ def list_runs() -> Response:
 @token_required
 def openapi_document() -> Response:
     """This API's OpenAPI 3.1 description."""
-    return jsonify(SPEC)
+    return jsonify(spec())

@@ -7,6 +7,9 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from .limits import LIMITS
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -72,6 +75,31 @@ def secret_key(instance_path: Path) -> str:
     return key_file.read_text().strip()
 
 
+def public_base_url(raw: str | None) -> str | None:
+    """PUBLIC_BASE_URL without its trailing slash: an http(s) URL with a host, or a clear error at start-up."""
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        raise RuntimeError(f"PUBLIC_BASE_URL must look like https://artifacts.example.com, got {raw!r}")
+    return value
+
+
+DEFAULT_TRUSTED_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def trusted_hosts(raw: str | None, base_url: str | None) -> list[str]:
+    """TRUSTED_HOSTS (comma-separated host names, port ignored, a leading dot for subdomains); by default
+    the host of PUBLIC_BASE_URL when it is set, else only the local names `make run` and the tests use."""
+    names = [name.strip().lower() for name in (raw or "").split(",") if name.strip()]
+    if names:
+        return names
+    if base_url:
+        return [str(urlsplit(base_url).hostname)]
+    return list(DEFAULT_TRUSTED_HOSTS)
+
+
 def load_settings(instance_path: Path) -> dict[str, Any]:
     """Every setting the app reads, from the environment, with its default."""
     return {
@@ -81,7 +109,11 @@ def load_settings(instance_path: Path) -> dict[str, Any]:
         "PRICES_FILE": os.environ.get("PRICES_FILE") or None,
         "SIGNUP_ENABLED": env_flag("SIGNUP_ENABLED", default=False),
         "RENDER_LIMIT_BYTES": env_int("RENDER_LIMIT_BYTES", 64 * 1024),
+        # Wall time one markdown render may take before the output is shown as plain text.
+        "RENDER_TIME_BUDGET_MS": env_int("RENDER_TIME_BUDGET_MS", 1000),
         "MAX_CONTENT_LENGTH": env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
+        # What one run may hold (names, outputs, steps, variables): see limits.py.
+        **{name: env_int(name, spec.default) for name, spec in LIMITS.items()},
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or None,
         "CACHE_REDIS_URL": os.environ.get("CACHE_REDIS_URL") or None,
         "SESSION_COOKIE_HTTPONLY": True,
@@ -95,4 +127,10 @@ def load_settings(instance_path: Path) -> dict[str, Any]:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": not env_flag("INSECURE_COOKIES", default=False),
         "TRUSTED_PROXIES": env_int("TRUSTED_PROXIES", 0, minimum=0),
+        # Absolute URLs (the API's "url") are built from this when set, never from the request's Host.
+        "PUBLIC_BASE_URL": public_base_url(os.environ.get("PUBLIC_BASE_URL")),
+        # Checked by artifacts_app/urls.py, not by Flask's own TRUSTED_HOSTS (see there why).
+        "ALLOWED_HOSTS": trusted_hosts(
+            os.environ.get("TRUSTED_HOSTS"), public_base_url(os.environ.get("PUBLIC_BASE_URL"))
+        ),
     }

@@ -3,113 +3,148 @@ validated against these same schemas, so the document cannot drift from what is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from . import __version__
+from .limits import DECIMAL_STRING_LENGTH, defaults
 
 TOKENS = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
 # Text the database can store: no NUL, no lone surrogates (they have no UTF-8 form).
+# Every pattern here is one character class under one star, or a class that must start the
+# text: none can backtrack more than once per character, so a failing match is linear.
 STORABLE = r"^[^\u0000\ud800-\udfff]*$"
-DECIMAL_STRING = {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]{1,12})?\s*$",
+# Storable and not only whitespace: the first non-space character is where \s* stops, so the
+# two parts cannot trade characters (the old "[^X]*[^\sX][^X]*" form was quadratic).
+NOT_BLANK_PATTERN = r"^\s*[^\s\u0000\ud800-\udfff][^\u0000\ud800-\udfff]*$"
+DECIMAL_STRING = {"type": "string", "maxLength": DECIMAL_STRING_LENGTH, "pattern": r"^\s*[0-9]+(\.[0-9]{1,12})?\s*$",
                   "description": "A non-negative amount of US dollars as a decimal string, e.g. \"0.0042\"."}
-NOT_BLANK = {"type": "string", "pattern": r"^[^\u0000\ud800-\udfff]*[^\s\u0000\ud800-\udfff][^\u0000\ud800-\udfff]*$"}
-NAME = {**NOT_BLANK, "minLength": 1, "maxLength": 200}
-TEXT = {"type": "string", "pattern": STORABLE}
-TIMESTAMP = {"type": "string", "format": "date-time"}
+TIMESTAMP = {"type": "string", "maxLength": 64, "format": "date-time"}
 # "not: {}" rather than a false schema: jsonschema then reports which property is at fault.
 NOT_WITH_STATUS = {"not": {}, "description": "Not allowed with this status."}
+# What a failing pattern means, for the 422's message (the pattern itself says nothing to people).
+PATTERN_MESSAGES = {
+    STORABLE: "must not contain NUL characters or lone surrogates",
+    NOT_BLANK_PATTERN: "must not be blank, and must not contain NUL characters or lone surrogates",
+    DECIMAL_STRING["pattern"]: "must be a decimal string such as \"0.0042\" (at most 12 decimal places)",
+}
 
-SCHEMAS: dict[str, Any] = {
-    "Usage": {
-        "type": "object",
-        "properties": {
-            "inputTokens": TOKENS,
-            "outputTokens": TOKENS,
-            "cost": {**DECIMAL_STRING, "description": "What the provider billed; wins over the computed cost."},
+
+def limited(name: str, limits: Mapping[str, int], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema with the limit `name` as its maxLength/maxItems/maxProperties, length first.
+
+    The length keyword comes before any pattern: the validator checks keywords in order and
+    never runs a pattern on a string that is already too long (see api.py).
+    """
+    keyword = {"string": "maxLength", "array": "maxItems", "object": "maxProperties"}[schema["type"]]
+    return {"type": schema["type"], keyword: limits[name], "x-limit": name,
+            **{key: value for key, value in schema.items() if key != "type"}}
+
+
+def schemas(limits: Mapping[str, int]) -> dict[str, Any]:
+    """The components, with the limits in force."""
+    name = limited("MAX_NAME_LENGTH", limits, {"type": "string", "minLength": 1, "pattern": NOT_BLANK_PATTERN})
+    text = limited("MAX_OUTPUT_CHARS", limits, {"type": "string", "pattern": STORABLE})
+    error_text = limited("MAX_OUTPUT_CHARS", limits, {"type": "string", "pattern": NOT_BLANK_PATTERN})
+    variable_text = limited("MAX_VARIABLE_CHARS", limits, {"type": "string", "pattern": STORABLE})
+    steps = limited("MAX_STEPS", limits, {"type": "array", "items": {"$ref": "#/components/schemas/StepInput"}})
+    return {
+        "Usage": {
+            "type": "object",
+            "properties": {
+                "inputTokens": TOKENS,
+                "outputTokens": TOKENS,
+                "cost": {**DECIMAL_STRING, "description": "What the provider billed; wins over the computed cost."},
+            },
+            "additionalProperties": False,
         },
-        "additionalProperties": False,
-    },
-    "StepInput": {
-        "type": "object",
-        "required": ["agentId", "agentName", "output", "stepOrder"],
-        "properties": {
-            "agentId": NAME,
-            "agentName": NAME,
-            "output": TEXT,
-            "stepOrder": {"type": "integer", "minimum": 0, "maximum": 100000},
-            "model": NAME,
-            "usage": {"$ref": "#/components/schemas/Usage"},
-            "inputTokens": TOKENS,
-            "outputTokens": TOKENS,
-            "cost": DECIMAL_STRING,
+        "StepInput": {
+            "type": "object",
+            "required": ["agentId", "agentName", "output", "stepOrder"],
+            "properties": {
+                "agentId": name,
+                "agentName": name,
+                "output": text,
+                "stepOrder": {"type": "integer", "minimum": 0, "maximum": 100000},
+                "model": name,
+                "usage": {"$ref": "#/components/schemas/Usage"},
+                "inputTokens": TOKENS,
+                "outputTokens": TOKENS,
+                "cost": DECIMAL_STRING,
+            },
+            "additionalProperties": False,
         },
-        "additionalProperties": False,
-    },
-    "Variables": {
-        "type": "object",
-        "propertyNames": NAME,
-        "additionalProperties": {"anyOf": [TEXT, {"type": ["number", "boolean", "null"]}]},
-    },
-    "RunCreate": {
-        "type": "object",
-        "required": ["pipeline", "input"],
-        "properties": {
-            "pipeline": NAME,
-            "input": TEXT,
-            "variables": {"$ref": "#/components/schemas/Variables"},
-            "model": NAME,
-            "status": {"type": "string", "enum": ["running", "completed", "failed"],
-                       "description": "running (default) starts a run; completed or failed records a finished one."},
-            "steps": {"type": "array", "items": {"$ref": "#/components/schemas/StepInput"}, "maxItems": 1000},
-            "finalOutput": TEXT,
-            "usage": {"$ref": "#/components/schemas/Usage"},
-            "error": TEXT,
-            "createdAt": TIMESTAMP,
-            "completedAt": TIMESTAMP,
+        "Variables": limited("MAX_VARIABLES", limits, {
+            "type": "object",
+            "propertyNames": name,
+            "additionalProperties": {"anyOf": [variable_text, {"type": ["number", "boolean", "null"]}]},
+        }),
+        "RunCreate": {
+            "type": "object",
+            "required": ["pipeline", "input"],
+            "properties": {
+                "pipeline": name,
+                "input": text,
+                "variables": {"$ref": "#/components/schemas/Variables"},
+                "model": name,
+                "status": {"type": "string", "enum": ["running", "completed", "failed"],
+                           "description": "running (default) starts a run; completed or failed records a finished one."},
+                "steps": steps,
+                "finalOutput": text,
+                "usage": {"$ref": "#/components/schemas/Usage"},
+                "error": text,
+                "createdAt": TIMESTAMP,
+                "completedAt": TIMESTAMP,
+            },
+            "additionalProperties": False,
+            "allOf": [
+                # A failed run says why.
+                {"if": {"properties": {"status": {"const": "failed"}}, "required": ["status"]},
+                 "then": {"required": ["error"], "properties": {"error": error_text}}},
+                # Outputs and usage belong to a finished run; a started one gets them later.
+                {"if": {"properties": {"status": {"enum": ["completed", "failed"]}}, "required": ["status"]},
+                 "else": {"properties": {"steps": NOT_WITH_STATUS, "finalOutput": NOT_WITH_STATUS,
+                                         "usage": NOT_WITH_STATUS, "error": NOT_WITH_STATUS,
+                                         "completedAt": NOT_WITH_STATUS}}},
+                {"if": {"properties": {"status": {"const": "completed"}}, "required": ["status"]},
+                 "then": {"properties": {"error": NOT_WITH_STATUS}}},
+            ],
         },
-        "additionalProperties": False,
-        "allOf": [
-            # A failed run says why.
-            {"if": {"properties": {"status": {"const": "failed"}}, "required": ["status"]},
-             "then": {"required": ["error"], "properties": {"error": NOT_BLANK}}},
-            # Outputs and usage belong to a finished run; a started one gets them later.
-            {"if": {"properties": {"status": {"enum": ["completed", "failed"]}}, "required": ["status"]},
-             "else": {"properties": {"steps": NOT_WITH_STATUS, "finalOutput": NOT_WITH_STATUS,
-                                     "usage": NOT_WITH_STATUS, "error": NOT_WITH_STATUS,
-                                     "completedAt": NOT_WITH_STATUS}}},
-            {"if": {"properties": {"status": {"const": "completed"}}, "required": ["status"]},
-             "then": {"properties": {"error": NOT_WITH_STATUS}}},
-        ],
-    },
-    "RunComplete": {
-        "type": "object",
-        "required": ["finalOutput"],
-        "properties": {
-            "finalOutput": TEXT,
-            "steps": {"type": "array", "items": {"$ref": "#/components/schemas/StepInput"}, "maxItems": 1000},
-            "model": NAME,
-            "usage": {"$ref": "#/components/schemas/Usage"},
-            "completedAt": TIMESTAMP,
+        "RunComplete": {
+            "type": "object",
+            "required": ["finalOutput"],
+            "properties": {
+                "finalOutput": text,
+                "steps": steps,
+                "model": name,
+                "usage": {"$ref": "#/components/schemas/Usage"},
+                "completedAt": TIMESTAMP,
+            },
+            "additionalProperties": False,
         },
-        "additionalProperties": False,
-    },
-    "RunFail": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": NOT_BLANK,
-            "steps": {"type": "array", "items": {"$ref": "#/components/schemas/StepInput"}, "maxItems": 1000},
-            "usage": {"$ref": "#/components/schemas/Usage"},
-            "completedAt": TIMESTAMP,
+        "RunFail": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": error_text,
+                "steps": steps,
+                "usage": {"$ref": "#/components/schemas/Usage"},
+                "completedAt": TIMESTAMP,
+            },
+            "additionalProperties": False,
         },
-        "additionalProperties": False,
-    },
+        **RESPONSE_SCHEMAS,
+    }
+
+
+STRING = {"type": "string"}
+RESPONSE_SCHEMAS: dict[str, Any] = {
     "Step": {
         "type": "object",
         "required": ["agentId", "agentName", "output", "stepOrder"],
         "properties": {
-            "agentId": TEXT, "agentName": TEXT, "output": TEXT, "stepOrder": {"type": "integer"},
-            "model": TEXT, "inputTokens": {"type": "integer"}, "outputTokens": {"type": "integer"},
+            "agentId": STRING, "agentName": STRING, "output": STRING, "stepOrder": {"type": "integer"},
+            "model": STRING, "inputTokens": {"type": "integer"}, "outputTokens": {"type": "integer"},
             "cost": {"type": "string"},
         },
     },
@@ -215,8 +250,8 @@ LIST_PARAMETERS = [
 ]
 
 
-def document() -> dict[str, Any]:
-    """The whole OpenAPI document."""
+def document(limits: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The whole OpenAPI document, with the limits in force (the defaults when none are given)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -230,7 +265,7 @@ def document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": schemas({**defaults(), **(limits or {})}),
         },
         "paths": {
             "/api/v1/runs": {

@@ -17,13 +17,12 @@ from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from . import queries
+from . import limits, queries
 from .extensions import db
 from .models import ArtifactOutput, ArtifactStep, Pipeline, PipelineRun, User
 from .pricing import PriceTable, calculate_cost
 from .types import MONEY_LIMIT, MONEY_QUANTUM, utcnow
 
-MAX_NAME_LENGTH = 200
 MAX_TOKENS = 2**31 - 1  # the columns are 32-bit integers
 OPEN_STATUSES = ("pending", "running")
 
@@ -69,10 +68,14 @@ def price_table() -> PriceTable:
     return cast(PriceTable, current_app.extensions["price_table"])
 
 
-def check_text(field: str, value: Any, *, max_length: int | None = None, required: bool = True) -> str:
-    """A string without NUL (PostgreSQL text and JSONB refuse it), within its length."""
+def check_text(field: str, value: Any, *, limit: str = "MAX_OUTPUT_CHARS", required: bool = True) -> str:
+    """A string within its named length limit, without NUL (PostgreSQL text and JSONB refuse it)."""
     if not isinstance(value, str):
         raise RunValidationError(field, "must be a string")
+    # Length first: every later check is linear, but none is worth running on a string too long.
+    maximum = limits.value(limit)
+    if len(value) > maximum:
+        raise RunValidationError(field, limits.refusal(limit, maximum))
     if "\x00" in value:
         raise RunValidationError(field, "must not contain NUL characters")
     try:
@@ -82,8 +85,6 @@ def check_text(field: str, value: Any, *, max_length: int | None = None, require
         raise RunValidationError(field, "must be valid Unicode (no lone surrogates)") from None
     if required and not value.strip():
         raise RunValidationError(field, "must not be empty")
-    if max_length is not None and len(value) > max_length:
-        raise RunValidationError(field, f"must be at most {max_length} characters")
     return value
 
 
@@ -146,11 +147,14 @@ def check_variables(value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, Mapping):
         raise RunValidationError("variables", "must be an object")
+    most = limits.value("MAX_VARIABLES")
+    if len(value) > most:
+        raise RunValidationError("variables", limits.refusal("MAX_VARIABLES", most))
     checked: dict[str, Any] = {}
     for key, item in value.items():
-        check_text("variables", key, max_length=MAX_NAME_LENGTH)
+        check_text("variables", key, limit="MAX_NAME_LENGTH")
         if isinstance(item, str):
-            check_text(f"variables.{key}", item, required=False)
+            check_text(f"variables.{key}", item, limit="MAX_VARIABLE_CHARS", required=False)
         elif item is not None and not isinstance(item, (int, float, bool)):
             raise RunValidationError(f"variables.{key}", "must be a string, number, boolean or null")
         elif isinstance(item, float) and not math.isfinite(item):
@@ -183,13 +187,13 @@ def check_step(index: int, value: Any) -> ArtifactStep:
     if step_order is None:
         raise RunValidationError(f"{field}.stepOrder", "must be an integer")
     step: ArtifactStep = {
-        "agentId": check_text(f"{field}.agentId", value.get("agentId"), max_length=MAX_NAME_LENGTH),
-        "agentName": check_text(f"{field}.agentName", value.get("agentName"), max_length=MAX_NAME_LENGTH),
+        "agentId": check_text(f"{field}.agentId", value.get("agentId"), limit="MAX_NAME_LENGTH"),
+        "agentName": check_text(f"{field}.agentName", value.get("agentName"), limit="MAX_NAME_LENGTH"),
         "output": check_text(f"{field}.output", value.get("output"), required=False),
         "stepOrder": step_order,
     }
     if value.get("model") is not None:
-        step["model"] = check_text(f"{field}.model", value["model"], max_length=MAX_NAME_LENGTH)
+        step["model"] = check_text(f"{field}.model", value["model"], limit="MAX_NAME_LENGTH")
     # Usage may come nested ({"usage": {...}}, as on the run) or flat on the step.
     usage = check_usage(f"{field}.usage", value.get("usage")) if "usage" in value else check_usage(
         field, {k: value.get(k) for k in ("inputTokens", "outputTokens", "cost")}
@@ -209,6 +213,9 @@ def check_steps(value: Any, *, first_order: int = 0) -> list[ArtifactStep]:
         return []
     if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
         raise RunValidationError("steps", "must be a list")
+    most = limits.value("MAX_STEPS")
+    if first_order + len(value) > most:
+        raise RunValidationError("steps", limits.refusal("MAX_STEPS", most))
     steps = sorted((check_step(i, item) for i, item in enumerate(value)), key=lambda s: s["stepOrder"])
     for expected, step in enumerate(steps, start=first_order):
         if step["stepOrder"] != expected:
@@ -294,10 +301,10 @@ def start_run(
     created_at: datetime | None = None,
 ) -> PipelineRun:
     """A new run in `running` state, its pipeline looked up or created by name."""
-    name = check_text("pipeline", pipeline, max_length=MAX_NAME_LENGTH).strip()
+    name = check_text("pipeline", pipeline, limit="MAX_NAME_LENGTH").strip()
     text = check_text("input", input, required=False)
     checked_variables = check_variables(variables)
-    checked_model = None if model is None else check_text("model", model, max_length=MAX_NAME_LENGTH)
+    checked_model = None if model is None else check_text("model", model, limit="MAX_NAME_LENGTH")
     started = utcnow() if created_at is None else check_time("createdAt", created_at)
     run = PipelineRun(
         pipeline=pipeline_for(user, name),
@@ -363,7 +370,7 @@ def complete_run(
     """Complete an open run: steps, final output, usage and the cost priced as of completion."""
     run = open_run(user, run_id)
     output = check_text("finalOutput", final_output, required=False)
-    checked_model = run.model if model is None else check_text("model", model, max_length=MAX_NAME_LENGTH)
+    checked_model = run.model if model is None else check_text("model", model, limit="MAX_NAME_LENGTH")
     finished = utcnow() if completed_at is None else check_time("completedAt", completed_at)
     if finished < run.created_at:
         raise RunValidationError("completedAt", "must not be before the run was created")
@@ -465,7 +472,7 @@ def record_legacy_run(
     user: User, *, pipeline: Any, input: Any, final_output: Any, created_at: datetime, completed_at: datetime
 ) -> PipelineRun:
     """A run as stored before artifact storage existed: only the text final_output (demo, tests)."""
-    name = check_text("pipeline", pipeline, max_length=MAX_NAME_LENGTH).strip()
+    name = check_text("pipeline", pipeline, limit="MAX_NAME_LENGTH").strip()
     run = PipelineRun(
         pipeline=pipeline_for(user, name),
         user_id=user.id,
@@ -504,7 +511,7 @@ def import_run(user: User, document: Any) -> PipelineRun:
     status = document.get("status")
     if status not in ("completed", "failed"):
         raise RunValidationError("status", "must be \"completed\" or \"failed\"")
-    name = check_text("pipeline", document.get("pipeline"), max_length=MAX_NAME_LENGTH).strip()
+    name = check_text("pipeline", document.get("pipeline"), limit="MAX_NAME_LENGTH").strip()
     created_at = parse_time("createdAt", document.get("createdAt"))
     completed_at = parse_time("completedAt", document.get("completedAt"))
     if completed_at < created_at:
@@ -521,7 +528,9 @@ def import_run(user: User, document: Any) -> PipelineRun:
         raise RunValidationError("costSource", "must be computed, provider or unpriced")
     run_id = document.get("id")
     if run_id is not None:
-        check_text("id", run_id, max_length=36)
+        if not isinstance(run_id, str) or len(run_id) > 36:
+            raise RunValidationError("id", "must be a run id of at most 36 characters")
+        check_text("id", run_id)
         if queries.run_exists(run_id):
             raise RunValidationError("id", "a run with this id already exists")
     error = document.get("error")
@@ -533,7 +542,7 @@ def import_run(user: User, document: Any) -> PipelineRun:
         input=check_text("input", document.get("input"), required=False),
         variables=check_variables(document.get("variables")),
         model=None if document.get("model") is None
-        else check_text("model", document["model"], max_length=MAX_NAME_LENGTH),
+        else check_text("model", document["model"], limit="MAX_NAME_LENGTH"),
         artifact_data=None if legacy else {"steps": steps, "finalOutput": final_output},
         final_output=final_output if legacy or status == "completed" else None,
         input_tokens=None if usage.get("inputTokens") is None

@@ -13,7 +13,7 @@ from typing import Any
 
 import markdown
 import nh3
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from flask_caching import Cache
 from markdown.extensions import Extension
 from markdown.inlinepatterns import LinkInlineProcessor
@@ -21,11 +21,13 @@ from markdown.treeprocessors import Treeprocessor
 from markupsafe import Markup
 from pygments.token import STANDARD_TYPES
 
+from .render_sandbox import RenderFailed, Sandbox
+
 logger = logging.getLogger(__name__)
 
 # Bump whenever the HTML for the same text would change (extensions, allowlists, this module's
 # rewrites, the fallback): cached renders are keyed on it, so old entries simply stop matching.
-RENDERER_VERSION: str = "2"  # 2: link scan budget 1M -> 2M characters
+RENDERER_VERSION: str = "3"  # 3: fallbacks carry a notice; time budget
 
 # ---------------------------------------------------------------------------------------------
 # Sanitizer allowlist. Model output is untrusted: anything not listed here is removed by nh3.
@@ -258,25 +260,60 @@ def sanitize(html: str) -> str:
     )
 
 
-def plain_fallback(text: str) -> Markup:
-    """The text, escaped, as preformatted text: for inputs markdown cannot render in reasonable time."""
-    return Markup('<pre class="wrap render-fallback">{}</pre>').format(text)
+# Why an output is shown as plain text instead of formatted: said on the page, above the text.
+SLOW_NOTICE = ("Formatting this output took longer than the {budget} budget, so it is shown as plain text. "
+               "Download it to read it elsewhere.")
+LINK_NOTICE = "This output has more link syntax than the formatter can parse in reasonable time, so it is shown as plain text."
+FAILED_NOTICE = "This output could not be formatted, so it is shown as plain text."
+DEFAULT_TIME_BUDGET_SECONDS = 1.0
 
 
-def render_markdown(text: str) -> Markup:
-    """Markdown to sanitized HTML, safe to insert into a page unescaped."""
+def plain_fallback(text: str, notice: str) -> Markup:
+    """The text, escaped, as preformatted text under a notice that says why it is not formatted."""
+    return Markup('<p class="render-notice" role="note">{}</p><pre class="wrap render-fallback">{}</pre>').format(
+        notice, text
+    )
+
+
+def render_in_process(text: str) -> str:
+    """Markdown to sanitized HTML in this process, within the link scan budget (no time budget)."""
     try:
         html = _renderer().convert(text)
     except RenderBudgetExceeded:
         logger.warning("markdown render over budget (%d characters of text); showing it as plain text", len(text))
         _local.renderer = None  # state after an aborted convert is not trusted; rebuild next time
-        return plain_fallback(text)
+        return str(plain_fallback(text, LINK_NOTICE))
     except Exception:
         # A parser bug (or RecursionError on odd nesting) in untrusted text must not fail the page.
         logger.exception("markdown render failed; showing the text as plain text")
         _local.renderer = None
-        return plain_fallback(text)
-    return Markup(sanitize(html))  # noqa: S704 (sanitized by nh3 against the allowlist above)
+        return str(plain_fallback(text, FAILED_NOTICE))
+    return sanitize(html)
+
+
+_sandbox = Sandbox(render_in_process)
+
+
+def time_budget() -> float:
+    """Seconds a render may take: RENDER_TIME_BUDGET_MS, or the default outside an app."""
+    if has_app_context():
+        return float(current_app.config.get("RENDER_TIME_BUDGET_MS", DEFAULT_TIME_BUDGET_SECONDS * 1000)) / 1000
+    return DEFAULT_TIME_BUDGET_SECONDS
+
+
+def render_markdown(text: str) -> Markup:
+    """Markdown to sanitized HTML, safe to insert into a page unescaped, within the time budget."""
+    budget = time_budget()
+    try:
+        finished, html = _sandbox.run(text, budget)
+    except RenderFailed as error:
+        logger.warning("markdown render failed in its helper (%s); showing the text as plain text", error)
+        return plain_fallback(text, FAILED_NOTICE)
+    if not finished:
+        logger.warning("markdown render passed its %.1f s budget (%d characters); showing it as plain text",
+                       budget, len(text))
+        return plain_fallback(text, SLOW_NOTICE.format(budget=f"{budget:g}-second"))
+    return Markup(html)  # noqa: S704 (sanitized by nh3 against the allowlist above, or escaped)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ ALLOWED_ATTRIBUTES = {
     "th": {"class"},
     "td": {"class"},
     "pre": {"class"},  # only the plain-text fallback's own <pre class="wrap render-fallback">
+    "p": {"class", "role"},  # only the fallback's notice, <p class="render-notice" role="note">
 }
 VOID_TAGS = {"br", "hr"}
 SAFE_SCHEMES = {"http", "https", "mailto", ""}
@@ -396,9 +397,13 @@ def test_a_parser_crash_falls_back_to_escaped_text(monkeypatch: pytest.MonkeyPat
     def explode(self: Any, text: str) -> str:
         raise RecursionError("too deep")
 
+    # The in-process renderer, as the helper process runs it (a patch does not reach the helper).
     monkeypatch.setattr(rendering._Renderer, "convert", explode)
-    html = render_markdown("<script>alert(1)</script> **x**")
-    assert html == Markup('<pre class="wrap render-fallback">&lt;script&gt;alert(1)&lt;/script&gt; **x**</pre>')
+    html = rendering.render_in_process("<script>alert(1)</script> **x**")
+    assert html == (
+        f'<p class="render-notice" role="note">{rendering.FAILED_NOTICE}</p>'
+        '<pre class="wrap render-fallback">&lt;script&gt;alert(1)&lt;/script&gt; **x**</pre>'
+    )
 
 
 def test_rendering_is_thread_safe() -> None:
