@@ -8,7 +8,7 @@ import secrets
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import queries
+from . import queries, tokens
 from .extensions import db
 from .models import User, new_session_token
 
@@ -82,8 +82,10 @@ def password_matches(user: User, password: str) -> bool:
     return check_password_hash(user.password_hash, password)
 
 
-def set_password(user: User, password: str) -> None:
-    """Change the password and end every existing session of the user; the caller commits."""
+def set_password(user: User, password: str, *, keep_tokens: bool = False) -> int:
+    """Change the password and end every existing session of the user, and (unless `keep_tokens`)
+    revoke their API tokens too; how many tokens were revoked. The caller commits."""
     check_password_rules(password)
     user.password_hash = hash_password(password)
     user.session_token = new_session_token()
+    return 0 if keep_tokens else tokens.revoke_all(user)

@@ -1,9 +1,9 @@
-"""Log in, log out, sign up; where unauthenticated requests go; safe redirects after login."""
+"""Log in, log out, sign up, confirm the password; where unauthenticated or stale sessions go;
+safe redirects after login."""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from urllib.parse import urlencode, urlsplit
 
 from flask import (
@@ -20,18 +20,21 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import confirm_login, current_user, login_required, login_user, logout_user
 
 from . import accounts, throttle
 from .extensions import db, login_manager
-from .forms import ConfirmForm, LoginForm, SignupForm
+from .forms import ConfirmForm, LoginForm, ReauthForm, SignupForm
 from .htmx import is_htmx, vary_on_htmx
 from .models import new_session_token
-from .types import utcnow
 
 bp = Blueprint("auth", __name__)
 
 LOGIN_FAILED = "Email or password is incorrect."
+PASSWORD_WRONG = "That password is incorrect."
+# Creating API tokens and changing the password need a session that began with the password,
+# not one restored from the remember-me cookie alone.
+login_manager.refresh_view = "auth.reauthenticate"
 
 
 def safe_next(target: str | None) -> str:
@@ -74,11 +77,30 @@ def unauthorized() -> Response:
     return redirect(login_url)
 
 
-def too_many_attempts(until: datetime) -> Response:
-    """429 with Retry-After and a page that says when to try again."""
-    wait = max(1, math.ceil((until - utcnow()).total_seconds()))
-    response = make_response(render_template("auth/throttled.html", minutes=math.ceil(wait / 60)), 429)
-    response.headers["Retry-After"] = str(wait)
+@login_manager.needs_refresh_handler
+def needs_refresh() -> Response:
+    """A stale session (remember-me only) is sent to confirm its password, then back to the page."""
+    target = url_for("auth.reauthenticate") + "?" + urlencode({"next": safe_next(current_page())})
+    if is_htmx():
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = target
+        return vary_on_htmx(response)
+    return redirect(target)
+
+
+def login_guard() -> throttle.LoginThrottle:
+    guard: throttle.LoginThrottle = current_app.extensions["login_throttle"]
+    return guard
+
+
+def too_many_attempts(refusal: throttle.Refusal, action: str = "sign-in") -> Response:
+    """429 with Retry-After and a page that says how long to wait."""
+    page = render_template(
+        "auth/throttled.html", action=action, slowdown=refusal.slowdown, seconds=refusal.seconds,
+        minutes=math.ceil(refusal.seconds / 60), gap_seconds=int(throttle.ACCOUNT_GAP.total_seconds()),
+    )
+    response = make_response(page, 429)
+    response.headers["Retry-After"] = str(refusal.seconds)
     return response
 
 
@@ -92,23 +114,60 @@ def login() -> Response | str:
     if not form.validate_on_submit():
         return render_template("auth/login.html", form=form, next_url=next_url)
 
-    guard: throttle.LoginThrottle = current_app.extensions["login_throttle"]
-    keys = [throttle.email_key(form.email.data), throttle.address_key(request.remote_addr)]
-    blocked_until = guard.blocked_until(keys)
-    if blocked_until is not None:
-        return too_many_attempts(blocked_until)
+    guard = login_guard()
+    attempt = throttle.Attempt(form.email.data, request.remote_addr)
+    refusal = guard.refusal(attempt)
+    if refusal is not None:
+        return too_many_attempts(refusal)
     user = accounts.authenticate(form.email.data, form.password.data)
     if user is None:
-        guard.record_failure(keys)
+        guard.record_failure(attempt)
         db.session.commit()
         form.form_errors.append(LOGIN_FAILED)
         return render_template("auth/login.html", form=form, next_url=next_url)
 
-    guard.clear(keys[0])
+    guard.record_success(attempt)
     db.session.commit()
     # A new session, not the one the browser arrived with: no fixation.
     session.clear()
     login_user(user, remember=form.remember.data)
+    return redirect(next_url)
+
+
+def check_own_password(password: str) -> throttle.Refusal | bool:
+    """Whether `password` is the signed-in user's, throttled like a login for the same pair.
+
+    A refusal is returned instead when the pair, address or account has failed too often; a wrong
+    password counts as a failed login; a right one clears the pair's count. The caller commits.
+    """
+    guard = login_guard()
+    attempt = throttle.Attempt(current_user.email, request.remote_addr)
+    refusal = guard.refusal(attempt)
+    if refusal is not None:
+        return refusal
+    if len(password) > accounts.MAX_PASSWORD_LENGTH or not accounts.password_matches(current_user, password):
+        guard.record_failure(attempt)
+        return False
+    guard.record_success(attempt)
+    return True
+
+
+@bp.route("/reauthenticate", methods=["GET", "POST"])
+@login_required
+def reauthenticate() -> Response | str:
+    """Confirm the password of a session restored from the remember-me cookie, then go on."""
+    next_url = safe_next(request.args.get("next"))
+    form = ReauthForm()
+    if not form.validate_on_submit():
+        return render_template("auth/reauthenticate.html", form=form, next_url=next_url)
+    verdict = check_own_password(form.password.data)
+    db.session.commit()
+    if isinstance(verdict, throttle.Refusal):
+        return too_many_attempts(verdict)
+    if not verdict:
+        form.password.errors = [*form.password.errors, PASSWORD_WRONG]
+        return render_template("auth/reauthenticate.html", form=form, next_url=next_url)
+    confirm_login()
     return redirect(next_url)
 
 
@@ -136,6 +195,14 @@ def signup() -> Response | str:
     if current_user.is_authenticated:
         return redirect(url_for("artifacts.index"))
     form = SignupForm()
+    if request.method == "POST":
+        # Every attempt counts, valid or not: creating accounts in bulk is what this stops.
+        guard = login_guard()
+        refusal = guard.signup_refusal(request.remote_addr)
+        if refusal is not None:
+            return too_many_attempts(refusal, "sign-up")
+        guard.record_signup(request.remote_addr)
+        db.session.commit()
     if form.validate_on_submit():
         try:
             user = accounts.create_user(form.email.data, form.password.data)

@@ -56,16 +56,18 @@ def create_user_command(email: str, password_stdin: bool) -> None:
 @users_cli.command("set-password")
 @click.argument("email")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def set_password_command(email: str, password_stdin: bool) -> None:
-    """Change a user's password; every session they had ends."""
+@click.option("--keep-tokens", is_flag=True, help="Leave the user's API tokens working.")
+def set_password_command(email: str, password_stdin: bool, keep_tokens: bool) -> None:
+    """Change a user's password; every session they had ends, and their API tokens are revoked."""
     user = existing_user(email)
     try:
-        accounts.set_password(user, read_password(password_stdin))
+        revoked = accounts.set_password(user, read_password(password_stdin), keep_tokens=keep_tokens)
     except accounts.AccountError as error:
         db.session.rollback()
         raise click.ClickException(str(error)) from None
     db.session.commit()
     click.echo(f"Password changed for {user.email}; their sessions have ended.")
+    click.echo("API tokens kept." if keep_tokens else f"{revoked} API token{'s' if revoked != 1 else ''} revoked.")
 
 
 @tokens_cli.command("create")

@@ -34,6 +34,29 @@ class SignupForm(FlaskForm):
     )
 
 
+class ReauthForm(FlaskForm):
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    password = PasswordField(
+        "New password",
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=MAX_PASSWORD_LENGTH,
+                message=f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
+            ),
+        ],
+    )
+    confirm = PasswordField(
+        "Repeat new password", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
+    )
+    keep_tokens = BooleanField("Keep my API tokens working")
+
+
 class TokenForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=MAX_NAME_LENGTH)])
 

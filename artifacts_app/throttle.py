@@ -1,102 +1,281 @@
-"""Login throttling: after too many failures for one email or one address, refuse for a while.
+"""Throttle guesses, not people: login and sign-up limits that a stranger cannot use to lock anyone out.
+
+Four rules, all counted on failures only (sign-up: on every attempt):
+
+* PAIR_RULE, per (account, address): 10 failures in 15 minutes and that pair meets a wall, 429
+  until the window frees up. Only the guesser's own address is walled for that account.
+* ADDRESS_RULE, per address across accounts: a looser wall, 100 failures in 15 minutes.
+* ACCOUNT_RULE, per account across addresses: 10 failures in 15 minutes start a slowdown, never
+  a wall: one attempt per ACCOUNT_GAP (30 s) on that account. The owner, from another address,
+  gets in after at most 30 s; a distributed guesser gets about 30 tries per 15 minutes.
+* SIGNUP_RULE, per address: 10 sign-up attempts an hour.
+
+A success clears only the pair's count: clearing the account's would reset a distributed
+guesser's budget, and clearing the address's would let one real login launder a hundred guesses.
 
 The counts must be shared by every gunicorn worker and host, so they live in the database by
-default, or in any store the `limits` library speaks (Redis, Memcached) via RATELIMIT_STORAGE_URI.
-Flask-Limiter decorates routes and counts every request; here only failures count and a
-success clears the email's count, so the decision is made inside the login view instead.
+default (rows in login_failures, keyed "<rule>:<…>"), or in any store the `limits` library speaks
+(Redis, Memcached) via RATELIMIT_STORAGE_URI. Emails are only ever stored hashed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import limits
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, or_, select
 
 from .extensions import db
 from .models import LoginFailure
 from .types import utcnow
 
-MAX_FAILURES = 10
-WINDOW = timedelta(minutes=15)
+
+@dataclass(frozen=True)
+class Rule:
+    """At most `limit` counted events per key in any `window`."""
+
+    prefix: str
+    limit: int
+    window: timedelta
+
+
+PAIR_RULE = Rule("pair", 10, timedelta(minutes=15))
+ADDRESS_RULE = Rule("ip", 100, timedelta(minutes=15))
+ACCOUNT_RULE = Rule("email", 10, timedelta(minutes=15))
+ACCOUNT_GAP = timedelta(seconds=30)
+SIGNUP_RULE = Rule("signup", 10, timedelta(hours=1))
+LOGIN_RULES = (PAIR_RULE, ADDRESS_RULE, ACCOUNT_RULE)
+# The limits store counts account failures past the slowdown threshold too (a moving window that
+# stopped counting at 10 would forget the slowdown 15 minutes after the first burst).
+ACCOUNT_COUNT_CAPACITY = 1000
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _normal_email(email: str) -> str:
+    return email.strip().lower()
 
 
 def email_key(email: str) -> str:
-    """The throttle key for an email address, hashed so typed addresses are not stored."""
-    return "email:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    """The account rule's key, hashed so typed addresses are not stored."""
+    return f"{ACCOUNT_RULE.prefix}:" + _digest(_normal_email(email))
 
 
 def address_key(address: str | None) -> str:
-    """The throttle key for a client address."""
-    return f"ip:{address or 'unknown'}"
+    """The address rule's key."""
+    return f"{ADDRESS_RULE.prefix}:{address or 'unknown'}"
+
+
+def pair_key(email: str, address: str | None) -> str:
+    """The (account, address) rule's key, hashed as a whole."""
+    return f"{PAIR_RULE.prefix}:" + _digest(f"{_normal_email(email)}\n{address or 'unknown'}")
+
+
+def signup_key(address: str | None) -> str:
+    """The sign-up rule's key."""
+    return f"{SIGNUP_RULE.prefix}:{address or 'unknown'}"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One login attempt: which account, from where."""
+
+    email: str
+    address: str | None
+
+    def key(self, rule: Rule) -> str:
+        if rule is PAIR_RULE:
+            return pair_key(self.email, self.address)
+        if rule is ADDRESS_RULE:
+            return address_key(self.address)
+        return email_key(self.email)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why and for how long an attempt is refused: a wall (minutes) or a slowdown (seconds)."""
+
+    until: datetime
+    seconds: int
+    slowdown: bool = False
+
+
+def _refusal(until: datetime, now: datetime, *, slowdown: bool = False) -> Refusal:
+    return Refusal(until, max(1, math.ceil((until - now).total_seconds())), slowdown)
+
+
+def _longest(refusals: Iterable[Refusal | None]) -> Refusal | None:
+    found = [refusal for refusal in refusals if refusal is not None]
+    return max(found, key=lambda refusal: refusal.until) if found else None
 
 
 class LoginThrottle(Protocol):
-    def blocked_until(self, keys: Iterable[str]) -> datetime | None:
-        """When the latest-freed of the blocked keys frees up, or None if none is blocked."""
+    def refusal(self, attempt: Attempt) -> Refusal | None:
+        """Why this login attempt may not be judged now, or None if it may."""
 
-    def record_failure(self, keys: Iterable[str]) -> None:
-        """Count one failed login against each key."""
+    def record_failure(self, attempt: Attempt) -> None:
+        """Count one failed login against the pair, the address and the account."""
 
-    def clear(self, key: str) -> None:
-        """Forget a key's failures (after a successful login)."""
+    def record_success(self, attempt: Attempt) -> None:
+        """Forget the pair's failures (only the pair's)."""
+
+    def signup_refusal(self, address: str | None) -> Refusal | None:
+        """Why a sign-up from this address may not go ahead now, or None."""
+
+    def record_signup(self, address: str | None) -> None:
+        """Count one sign-up attempt from the address."""
+
+
+def wall_until(times: list[datetime], rule: Rule, now: datetime) -> datetime | None:
+    """When the rule's wall comes down, given the key's event times, or None if there is none."""
+    recent = sorted(time for time in times if time > now - rule.window)
+    if len(recent) < rule.limit:
+        return None
+    # Free once the count drops below the limit: when the limit-th newest event ages out.
+    return recent[len(recent) - rule.limit] + rule.window
+
+
+def slowdown_until(times: list[datetime], now: datetime) -> datetime | None:
+    """When the account may be tried again, given its failure times, or None if it may be now."""
+    recent = [time for time in times if time > now - ACCOUNT_RULE.window]
+    if len(recent) < ACCOUNT_RULE.limit:
+        return None
+    until = max(recent) + ACCOUNT_GAP
+    return until if until > now else None
 
 
 class DatabaseThrottle:
-    """Failures as rows; the caller's transaction commits them."""
+    """Failures as rows; the caller's transaction commits them. `now` is injectable for tests."""
 
     def __init__(self, now: Callable[[], datetime] = utcnow) -> None:
         self.now = now
 
-    def blocked_until(self, keys: Iterable[str]) -> datetime | None:
-        since = self.now() - WINDOW
+    def _times(self, keys: list[str], since: datetime) -> dict[str, list[datetime]]:
         rows = db.session.execute(
-            select(LoginFailure.key, func.count(), func.min(LoginFailure.failed_at))
-            .where(LoginFailure.key.in_(list(keys)), LoginFailure.failed_at > since)
-            .group_by(LoginFailure.key)
+            select(LoginFailure.key, LoginFailure.failed_at).where(
+                LoginFailure.key.in_(keys), LoginFailure.failed_at > since
+            )
         ).all()
-        frees = [oldest + WINDOW for _, count, oldest in rows if count >= MAX_FAILURES]
-        return max(frees) if frees else None
+        times: dict[str, list[datetime]] = {key: [] for key in keys}
+        for key, failed_at in rows:
+            times[key].append(failed_at)
+        return times
 
-    def record_failure(self, keys: Iterable[str]) -> None:
+    def _record(self, keyed: list[tuple[str, Rule]]) -> None:
         now = self.now()
-        keys = list(keys)
-        db.session.add_all(LoginFailure(key=key, failed_at=now) for key in keys)
+        db.session.add_all(LoginFailure(key=key, failed_at=now) for key, _ in keyed)
         # Expired rows are never read again; dropping them here keeps the table small.
         db.session.execute(
-            delete(LoginFailure).where(LoginFailure.key.in_(keys), LoginFailure.failed_at <= now - WINDOW)
+            delete(LoginFailure).where(
+                or_(*(
+                    (LoginFailure.key == key) & (LoginFailure.failed_at <= now - rule.window)
+                    for key, rule in keyed
+                ))
+            )
         )
 
-    def clear(self, key: str) -> None:
-        db.session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+    def refusal(self, attempt: Attempt) -> Refusal | None:
+        now = self.now()
+        keys = {rule: attempt.key(rule) for rule in LOGIN_RULES}
+        longest = max(rule.window for rule in LOGIN_RULES)
+        times = self._times(list(keys.values()), now - longest)
+        refusals = []
+        for rule in (PAIR_RULE, ADDRESS_RULE):
+            until = wall_until(times[keys[rule]], rule, now)
+            refusals.append(_refusal(until, now) if until else None)
+        until = slowdown_until(times[keys[ACCOUNT_RULE]], now)
+        refusals.append(_refusal(until, now, slowdown=True) if until else None)
+        return _longest(refusals)
+
+    def record_failure(self, attempt: Attempt) -> None:
+        self._record([(attempt.key(rule), rule) for rule in LOGIN_RULES])
+
+    def record_success(self, attempt: Attempt) -> None:
+        db.session.execute(delete(LoginFailure).where(LoginFailure.key == attempt.key(PAIR_RULE)))
+
+    def signup_refusal(self, address: str | None) -> Refusal | None:
+        now = self.now()
+        key = signup_key(address)
+        until = wall_until(self._times([key], now - SIGNUP_RULE.window)[key], SIGNUP_RULE, now)
+        return _refusal(until, now) if until else None
+
+    def record_signup(self, address: str | None) -> None:
+        self._record([(signup_key(address), SIGNUP_RULE)])
+
+
+def _item(amount: int, window: timedelta) -> limits.RateLimitItem:
+    return limits.RateLimitItemPerSecond(amount, int(window.total_seconds()))
 
 
 class LimitsThrottle:
-    """Failures in a `limits` moving window: Redis or Memcached for many hosts, memory:// in tests."""
+    """The same rules in `limits` moving windows: Redis or Memcached for many hosts, memory:// in tests.
 
-    def __init__(self, storage_uri: str) -> None:
+    The store keeps its own clock (time.time()); `now` only turns its reset times into waits.
+    """
+
+    NAMESPACE = "login"
+
+    def __init__(self, storage_uri: str, now: Callable[[], datetime] = utcnow) -> None:
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
-        self.item = limits.RateLimitItemPerMinute(MAX_FAILURES, int(WINDOW.total_seconds() // 60))
+        self.now = now
+        self.items = {
+            PAIR_RULE: _item(PAIR_RULE.limit, PAIR_RULE.window),
+            ADDRESS_RULE: _item(ADDRESS_RULE.limit, ADDRESS_RULE.window),
+            ACCOUNT_RULE: _item(ACCOUNT_COUNT_CAPACITY, ACCOUNT_RULE.window),
+            SIGNUP_RULE: _item(SIGNUP_RULE.limit, SIGNUP_RULE.window),
+        }
+        self.gap = _item(1, ACCOUNT_GAP)
 
-    def blocked_until(self, keys: Iterable[str]) -> datetime | None:
-        frees = []
-        for key in keys:
-            if not self.limiter.test(self.item, "login", key):
-                reset = self.limiter.get_window_stats(self.item, "login", key).reset_time
-                frees.append(datetime.fromtimestamp(reset, tz=utcnow().tzinfo))
-        return max(frees) if frees else None
+    def _at(self, timestamp: float) -> datetime:
+        return datetime.fromtimestamp(timestamp, tz=self.now().tzinfo)
 
-    def record_failure(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            self.limiter.hit(self.item, "login", key)
+    def _wall(self, rule: Rule, key: str, now: datetime) -> Refusal | None:
+        stats = self.limiter.get_window_stats(self.items[rule], self.NAMESPACE, key)
+        return _refusal(self._at(stats.reset_time), now) if stats.remaining <= 0 else None
 
-    def clear(self, key: str) -> None:
-        self.limiter.clear(self.item, "login", key)
+    def _gap_refusal(self, gap_key: str, now: datetime) -> Refusal:
+        reset = self.limiter.get_window_stats(self.gap, self.NAMESPACE, gap_key).reset_time
+        return _refusal(max(self._at(reset), now), now, slowdown=True)
+
+    def refusal(self, attempt: Attempt) -> Refusal | None:
+        now = self.now()
+        wall = _longest(self._wall(rule, attempt.key(rule), now) for rule in (PAIR_RULE, ADDRESS_RULE))
+        if wall is not None:
+            return wall
+        account = attempt.key(ACCOUNT_RULE)
+        remaining = self.limiter.get_window_stats(self.items[ACCOUNT_RULE], self.NAMESPACE, account).remaining
+        if ACCOUNT_COUNT_CAPACITY - remaining < ACCOUNT_RULE.limit:
+            return None
+        gap_key = "gap:" + account
+        # In the slowdown an attempt takes the account's one slot per gap, atomically in the
+        # store, so parallel requests cannot all slip through together.
+        if not self.limiter.hit(self.gap, self.NAMESPACE, gap_key):
+            return self._gap_refusal(gap_key, now)
+        return None
+
+    def record_failure(self, attempt: Attempt) -> None:
+        for rule in LOGIN_RULES:
+            self.limiter.hit(self.items[rule], self.NAMESPACE, attempt.key(rule))
+        # Each failure also starts a gap, as in the database: the attempt after the tenth waits.
+        self.limiter.hit(self.gap, self.NAMESPACE, "gap:" + attempt.key(ACCOUNT_RULE))
+
+    def record_success(self, attempt: Attempt) -> None:
+        self.limiter.clear(self.items[PAIR_RULE], self.NAMESPACE, attempt.key(PAIR_RULE))
+
+    def signup_refusal(self, address: str | None) -> Refusal | None:
+        return self._wall(SIGNUP_RULE, signup_key(address), self.now())
+
+    def record_signup(self, address: str | None) -> None:
+        self.limiter.hit(self.items[SIGNUP_RULE], self.NAMESPACE, signup_key(address))
 
 
 def make_throttle(storage_uri: str | None) -> LoginThrottle:

@@ -7,6 +7,8 @@ import hmac
 import secrets
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from . import queries
 from .extensions import db
 from .models import ApiToken, User
@@ -60,3 +62,13 @@ def revoke(token: ApiToken) -> None:
     """Stop a token from working, at once; the caller commits."""
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+
+
+def revoke_all(user: User) -> int:
+    """Revoke every working token of the user (after a password change); how many. The caller commits."""
+    working = db.session.execute(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).scalars().all()
+    for token in working:
+        revoke(token)
+    return len(working)

@@ -531,52 +531,6 @@ def test_tenth_attempt_is_still_judged_on_its_password(web: IsolatedClient, ada:
     assert response.headers["Location"] == "/artifacts"
 
 
-def test_email_limit_holds_across_addresses_but_does_not_block_other_emails(
-    app: Flask, web: IsolatedClient, ada: User
-) -> None:
-    make_user("bob@example.com")
-    fail_logins(web, [ADA] * 10, [address(n) for n in range(1, 11)])
-
-    assert_throttled(post_login(web, ADA, PASSWORD, environ_base=address(50)))
-    # Address 10.0.0.1 has one failure: another person's login from there still works.
-    response = post_login(browser(app), "bob@example.com", PASSWORD, environ_base=address(1))
-    assert response.status_code == 302
-
-
-def test_address_limit_holds_across_emails(app: Flask, web: IsolatedClient, ada: User) -> None:
-    fail_logins(web, [f"guess{n}@example.com" for n in range(10)], [address(5)] * 10)
-
-    assert_throttled(post_login(browser(app), ADA, PASSWORD, environ_base=address(5)))
-    assert post_login(browser(app), ADA, PASSWORD, environ_base=address(6)).status_code == 302
-
-
-def test_address_allows_logins_until_its_tenth_failure_and_success_does_not_clear_it(
-    app: Flask, web: IsolatedClient, ada: User
-) -> None:
-    make_user("bob@example.com")
-    fail_logins(web, [f"guess{n}@example.com" for n in range(9)], [address(5)] * 9)
-
-    # Nine failures from the address: a login from it is still judged (and succeeds) ...
-    assert post_login(browser(app), ADA, PASSWORD, environ_base=address(5)).status_code == 302
-    # ... and a success clears only that email's count, not the address's.
-    fail_logins(web, ["guess9@example.com"], [address(5)])
-    assert_throttled(post_login(browser(app), "bob@example.com", PASSWORD, environ_base=address(5)))
-
-
-def test_success_clears_the_emails_failure_count_and_is_not_counted(
-    app: Flask, web: IsolatedClient, ada: User
-) -> None:
-    fail_logins(web, [ADA] * 9, [address(n) for n in range(1, 10)])
-    assert post_login(browser(app), ADA, PASSWORD, environ_base=address(100)).status_code == 302
-    assert not [row for row in failure_rows() if row.key.startswith("email:")]
-
-    # Nine more failures: without the reset that would be eighteen, and blocked.
-    fail_logins(web, [ADA] * 9, [address(n) for n in range(11, 20)])
-    assert post_login(browser(app), ADA, PASSWORD, environ_base=address(101)).status_code == 302
-    fail_logins(web, [ADA] * 10, [address(n) for n in range(21, 31)])
-    assert_throttled(post_login(browser(app), ADA, PASSWORD, environ_base=address(102)))
-
-
 def test_retry_after_counts_from_the_oldest_failure_in_the_window(web: IsolatedClient, ada: User) -> None:
     fail_logins(web, [ADA] * 5, [address(1)] * 5)
     age_failures(timedelta(minutes=10))
@@ -606,7 +560,7 @@ def test_forwarded_for_is_ignored_without_trusted_proxies(app: Flask, web: Isola
     token = csrf_token(web)
     for n in range(10):
         response = post_login(
-            web, f"guess{n}@example.com", WRONG, token=token, environ_base=address(9),
+            web, ADA, WRONG, token=token, environ_base=address(9),
             headers={"X-Forwarded-For": f"198.51.100.{n}"},
         )
         assert response.status_code == 200
@@ -625,10 +579,11 @@ def test_one_trusted_proxy_makes_the_last_forwarded_for_entry_the_client_address
     proxy = address(1)
     client = browser(app)
     token = csrf_token(client, environ_base=proxy)
+    make_user("bob@example.com")
     for n in range(10):
         # The first entry is whatever the client claimed; the proxy appended the real address.
         response = post_login(
-            client, f"guess{n}@example.com", WRONG, token=token, environ_base=proxy,
+            client, ADA, WRONG, token=token, environ_base=proxy,
             headers={"X-Forwarded-For": f"198.51.100.{n}, 203.0.113.7"},
         )
         assert response.status_code == 200
@@ -636,9 +591,10 @@ def test_one_trusted_proxy_makes_the_last_forwarded_for_entry_the_client_address
     blocked = post_login(
         browser(app), ADA, PASSWORD, environ_base=proxy, headers={"X-Forwarded-For": "203.0.113.7"}
     )
-    assert_throttled(blocked)
+    assert assert_throttled(blocked) > 800  # the pair's wall
+    # Another client behind the same proxy is its own address: Bob gets in at once.
     other_client = post_login(
-        browser(app), ADA, PASSWORD, environ_base=proxy, headers={"X-Forwarded-For": "203.0.113.8"}
+        browser(app), "bob@example.com", PASSWORD, environ_base=proxy, headers={"X-Forwarded-For": "203.0.113.8"}
     )
     assert other_client.status_code == 302
     assert {row.key for row in failure_rows() if row.key.startswith("ip:")} == {"ip:203.0.113.7"}

@@ -196,12 +196,15 @@ def test_settings_page_lists_name_prefix_created_and_last_used(web: IsolatedClie
     assert used_clear not in html and unused_clear not in html
 
 
-def test_creating_a_token_shows_it_once_with_201(web: IsolatedClient, ada: User) -> None:
+def test_creating_a_token_redirects_and_shows_it_once(web: IsolatedClient, ada: User) -> None:
     token = csrf_token(web, "/settings/tokens")
 
-    response = web.post("/settings/tokens", data={"csrf_token": token, "name": "CI host"})
+    created = web.post("/settings/tokens", data={"csrf_token": token, "name": "CI host"})
 
-    assert response.status_code == 201
+    assert created.status_code == 303
+    assert redirect_target(created)[0] == "/settings/tokens"
+    response = web.get("/settings/tokens")
+    assert 'data-copy="new-token"' in response.get_data(as_text=True)
     shown = NEW_TOKEN.search(response.get_data(as_text=True))
     assert shown
     clear = shown.group(1)
@@ -236,6 +239,9 @@ def test_revoking_a_token_from_settings_revokes_it_and_lists_it_as_revoked(
     token, clear = issue(ada, "CI host")
     csrf = csrf_token(web, "/settings/tokens")
 
+    page = web.get(f"/settings/tokens/{token.id}/revoke").get_data(as_text=True)
+    assert f"Revoke token “CI host” (<code>{token.prefix}…</code>)? Pipelines using it stop at once." in page
+    assert fresh(token).revoked_at is None  # asking changes nothing
     response = web.post(f"/settings/tokens/{token.id}/revoke", data={"csrf_token": csrf})
 
     assert response.status_code == 302
@@ -270,3 +276,50 @@ def test_revoking_an_unknown_token_id_is_404(web: IsolatedClient, ada: User) -> 
 
     assert response.status_code == 404
 
+
+
+def test_a_session_restored_from_the_remember_cookie_must_confirm_the_password_to_create_a_token(
+    app: Flask, ada: User
+) -> None:
+    client = browser(app)
+    log_in(client, ADA, remember=True)
+    client.delete_cookie("session")
+    page = client.get("/settings/tokens")
+    assert page.status_code == 200
+    assert "creating a token needs your" in page.get_data(as_text=True)
+    csrf = csrf_token(client, "/settings/tokens")
+
+    refused = client.post("/settings/tokens", data={"csrf_token": csrf, "name": "CI host"})
+
+    assert refused.status_code == 302
+    assert redirect_target(refused) == ("/reauthenticate", {"next": ["/settings/tokens"]})
+    assert token_count() == 0
+    csrf = csrf_token(client, "/reauthenticate?next=/settings/tokens")
+    wrong = client.post("/reauthenticate?next=/settings/tokens", data={"csrf_token": csrf, "password": "nope nope"})
+    assert wrong.status_code == 200 and "That password is incorrect." in wrong.get_data(as_text=True)
+    confirmed = client.post(
+        "/reauthenticate?next=/settings/tokens", data={"csrf_token": csrf, "password": "correct horse battery"}
+    )
+    assert redirect_target(confirmed)[0] == "/settings/tokens"
+    created = client.post("/settings/tokens", data={"csrf_token": csrf, "name": "CI host"})
+    assert created.status_code == 303 and token_count() == 1
+
+
+def test_password_change_revokes_tokens_unless_kept_and_keeps_this_browser_in(
+    app: Flask, web: IsolatedClient, ada: User
+) -> None:
+    _, clear = issue(ada, "CI host")
+    other = browser(app)
+    log_in(other, ADA)
+    csrf = csrf_token(web, "/settings/password")
+    data = {"csrf_token": csrf, "current": "correct horse battery", "password": "a new password", "confirm": "a new password"}
+
+    bad = web.post("/settings/password", data={**data, "current": "wrong one"})
+    assert bad.status_code == 422 and "That password is incorrect." in bad.get_data(as_text=True)
+    changed = web.post("/settings/password", data=data)
+
+    assert changed.status_code == 303
+    assert "1 API token was revoked" in web.get("/settings/password").get_data(as_text=True)
+    assert tokens.authenticate(clear) is None
+    assert web.get("/artifacts").status_code == 200
+    assert is_login_redirect(other.get("/artifacts"))
