@@ -7,7 +7,7 @@ PORT ?= 5000
 # pytest-xdist workers; the suite is written so tests are independent.
 WORKERS ?= 2
 
-.PHONY: run test install install-dev db seed lint clean
+.PHONY: run test install install-dev db seed lint clean scan
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,9 @@ test: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# Security scan (not part of `make test`): sqlmap and wapiti from Debian against a throwaway local
+# copy on 127.0.0.1; writes security/scan-summary.md, everything else goes to a temporary folder.
+scan: install
+	apt-get install -y sqlmap wapiti
+	$(BIN)/python security/scan.py
