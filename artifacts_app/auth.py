@@ -63,29 +63,28 @@ def current_page() -> str:
     return request.full_path.rstrip("?")
 
 
-@login_manager.unauthorized_handler
-def unauthorized() -> Response:
-    """Pages redirect to the login form; htmx is told to navigate there; the API answers 401 JSON."""
-    if request.blueprint == "api":
-        return make_response(jsonify(error="unauthorized", message="A valid bearer token is required."), 401)
-    login_url = url_for("auth.login") + "?" + urlencode({"next": safe_next(current_page())})
-    if is_htmx():
-        # Swapping the login form into the list would be wrong: make the browser go there.
-        response = make_response("", 401)
-        response.headers["HX-Redirect"] = login_url
-        return vary_on_htmx(response)
-    return redirect(login_url)
-
-
-@login_manager.needs_refresh_handler
-def needs_refresh() -> Response:
-    """A stale session (remember-me only) is sent to confirm its password, then back to the page."""
-    target = url_for("auth.reauthenticate") + "?" + urlencode({"next": safe_next(current_page())})
+def send_to(endpoint: str) -> Response:
+    """Go to a password form, then back to this page; htmx is told to navigate (not swap the form in)."""
+    target = url_for(endpoint) + "?" + urlencode({"next": safe_next(current_page())})
     if is_htmx():
         response = make_response("", 401)
         response.headers["HX-Redirect"] = target
         return vary_on_htmx(response)
     return redirect(target)
+
+
+@login_manager.unauthorized_handler
+def unauthorized() -> Response:
+    """Pages redirect to the login form; htmx is told to navigate there; the API answers 401 JSON."""
+    if request.blueprint == "api":
+        return make_response(jsonify(error="unauthorized", message="A valid bearer token is required."), 401)
+    return send_to("auth.login")
+
+
+@login_manager.needs_refresh_handler
+def needs_refresh() -> Response:
+    """A stale session (remember-me only) is sent to confirm its password, then back to the page."""
+    return send_to("auth.reauthenticate")
 
 
 def login_guard() -> throttle.LoginThrottle:

@@ -16,22 +16,21 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me signed in on this device")
 
 
+def new_password_fields(label: str, message: str) -> tuple[PasswordField, PasswordField]:
+    """A new password and its repetition, with the account rules on length."""
+    password = PasswordField(label, validators=[
+        DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH, message=message),
+    ])
+    confirm = PasswordField(
+        f"Repeat {label[0].lower()}{label[1:]}",
+        validators=[DataRequired(), EqualTo("password", message="The passwords differ.")],
+    )
+    return password, confirm
+
+
 class SignupForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField(
-        "Password",
-        validators=[
-            DataRequired(),
-            Length(
-                min=MIN_PASSWORD_LENGTH,
-                max=MAX_PASSWORD_LENGTH,
-                message=f"Password must be at least {MIN_PASSWORD_LENGTH} characters.",
-            ),
-        ],
-    )
-    confirm = PasswordField(
-        "Repeat password", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
-    )
+    password, confirm = new_password_fields("Password", f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
 
 
 class ReauthForm(FlaskForm):
@@ -40,19 +39,8 @@ class ReauthForm(FlaskForm):
 
 class PasswordChangeForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
-    password = PasswordField(
-        "New password",
-        validators=[
-            DataRequired(),
-            Length(
-                min=MIN_PASSWORD_LENGTH,
-                max=MAX_PASSWORD_LENGTH,
-                message=f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
-            ),
-        ],
-    )
-    confirm = PasswordField(
-        "Repeat new password", validators=[DataRequired(), EqualTo("password", message="The passwords differ.")]
+    password, confirm = new_password_fields(
+        "New password", f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters."
     )
     keep_tokens = BooleanField("Keep my API tokens working")
 
