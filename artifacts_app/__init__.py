@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config, rendering
+from . import config, rendering, security_headers, urls
 from .converters import IdConverter
 from .extensions import csrf, db, login_manager, migrate
 from .pricing import PriceTable
@@ -59,6 +59,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_filters(app)
+    urls.init_app(app)  # an untrusted Host is answered 400 before any other hook sees the request
+    security_headers.init_app(app)  # CSP, nosniff, frame and referrer policy, HSTS over HTTPS
 
     @app.after_request
     def private_by_default(response: Response) -> Response:

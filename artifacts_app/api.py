@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
 from . import limits, openapi, queries, recording, tokens
@@ -18,6 +18,7 @@ from .extensions import csrf, db
 from .listing import BadListRequest, encode_cursor, filters_and_cursor, parse_limit
 from .models import IdempotencyKey, PipelineRun, User
 from .serialization import run_to_api
+from .urls import external_url
 from .validation import BodyChecker
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -130,7 +131,7 @@ def timestamp(body: dict[str, Any], name: str) -> datetime | None:
 def run_json(run: PipelineRun, pipeline_name: str | None = None) -> dict[str, Any]:
     """The API's run shape, with the web page's URL and any warnings."""
     body = run_to_api(run, pipeline_name or run.pipeline.name)
-    body["url"] = url_for("artifacts.detail", run_id=run.id, _external=True)
+    body["url"] = external_url("artifacts.detail", run_id=run.id)
     if run.status in ("completed", "failed") and run.cost_source == "unpriced":
         reason = f"model {run.model!r} has no known price" if run.model else "no model was given"
         if run.input_tokens is None:
@@ -286,7 +287,7 @@ def list_runs() -> Response:
     next_cursor = encode_cursor(rows[limit - 1].completed_at, rows[limit - 1].id, filters) if len(rows) > limit else None
     return jsonify(runs=[
         {
-            "id": row.id, "url": url_for("artifacts.detail", run_id=row.id, _external=True),
+            "id": row.id, "url": external_url("artifacts.detail", run_id=row.id),
             "pipeline": row.pipeline_name, "status": row.status, "model": row.model,
             "usage": {"inputTokens": row.input_tokens, "outputTokens": row.output_tokens},
             "cost": None if row.cost is None else format(row.cost, "f"), "costSource": row.cost_source,
