@@ -99,6 +99,13 @@ class PageWatch:
         return [p for p in problems if not any(fragment in p for fragment in self.expected_errors)]
 
 
+CSP_RECORDER = """
+document.addEventListener('securitypolicyviolation', event => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || 'inline'} on ${location.pathname}`);
+});
+"""
+
+
 @pytest.fixture
 def watched_page(browser: Any, live_server: LiveServer) -> Iterator[tuple[Any, PageWatch]]:
     """A fresh browser context and page; any unexpected console error or failed request fails the test."""
@@ -120,8 +127,13 @@ def watched_page(browser: Any, live_server: LiveServer) -> Iterator[tuple[Any, P
             watch.failed_requests.append(f"HTTP {response.status}: {response.url}")
 
     def on_failed(request: Any) -> None:
+        if request.url.endswith("/favicon.svg") and request.failure == "net::ERR_ABORTED":
+            return  # the browser's own icon fetch, cut short when the test navigates on at once
         watch.failed_requests.append(f"failed: {request.url} {request.failure}")
 
+    # Every test is also a Content-Security-Policy test: a blocked script, style or request is reported
+    # as a console error, so a page that relies on something the policy refuses fails whatever test opens it.
+    context.add_init_script(CSP_RECORDER)
     page.on("console", on_console)
     page.on("pageerror", lambda error: watch.console_errors.append(f"page error: {error}"))
     page.on("request", on_request)

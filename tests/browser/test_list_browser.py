@@ -111,6 +111,7 @@ def test_a_filter_changes_the_url_survives_reload_and_scrolling(
     page.wait_for_url(re.compile(r"model=claude-haiku-4-5"))
     page.wait_for_function("document.querySelectorAll('a.row-link').length === 25")
     assert page.evaluate("window.__marker") == "same page"
+    page.wait_for_load_state("networkidle")  # the totals fragment is still loading; a reload would abort it
     page.reload()
     assert page.locator("select[name=model]").input_value() == "claude-haiku-4-5"
     for _ in range(10):
@@ -129,6 +130,7 @@ def test_an_expired_session_while_scrolling_lands_on_the_login_page(
     sign_in(page, reader.email)
     watch.expect_error("401")
     watch.expect_error("Failed to load resource")
+    watch.expect_error("net::ERR_ABORTED")  # a fragment still loading when the page leaves for /login
     # The session ends elsewhere (a password change): the next fragment request is refused.
     from artifacts_app.models import new_session_token
     reader.session_token = new_session_token()
