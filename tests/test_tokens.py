@@ -323,3 +323,34 @@ def test_password_change_revokes_tokens_unless_kept_and_keeps_this_browser_in(
     assert tokens.authenticate(clear) is None
     assert web.get("/artifacts").status_code == 200
     assert is_login_redirect(other.get("/artifacts"))
+
+
+def test_password_change_with_keep_tokens_leaves_every_token_working(
+    app: Flask, web: IsolatedClient, ada: User
+) -> None:
+    _, first = issue(ada, "CI host")
+    _, second = issue(ada, "laptop")
+    csrf = csrf_token(web, "/settings/password")
+    changed = web.post("/settings/password", data={
+        "csrf_token": csrf, "current": "correct horse battery", "password": "a new password",
+        "confirm": "a new password", "keep_tokens": "y",
+    })
+    assert changed.status_code == 303
+    assert "your API tokens still work" in web.get("/settings/password").get_data(as_text=True)
+    assert tokens.authenticate(first) is not None and tokens.authenticate(second) is not None
+    db.session.commit()  # authenticate() recorded the use; release SQLite's write lock for the next login
+    log_in(browser(app), ADA, "a new password")
+
+
+@pytest.mark.parametrize(("flags", "revoked"), [([], True), (["--keep-tokens"], False)])
+def test_cli_set_password_revokes_tokens_unless_kept(
+    runner: FlaskCliRunner, ada: User, flags: list[str], revoked: bool
+) -> None:
+    _, first = issue(ada, "CI host")
+    _, second = issue(ada, "laptop")
+    result = runner.invoke(args=["users", "set-password", ADA, "--password-stdin", *flags],
+                           input="a brand new password\n")
+    assert result.exit_code == 0, result.output
+    assert ("2 API tokens revoked." if revoked else "API tokens kept.") in result.output
+    for clear in (first, second):
+        assert (tokens.authenticate(clear) is None) is revoked
