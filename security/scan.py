@@ -39,10 +39,6 @@ EXPLAINED = [
     ("secure flag", "explained: local scan over plain http with INSECURE_COOKIES=1; Secure is on by default"),
     ("strict-transport", "explained: HSTS is only sent over HTTPS; the scan is plain http on 127.0.0.1"),
     ("hsts", "explained: HSTS is only sent over HTTPS; the scan is plain http on 127.0.0.1"),
-    ("x-frame-options", "being fixed in this issue (security headers)"),
-    ("x-content-type-options", "being fixed in this issue (security headers)"),
-    ("csp", "being fixed in this issue (security headers)"),
-    ("content security policy", "being fixed in this issue (security headers)"),
 ]
 
 
@@ -150,7 +146,7 @@ def main() -> int:
                   "-s", f"{base}/artifacts/{run_id}?tab=step-1", "-s", f"{base}/artifacts/{run_id}/download?part=final&format=md",
                   "-s", f"{base}/artifacts/totals", "-s", f"{base}/artifacts/export?format=csv",
                   "-s", f"{base}/api/v1/runs?limit=5", "-s", f"{base}/api/v1/runs/{run_id}",
-                  "-x", f"{base}/logout", "-x", f"{base}/tokens/*", "-x", f"{base}/password",
+                  "-x", f"{base}/logout", "-x", f"{base}/settings/*", "-x", f"{base}/reauthenticate",
                   "--max-scan-time", WAPITI_MAX_SCAN_SECONDS, "--max-attack-time", "120",
                   "--max-links-per-page", "40", "--max-files-per-dir", "30", "--flush-session",
                   "--store-session", str(work / "wapiti-session"), "--store-config", str(work / "wapiti-config"),
