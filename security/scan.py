@@ -94,7 +94,11 @@ def sqlmap_jobs(base: str, cookie: str, token: str, run_id: str, pipeline: str, 
         "api create": ["-u", f"{base}/api/v1/runs", "--data", body, *api, "--headers",
                        f"Authorization: Bearer {token}\nContent-Type: application/json"],
     }
-    return {name: SQLMAP_BASE + ["--output-dir", str(out / re.sub(r"\W+", "-", name))] + args for name, args in jobs.items()}
+    commands = {name: SQLMAP_BASE + ["--output-dir", str(out / re.sub(r"\W+", "-", name))] + args for name, args in jobs.items()}
+    # sqlmap refuses --csrf-url together with --threads; the login form is tested on one thread.
+    login = commands["login form"]
+    del login[login.index("--threads"):login.index("--threads") + 2]
+    return commands
 
 
 def sqlmap_findings(name: str, output: str) -> list[dict[str, str]]:
@@ -141,7 +145,7 @@ def main() -> int:
         cookie_file = work / "cookies.json"
         cookie_file.write_text(json.dumps({"127.0.0.1": {"/": {c.name: {
             "value": c.value, "expires": None, "secure": False, "port": None, "version": 0} for c in jar}}}))
-        wapiti = ["wapiti", "-u", f"{base}/", "--scope", "folder", "-c", str(cookie_file),
+        wapiti = ["/usr/bin/python3", str(ROOT / "security" / "wapiti_compat.py"), "-u", f"{base}/", "--scope", "folder", "-c", str(cookie_file),
                   "-H", f"Authorization: Bearer {token}", "-m", WAPITI_MODULES,
                   "-s", f"{base}/artifacts/{run_id}?tab=step-1", "-s", f"{base}/artifacts/{run_id}/download?part=final&format=md",
                   "-s", f"{base}/artifacts/totals", "-s", f"{base}/artifacts/export?format=csv",
@@ -159,6 +163,7 @@ def main() -> int:
             outputs = {name: future.result().stdout for name, future in sqlmap_futures.items()}
             wapiti_out = wapiti_future.result()
         (work / "wapiti.log").write_text(wapiti_out.stdout + wapiti_out.stderr)
+        wapiti_failed = wapiti_out.returncode != 0 or not (work / "wapiti.json").exists()
         for name, text in outputs.items():
             (work / ("sqlmap-" + re.sub(r"\W+", "-", name) + ".log")).write_text(text)
     finally:
@@ -168,6 +173,15 @@ def main() -> int:
     findings: list[dict[str, str]] = []
     for name, text in outputs.items():
         findings += sqlmap_findings(name, text)
+    for name, text in outputs.items():
+        if not any(f["module"] == name for f in findings):
+            last = [line for line in text.splitlines() if "[CRITICAL]" in line or "[ERROR]" in line][-1:] or ["no verdict"]
+            findings.append({"tool": "sqlmap", "module": name, "where": f"did not finish: {last[0].strip()[:200]}",
+                             "severity": "scan error", "status": "open: the scan itself failed"})
+    if wapiti_failed:
+        tail = (wapiti_out.stderr or wapiti_out.stdout).strip().splitlines()[-1:] or ["no output"]
+        findings.append({"tool": "wapiti", "module": "(run)", "where": f"exit {wapiti_out.returncode}: {tail[0][:200]}",
+                         "severity": "scan error", "status": "open: the scan itself failed"})
     report = json.loads((work / "wapiti.json").read_text()) if (work / "wapiti.json").exists() else {}
     for section in ("vulnerabilities", "anomalies"):
         for category, items in report.get(section, {}).items():

@@ -58,6 +58,8 @@ def test_every_route_and_method_answers_with_the_security_headers(app: Flask, cl
                 response = client.post(path, data=form, headers=headers)
             statuses.add(response.status_code)
             assert_defended(response, f"{method} {path} signed_in={signed_in}")
+            if rule.endpoint != "static":  # static files are public and versioned; everything else may be private
+                assert response.headers.get("Cache-Control") == "no-store", (method, path, response.headers)
     # The sweep saw pages, redirects and client errors, not only one kind of answer.
     assert {200, 302}.issubset(statuses) and any(400 <= status < 500 for status in statuses), statuses
 
@@ -80,6 +82,7 @@ def test_downloads_are_never_sniffed_into_html(app: Flask, client: FlaskClient, 
     response = client.get(path)
     assert response.status_code == 200, path
     assert "attachment" in response.headers["Content-Disposition"]
+    assert response.headers["Cache-Control"] == "no-store"
     assert_defended(response, path)
 
 
