@@ -39,6 +39,12 @@ EXPLAINED = [
     ("secure flag", "explained: local scan over plain http with INSECURE_COOKIES=1; Secure is on by default"),
     ("strict-transport", "explained: HSTS is only sent over HTTPS; the scan is plain http on 127.0.0.1"),
     ("hsts", "explained: HSTS is only sent over HTTPS; the scan is plain http on 127.0.0.1"),
+    ("x-xss-protection", "explained: deliberately not sent; the header is deprecated, the XSS auditor it "
+                         "drove is gone from browsers, and the CSP (no inline script) is the defence (SECURITY.md)"),
+    # sqlmap flags a parameter whose value changes the page (a filter does), then tests that itself.
+    ("is a false positive", "explained: sqlmap's own false-positive check follows (next row)"),
+    ("false positive or unexploitable", "explained: sqlmap rejected its own lead; every query binds parameters "
+                                        "(SQLAlchemy), and a filter or a failed login changes the page by design"),
 ]
 
 
