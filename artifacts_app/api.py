@@ -6,20 +6,20 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from datetime import datetime
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-from . import limits, openapi, queries, recording, tokens
+from pydantic import BaseModel
+
+from . import limits, openapi, queries, recording, schemas, tokens
 from .extensions import csrf, db
 from .listing import BadListRequest, encode_cursor, filters_and_cursor, parse_limit
 from .models import IdempotencyKey, PipelineRun, User
-from .serialization import run_to_api
+from .serialization import run_out, run_summary
 from .urls import external_url
-from .validation import BodyChecker
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Bearer tokens, not cookies, authenticate here: a cross-site form cannot forge one.
@@ -35,14 +35,6 @@ def spec() -> dict[str, Any]:
             {name: limits.value(name) for name in limits.LIMITS}
         )
     return built
-
-
-def body_checker() -> BodyChecker:
-    """The validator of request bodies against this app's document."""
-    checker: BodyChecker | None = current_app.extensions.get("body_checker")
-    if checker is None:
-        checker = current_app.extensions["body_checker"] = BodyChecker(spec())
-    return checker
 
 
 class ApiError(Exception):
@@ -98,55 +90,47 @@ def finite_float(text: str) -> float:
     return number
 
 
-def json_body(schema: str) -> dict[str, Any]:
-    """The request's JSON object, checked against the OpenAPI schema; every fault named at once."""
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def json_value() -> Any:
+    """The request's body as strict JSON: NaN, Infinity and numbers too large for a float are not JSON."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
     try:
-        # Strict JSON: NaN, Infinity and numbers too large for a float are not JSON values.
-        body = json.loads(request.get_data(), parse_constant=refuse_constant, parse_float=finite_float)
+        return json.loads(request.get_data(), parse_constant=refuse_constant, parse_float=finite_float)
     except (ValueError, RecursionError):
         raise ApiError(400, "bad_request", "The body is not valid JSON.") from None
-    fields = body_checker().faults(schema, body)
-    if fields:
-        raise ApiError(422, "validation_failed", "Some fields are not valid.", fields)
-    return body  # type: ignore[no-any-return]
 
 
-def timestamp(body: dict[str, Any], name: str) -> datetime | None:
-    """An ISO 8601 time with its offset, or None when absent."""
-    value = body.get(name)
-    if value is None:
-        return None
+def json_body(model: type[Body], value: Any = None) -> Body:
+    """The request's JSON body (or `value`) as a typed model, every fault named at once (at most 20)."""
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise ApiError(422, "validation_failed", "Some fields are not valid.",
-                       [{"field": name, "message": "must be an ISO 8601 time with an offset, e.g. 2025-11-30T12:00:00Z"}])
-    return moment
+        return schemas.parse(model, json_value() if value is None else value)
+    except schemas.InvalidBody as invalid:
+        raise ApiError(422, "validation_failed", "Some fields are not valid.", invalid.faults) from None
 
 
 def run_json(run: PipelineRun, pipeline_name: str | None = None) -> dict[str, Any]:
-    """The API's run shape, with the web page's URL and any warnings."""
-    body = run_to_api(run, pipeline_name or run.pipeline.name)
-    body["url"] = external_url("artifacts.detail", run_id=run.id)
-    if run.status in ("completed", "failed") and run.cost_source == "unpriced":
+    """The API's run shape (schemas.RunOut), with the web page's URL and any warnings."""
+    warnings = None
+    if run.status in schemas.FINISHED_STATUSES and run.cost_source == schemas.CostSource.UNPRICED:
         reason = f"model {run.model!r} has no known price" if run.model else "no model was given"
         if run.input_tokens is None:
             reason = "no token usage was reported"
-        body["warnings"] = [f"The run is unpriced: {reason}. Report usage.cost or add a price (PRICES_FILE)."]
-    return body
+        warnings = [f"The run is unpriced: {reason}. Report usage.cost or add a price (PRICES_FILE)."]
+    body = run_out(run, pipeline_name or run.pipeline.name, url=external_url("artifacts.detail", run_id=run.id),
+                   warnings=warnings)
+    return body.model_dump(mode="json", exclude_unset=True)
 
 
 def recorded(call: Callable[[], PipelineRun]) -> PipelineRun:
     """Run a writer call, turning its errors into API errors; nothing is stored on failure."""
     try:
         return call()
-    except recording.RunValidationError as error:
+    except schemas.InvalidBody as error:
         db.session.rollback()
-        raise ApiError(422, "validation_failed", str(error), [{"field": error.field, "message": error.message}]) from None
+        raise ApiError(422, "validation_failed", str(error), error.faults) from None
     except recording.RunNotFound:
         db.session.rollback()
         raise ApiError(404, "not_found", "No such run.") from None
@@ -163,28 +147,20 @@ def current_api_user() -> User:
 @token_required
 def create_run() -> tuple[Response, int]:
     """Start a run, or record a finished one (status completed|failed) in one call."""
-    body = json_body("RunCreate")
+    value = json_value()
+    body = json_body(schemas.RunCreate, value).root
     user = current_api_user()
     key = idempotency_key()
-    request_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    # The same request, however its JSON is laid out.
+    request_hash = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
     if key:
         replay = replayed_run(user, key, request_hash)
         if replay is not None:
             return jsonify(run_json(replay)), 200
-    status = body.get("status", "running")
-    created_at, completed_at = timestamp(body, "createdAt"), timestamp(body, "completedAt")
-    if status == "running":
-        run = recorded(lambda: recording.start_run(
-            user, pipeline=body["pipeline"], input=body["input"], variables=body.get("variables"),
-            model=body.get("model"), created_at=created_at,
-        ))
+    if isinstance(body, schemas.RunStart):
+        run = recorded(lambda: recording.start_run(user, body))
     else:
-        run = recorded(lambda: recording.record_run(
-            user, pipeline=body["pipeline"], input=body["input"], status=status,
-            variables=body.get("variables"), model=body.get("model"), steps=body.get("steps"),
-            final_output=body.get("finalOutput", ""), usage=body.get("usage"), error=body.get("error"),
-            created_at=created_at, completed_at=completed_at,
-        ))
+        run = recorded(lambda: recording.record_run(user, body))
     if key:
         try:
             with db.session.begin_nested():
@@ -231,8 +207,8 @@ def require_run(run_id: str) -> None:
 def add_step(run_id: str) -> Response:
     """Append one step's output to a running run."""
     require_run(run_id)
-    body = json_body("StepInput")
-    run = recorded(lambda: recording.add_step(current_api_user(), run_id, body))
+    step = json_body(schemas.StepIn)
+    run = recorded(lambda: recording.add_step(current_api_user(), run_id, step))
     db.session.commit()
     return jsonify(run_json(run))
 
@@ -242,12 +218,8 @@ def add_step(run_id: str) -> Response:
 def complete_run(run_id: str) -> Response:
     """Complete a running run with its outputs and usage; the server prices it."""
     require_run(run_id)
-    body = json_body("RunComplete")
-    completed_at = timestamp(body, "completedAt")
-    run = recorded(lambda: recording.complete_run(
-        current_api_user(), run_id, final_output=body["finalOutput"], steps=body.get("steps"),
-        model=body.get("model"), usage=body.get("usage"), completed_at=completed_at,
-    ))
+    body = json_body(schemas.RunComplete)
+    run = recorded(lambda: recording.complete_run(current_api_user(), run_id, body))
     db.session.commit()
     return jsonify(run_json(run))
 
@@ -257,12 +229,8 @@ def complete_run(run_id: str) -> Response:
 def fail_run(run_id: str) -> Response:
     """Fail a running run with its error, keeping the steps that completed."""
     require_run(run_id)
-    body = json_body("RunFail")
-    completed_at = timestamp(body, "completedAt")
-    run = recorded(lambda: recording.fail_run(
-        current_api_user(), run_id, error=body["error"], steps=body.get("steps"),
-        usage=body.get("usage"), completed_at=completed_at,
-    ))
+    body = json_body(schemas.RunFail)
+    run = recorded(lambda: recording.fail_run(current_api_user(), run_id, body))
     db.session.commit()
     return jsonify(run_json(run))
 
@@ -285,20 +253,14 @@ def list_runs() -> Response:
     limit = parse_limit(request.args)
     rows = queries.list_runs(current_api_user(), filters, cursor, limit + 1)
     next_cursor = encode_cursor(rows[limit - 1].completed_at, rows[limit - 1].id, filters) if len(rows) > limit else None
-    return jsonify(runs=[
-        {
-            "id": row.id, "url": external_url("artifacts.detail", run_id=row.id),
-            "pipeline": row.pipeline_name, "status": row.status, "model": row.model,
-            "usage": {"inputTokens": row.input_tokens, "outputTokens": row.output_tokens},
-            "cost": None if row.cost is None else format(row.cost, "f"), "costSource": row.cost_source,
-            "createdAt": row.created_at.isoformat(), "completedAt": row.completed_at.isoformat(),
-        }
-        for row in rows[:limit]
-    ], nextCursor=next_cursor)
+    page = schemas.RunPage(
+        runs=[run_summary(row, url=external_url("artifacts.detail", run_id=row.id)) for row in rows[:limit]],
+        next_cursor=next_cursor,
+    )
+    return jsonify(page.model_dump(mode="json"))
 
 
 @bp.get("/openapi.json")
-@token_required
 def openapi_document() -> Response:
-    """This API's OpenAPI 3.1 description."""
+    """This API's OpenAPI 3.1 description: public, since it describes the API and holds no data."""
     return jsonify(spec())

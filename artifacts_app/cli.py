@@ -10,7 +10,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
-from . import accounts, exports, queries, recording, tokens
+from . import accounts, exports, queries, recording, schemas, tokens
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
 from .listing import ListFilters
@@ -105,7 +105,7 @@ def seed_command() -> None:
                     created_at=run.created_at, completed_at=run.completed_at,
                 )
             else:
-                recording.record_run(
+                recording.record_from_values(
                     user, pipeline=run.pipeline, input=run.input, status=run.status,
                     variables=run.variables, model=run.model, steps=run.steps,
                     final_output=run.final_output, usage=run.usage, error=run.error,
@@ -129,14 +129,14 @@ def import_command(source: TextIO, email: str) -> None:
             if not line.strip():
                 continue
             try:
-                document = json.loads(line)
+                document = schemas.parse(schemas.ImportedRun, json.loads(line))
                 # A savepoint per line: a bad line is rolled back alone, the batch goes on.
                 with db.session.begin_nested():
                     recording.import_run(user, document)
                 stored += 1
             except json.JSONDecodeError as error:
                 rejected.append((number, f"not valid JSON ({error.msg})"))
-            except recording.RunValidationError as error:
+            except (schemas.InvalidBody, recording.RunValidationError) as error:
                 rejected.append((number, str(error)))
             except (SQLAlchemyError, ValueError, OverflowError) as error:
                 # The savepoint is already rolled back; say which line the database refused.

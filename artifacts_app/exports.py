@@ -12,7 +12,7 @@ from flask import Response, stream_with_context
 from . import queries
 from .listing import Cursor, ListFilters
 from .models import User
-from .serialization import run_to_api
+from .serialization import run_record
 from .types import utcnow
 
 FORMATS = ("csv", "jsonl")
@@ -76,7 +76,7 @@ def jsonl_lines(user: User, filters: ListFilters) -> Iterator[str]:
     while True:
         runs = queries.export_runs(user, filters, after, JSONL_BATCH)
         chunk = "".join(
-            json.dumps(run_to_api(run, name), ensure_ascii=False, separators=(",", ":")) + "\n"
+            json.dumps(run_record(run, name).model_dump(mode="json", exclude_unset=True), ensure_ascii=False, separators=(",", ":")) + "\n"
             for run, name in runs
         )
         if chunk:

@@ -1,221 +1,31 @@
-"""The API's OpenAPI 3.1 description, written by hand to match api.py; request bodies are
-validated against these same schemas, so the document cannot drift from what is enforced."""
+"""The API's OpenAPI 3.1 document: the schemas are generated from the typed models in schemas.py
+(the same ones that validate requests and build responses), and the paths are assembled here."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from . import __version__
-from .limits import DECIMAL_STRING_LENGTH, defaults
+from pydantic.json_schema import models_json_schema
 
-TOKENS = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
-# Text the database can store: no NUL, no lone surrogates (they have no UTF-8 form).
-# Every pattern here is one character class under one star, or a class that must start the
-# text: none can backtrack more than once per character, so a failing match is linear.
-STORABLE = r"^[^\u0000\ud800-\udfff]*$"
-# Storable and not only whitespace: the first non-space character is where \s* stops, so the
-# two parts cannot trade characters (the old "[^X]*[^\sX][^X]*" form was quadratic).
-NOT_BLANK_PATTERN = r"^\s*[^\s\u0000\ud800-\udfff][^\u0000\ud800-\udfff]*$"
-DECIMAL_STRING = {"type": "string", "maxLength": DECIMAL_STRING_LENGTH, "pattern": r"^\s*[0-9]+(\.[0-9]{1,12})?\s*$",
-                  "description": "A non-negative amount of US dollars as a decimal string, e.g. \"0.0042\"."}
-TIMESTAMP = {"type": "string", "maxLength": 64, "format": "date-time"}
-# "not: {}" rather than a false schema: jsonschema then reports which property is at fault.
-NOT_WITH_STATUS = {"not": {}, "description": "Not allowed with this status."}
-# What a failing pattern means, for the 422's message (the pattern itself says nothing to people).
-PATTERN_MESSAGES = {
-    STORABLE: "must not contain NUL characters or lone surrogates",
-    NOT_BLANK_PATTERN: "must not be blank, and must not contain NUL characters or lone surrogates",
-    DECIMAL_STRING["pattern"]: "must be a decimal string such as \"0.0042\" (at most 12 decimal places)",
-}
+from . import __version__, schemas
+from .limits import defaults
 
 
-def limited(name: str, limits: Mapping[str, int], schema: dict[str, Any]) -> dict[str, Any]:
-    """A schema with the limit `name` as its maxLength/maxItems/maxProperties, length first.
-
-    The length keyword comes before any pattern: the validator checks keywords in order and
-    never runs a pattern on a string that is already too long (see api.py).
-    """
-    keyword = {"string": "maxLength", "array": "maxItems", "object": "maxProperties"}[schema["type"]]
-    return {"type": schema["type"], keyword: limits[name], "x-limit": name,
-            **{key: value for key, value in schema.items() if key != "type"}}
-
-
-def schemas(limits: Mapping[str, int]) -> dict[str, Any]:
-    """The components, with the limits in force."""
-    name = limited("MAX_NAME_LENGTH", limits, {"type": "string", "minLength": 1, "pattern": NOT_BLANK_PATTERN})
-    text = limited("MAX_OUTPUT_CHARS", limits, {"type": "string", "pattern": STORABLE})
-    error_text = limited("MAX_OUTPUT_CHARS", limits, {"type": "string", "pattern": NOT_BLANK_PATTERN})
-    variable_text = limited("MAX_VARIABLE_CHARS", limits, {"type": "string", "pattern": STORABLE})
-    steps = limited("MAX_STEPS", limits, {"type": "array", "items": {"$ref": "#/components/schemas/StepInput"}})
-    return {
-        "Usage": {
-            "type": "object",
-            "properties": {
-                "inputTokens": TOKENS,
-                "outputTokens": TOKENS,
-                "cost": {**DECIMAL_STRING, "description": "What the provider billed; wins over the computed cost."},
-            },
-            "additionalProperties": False,
-        },
-        "StepInput": {
-            "type": "object",
-            "required": ["agentId", "agentName", "output", "stepOrder"],
-            "properties": {
-                "agentId": name,
-                "agentName": name,
-                "output": text,
-                "stepOrder": {"type": "integer", "minimum": 0, "maximum": 100000},
-                "model": name,
-                "usage": {"$ref": "#/components/schemas/Usage"},
-                "inputTokens": TOKENS,
-                "outputTokens": TOKENS,
-                "cost": DECIMAL_STRING,
-            },
-            "additionalProperties": False,
-        },
-        "Variables": limited("MAX_VARIABLES", limits, {
-            "type": "object",
-            "propertyNames": name,
-            "additionalProperties": {"anyOf": [variable_text, {"type": ["number", "boolean", "null"]}]},
-        }),
-        "RunCreate": {
-            "type": "object",
-            "required": ["pipeline", "input"],
-            "properties": {
-                "pipeline": name,
-                "input": text,
-                "variables": {"$ref": "#/components/schemas/Variables"},
-                "model": name,
-                "status": {"type": "string", "enum": ["running", "completed", "failed"],
-                           "description": "running (default) starts a run; completed or failed records a finished one."},
-                "steps": steps,
-                "finalOutput": text,
-                "usage": {"$ref": "#/components/schemas/Usage"},
-                "error": text,
-                "createdAt": TIMESTAMP,
-                "completedAt": TIMESTAMP,
-            },
-            "additionalProperties": False,
-            "allOf": [
-                # A failed run says why.
-                {"if": {"properties": {"status": {"const": "failed"}}, "required": ["status"]},
-                 "then": {"required": ["error"], "properties": {"error": error_text}}},
-                # Outputs and usage belong to a finished run; a started one gets them later.
-                {"if": {"properties": {"status": {"enum": ["completed", "failed"]}}, "required": ["status"]},
-                 "else": {"properties": {"steps": NOT_WITH_STATUS, "finalOutput": NOT_WITH_STATUS,
-                                         "usage": NOT_WITH_STATUS, "error": NOT_WITH_STATUS,
-                                         "completedAt": NOT_WITH_STATUS}}},
-                {"if": {"properties": {"status": {"const": "completed"}}, "required": ["status"]},
-                 "then": {"properties": {"error": NOT_WITH_STATUS}}},
-            ],
-        },
-        "RunComplete": {
-            "type": "object",
-            "required": ["finalOutput"],
-            "properties": {
-                "finalOutput": text,
-                "steps": steps,
-                "model": name,
-                "usage": {"$ref": "#/components/schemas/Usage"},
-                "completedAt": TIMESTAMP,
-            },
-            "additionalProperties": False,
-        },
-        "RunFail": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": error_text,
-                "steps": steps,
-                "usage": {"$ref": "#/components/schemas/Usage"},
-                "completedAt": TIMESTAMP,
-            },
-            "additionalProperties": False,
-        },
-        **RESPONSE_SCHEMAS,
-    }
-
-
-STRING = {"type": "string"}
-RESPONSE_SCHEMAS: dict[str, Any] = {
-    "Step": {
-        "type": "object",
-        "required": ["agentId", "agentName", "output", "stepOrder"],
-        "properties": {
-            "agentId": STRING, "agentName": STRING, "output": STRING, "stepOrder": {"type": "integer"},
-            "model": STRING, "inputTokens": {"type": "integer"}, "outputTokens": {"type": "integer"},
-            "cost": {"type": "string"},
-        },
-    },
-    "Run": {
-        "type": "object",
-        "required": ["id", "url", "pipeline", "status", "input", "variables", "model", "steps", "finalOutput",
-                     "usage", "cost", "costSource", "error", "createdAt", "completedAt"],
-        "properties": {
-            "id": {"type": "string"},
-            "url": {"type": "string", "description": "The run's page in the web app."},
-            "pipeline": {"type": "string"},
-            "status": {"type": "string", "enum": ["pending", "running", "completed", "failed"]},
-            "input": {"type": "string"},
-            "variables": {"type": ["object", "null"]},
-            "model": {"type": ["string", "null"]},
-            "steps": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/Step"},
-                      "description": "null for a legacy run, which has only a final output."},
-            "finalOutput": {"type": ["string", "null"]},
-            "usage": {
-                "type": "object",
-                "required": ["inputTokens", "outputTokens"],
-                "properties": {"inputTokens": {"type": ["integer", "null"]},
-                               "outputTokens": {"type": ["integer", "null"]}},
-            },
-            "cost": {"type": ["string", "null"], "description": "US dollars as a decimal string; null when unpriced."},
-            "costSource": {"type": ["string", "null"], "enum": ["computed", "provider", "unpriced", None]},
-            "error": {"type": ["string", "null"]},
-            "createdAt": {"type": "string"},
-            "completedAt": {"type": ["string", "null"]},
-            "warnings": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "RunPage": {
-        "type": "object",
-        "required": ["runs", "nextCursor"],
-        "properties": {
-            "runs": {"type": "array", "items": {"$ref": "#/components/schemas/RunSummary"}},
-            "nextCursor": {"type": ["string", "null"]},
-        },
-    },
-    "RunSummary": {
-        "type": "object",
-        "required": ["id", "url", "pipeline", "status", "model", "usage", "cost", "costSource", "createdAt",
-                     "completedAt"],
-        "properties": {
-            "id": {"type": "string"}, "url": {"type": "string"}, "pipeline": {"type": "string"},
-            "status": {"type": "string"}, "model": {"type": ["string", "null"]},
-            "usage": {"type": "object"}, "cost": {"type": ["string", "null"]},
-            "costSource": {"type": ["string", "null"]}, "createdAt": {"type": "string"},
-            "completedAt": {"type": ["string", "null"]},
-        },
-    },
-    "Error": {
-        "type": "object",
-        "required": ["error", "message"],
-        "properties": {
-            "error": {"type": "string"},
-            "message": {"type": "string"},
-            "fields": {
-                "type": "array",
-                "items": {"type": "object", "required": ["field", "message"],
-                          "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
-            },
-        },
-    },
-}
+def components(limits: Mapping[str, int]) -> dict[str, Any]:
+    """Every request and response schema, with the limits in force."""
+    with schemas.documenting(limits):
+        _, generated = models_json_schema(
+            [(model, "validation") for model in schemas.REQUEST_MODELS]
+            + [(model, "serialization") for model in schemas.RESPONSE_MODELS],
+            ref_template="#/components/schemas/{model}",
+        )
+    return generated["$defs"]  # type: ignore[no-any-return]
 
 
 def error_response(description: str) -> dict[str, Any]:
     return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
 
 
 def json_body(schema: str) -> dict[str, Any]:
@@ -224,7 +34,7 @@ def json_body(schema: str) -> dict[str, Any]:
 
 def run_response(description: str) -> dict[str, Any]:
     return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}}
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunOut"}}}}
 
 
 COMMON_ERRORS = {
@@ -265,7 +75,7 @@ def document(limits: Mapping[str, int] | None = None) -> dict[str, Any]:
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas({**defaults(), **(limits or {})}),
+            "schemas": components({**defaults(), **(limits or {})}),
         },
         "paths": {
             "/api/v1/runs": {
@@ -308,7 +118,7 @@ def document(limits: Mapping[str, int] | None = None) -> dict[str, Any]:
                     "operationId": "addStep",
                     "summary": "Append one step's output to a running run.",
                     "parameters": [RUN_ID],
-                    "requestBody": json_body("StepInput"),
+                    "requestBody": json_body("StepIn"),
                     "responses": {"200": run_response("The run with the step added."), **WRITE_ERRORS,
                                   "404": error_response("No such run for this caller."),
                                   "409": error_response("The run is already completed or failed.")},
@@ -339,10 +149,10 @@ def document(limits: Mapping[str, int] | None = None) -> dict[str, Any]:
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
-                    "summary": "This document.",
+                    "summary": "This document. Public: it describes the API and holds no data.",
+                    "security": [],
                     "responses": {"200": {"description": "The OpenAPI document.",
-                                          "content": {"application/json": {"schema": {"type": "object"}}}},
-                                  **COMMON_ERRORS},
+                                          "content": {"application/json": {"schema": {"type": "object"}}}}},
                 },
             },
         },

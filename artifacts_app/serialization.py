@@ -1,14 +1,15 @@
-"""A run in the API's JSON shape: what the API returns, exports write and imports read back."""
+"""Stored runs as the typed shapes of schemas.py: what the API returns, exports write and imports read back."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .models import PipelineRun
+from .schemas import RunOut, RunRecord, RunSummary, UsageOut
 
 
-def run_to_api(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
-    """The run as JSON-ready data; money as a decimal string, times in ISO 8601."""
+def record_fields(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
+    """The run's fields as data; money as a decimal string, times in ISO 8601."""
     document = run.artifact_data
     return {
         "id": run.id,
@@ -20,11 +21,34 @@ def run_to_api(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
         # null marks a legacy run, stored before artifact_data existed: only finalOutput is real.
         "steps": list(document["steps"]) if document else None,
         # Legacy runs have only the text column; newer runs keep both in step.
-        "finalOutput": document["finalOutput"] if document else run.final_output,
-        "usage": {"inputTokens": run.input_tokens, "outputTokens": run.output_tokens},
+        "final_output": document["finalOutput"] if document else run.final_output,
+        "usage": UsageOut(input_tokens=run.input_tokens, output_tokens=run.output_tokens),
         "cost": None if run.cost is None else format(run.cost, "f"),
-        "costSource": run.cost_source,
+        "cost_source": run.cost_source,
         "error": run.error,
-        "createdAt": run.created_at.isoformat(),
-        "completedAt": run.completed_at.isoformat() if run.completed_at else None,
+        "created_at": run.created_at.isoformat(),
+        "completed_at": run.completed_at.isoformat() if run.completed_at else None,
     }
+
+
+def run_record(run: PipelineRun, pipeline_name: str) -> RunRecord:
+    """One line of an export (and the run's JSON download)."""
+    return RunRecord.model_validate(record_fields(run, pipeline_name))
+
+
+def run_out(run: PipelineRun, pipeline_name: str, *, url: str, warnings: list[str] | None) -> RunOut:
+    """The run as the API returns it; `warnings` is left out of the JSON when None."""
+    fields = record_fields(run, pipeline_name) | {"url": url}
+    if warnings is not None:
+        fields["warnings"] = warnings
+    return RunOut.model_validate(fields)
+
+
+def run_summary(row: Any, *, url: str) -> RunSummary:
+    """A row of queries.list_runs as the API's list shows it."""
+    return RunSummary(
+        id=row.id, url=url, pipeline=row.pipeline_name, status=row.status, model=row.model,
+        usage=UsageOut(input_tokens=row.input_tokens, output_tokens=row.output_tokens),
+        cost=None if row.cost is None else format(row.cost, "f"), cost_source=row.cost_source,
+        created_at=row.created_at.isoformat(), completed_at=row.completed_at.isoformat(),
+    )

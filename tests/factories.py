@@ -6,12 +6,19 @@ import itertools
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from artifacts_app import accounts, recording
+from pydantic.alias_generators import to_camel
+
+from artifacts_app import accounts, recording, schemas
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
 
 PASSWORD = "correct horse battery"
 _sequence = itertools.count(1)
+
+
+def start_run(user: User, **fields: Any) -> PipelineRun:
+    """A running run, started like an executor would (fields in the API's terms, snake_case)."""
+    return recording.start_run(user, schemas.parse(schemas.RunStart, {to_camel(k): v for k, v in fields.items()}))
 
 
 def make_user(email: str | None = None, password: str = PASSWORD) -> User:
@@ -45,6 +52,6 @@ def make_run(user: User, **fields: Any) -> PipelineRun:
         "completed_at": completed_at,
     }
     values.update(fields)
-    run = recording.record_run(user, **values)
+    run = recording.record_from_values(user, **values)
     db.session.commit()
     return run

@@ -12,7 +12,7 @@ from artifacts_app.extensions import db
 from tests.factories import make_run, make_user
 from tests.http_helpers import csrf_token, is_login_redirect, log_in, without_csrf_tokens
 
-PUBLIC_ENDPOINTS = {"auth.login", "auth.signup", "health.healthz", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "auth.signup", "health.healthz", "static", "api.openapi_document"}
 OWNED_ARGUMENTS = {"run_id", "token_id"}
 METHODS = ("GET", "POST")
 

@@ -20,12 +20,12 @@ from referencing.jsonschema import DRAFT202012
 from jsonschema import Draft202012Validator
 from werkzeug.test import TestResponse
 
-from artifacts_app import pricing, recording, tokens
+from artifacts_app import pricing, tokens
 from artifacts_app import openapi
-from artifacts_app.validation import SPEC_URI
 from artifacts_app.extensions import db
 from artifacts_app.models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, User
-from tests.factories import make_run, make_user, three_steps
+from tests.factories import make_run, make_user, start_run, three_steps
+from tests.http_helpers import log_in
 
 API = "/api/v1"
 ADA = "ada@example.com"
@@ -351,7 +351,7 @@ def seed_list(ada: Caller, bob: Caller) -> dict[str, str]:
         "f": make_run(user, completed_at=base - timedelta(hours=1), status="failed", error="boom",
                       final_output="", model="gpt-4o-mini").id,
     }
-    running = recording.start_run(user, pipeline="Research brief", input="still going")
+    running = start_run(user, pipeline="Research brief", input="still going")
     db.session.commit()
     ids["running"] = running.id
     ids["bobs"] = make_run(bob.user(), completed_at=base).id
@@ -586,7 +586,6 @@ OPERATIONS = [
     ("POST", "/runs/{run_id}/steps"),
     ("POST", "/runs/{run_id}/complete"),
     ("POST", "/runs/{run_id}/fail"),
-    ("GET", "/openapi.json"),
 ]
 VALID_BODIES = {
     "/runs": {"pipeline": "P", "input": "x"},
@@ -909,6 +908,9 @@ def test_nul_characters_in_ids_filters_and_keys_are_not_a_server_error(
     assert client.get(f"{API}/runs/{run['id']}", headers=ada.headers).status_code == 200
 
 
+SPEC_URI = "urn:artifacts:openapi"
+
+
 def test_the_document_and_the_server_agree_on_which_bodies_are_valid(client: FlaskClient, ada: Caller) -> None:
     # A stock validator reading the published document, not the server's own: a client's view.
     registry = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(openapi.document()))
@@ -973,3 +975,12 @@ def test_outputs_sent_with_a_started_run_are_refused_not_dropped(client: FlaskCl
     )
     assert field_names(assert_json_error(completed_with_error, 422, "validation_failed")) == {"error"}
     assert stored() == before
+
+
+def test_the_openapi_document_is_public_and_linked_from_the_tokens_page(app: Flask, client: FlaskClient) -> None:
+    response = client.get(f"{API}/openapi.json")
+    assert response.status_code == 200 and response.get_json() == openapi.document()
+    assert response.get_json()["paths"]["/api/v1/openapi.json"]["get"]["security"] == []
+    make_user("reader@example.com")
+    log_in(client, "reader@example.com")
+    assert f'href="{API}/openapi.json"' in client.get("/settings/tokens").get_data(as_text=True)

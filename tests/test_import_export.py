@@ -21,7 +21,7 @@ from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun, User
 from tests import databases
 from tests.conftest import dispose, make_app, migrate
-from tests.factories import PASSWORD, make_run, make_user, three_steps
+from tests.factories import PASSWORD, make_run, make_user, start_run, three_steps
 
 EMAIL = "exporter@example.com"
 T0 = datetime(2024, 11, 1, 9, 0, tzinfo=timezone.utc)
@@ -101,7 +101,7 @@ def test_export_then_import_into_a_fresh_database_is_an_exact_round_trip(
 ) -> None:
     user = make_user(EMAIL)
     ids = seed_mixed_runs(user)
-    still_running = recording.start_run(user, pipeline="Research brief", input="not finished")
+    still_running = start_run(user, pipeline="Research brief", input="not finished")
     someone_else = make_run(make_user("other@example.com"), completed_at=T0)
     db.session.commit()
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"

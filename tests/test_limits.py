@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from artifacts_app import recording
+from artifacts_app import schemas
 from artifacts_app.models import User
 from tests.test_api import API, Caller, ada, assert_json_error, stored  # noqa: F401 (ada is a fixture)
 
@@ -65,11 +65,15 @@ def test_each_limit_is_a_422_naming_the_limit_and_its_value(
 
 def test_the_limits_are_what_the_document_publishes(limited: Flask, client: FlaskClient, ada: Caller) -> None:
     schemas = client.get(f"{API}/openapi.json", headers=ada.headers).get_json()["components"]["schemas"]
-    assert schemas["RunCreate"]["properties"]["pipeline"]["maxLength"] == 20
-    assert schemas["RunCreate"]["properties"]["pipeline"]["x-limit"] == "MAX_NAME_LENGTH"
-    assert schemas["RunCreate"]["properties"]["steps"]["maxItems"] == 3
-    assert schemas["StepInput"]["properties"]["output"]["maxLength"] == 1000
-    assert schemas["Variables"]["maxProperties"] == 2
+    for body in ("RunStart", "RunRecordCompleted", "RunRecordFailed"):
+        assert schemas[body]["properties"]["pipeline"]["maxLength"] == 20
+        assert schemas[body]["properties"]["pipeline"]["x-limit"] == "MAX_NAME_LENGTH"
+        [variables] = [choice for choice in schemas[body]["properties"]["variables"]["anyOf"] if choice["type"] == "object"]
+        assert variables["maxProperties"] == 2
+    for body in ("RunRecordCompleted", "RunRecordFailed", "RunComplete", "RunFail"):
+        [steps] = [choice for choice in schemas[body]["properties"]["steps"]["anyOf"] if choice["type"] == "array"]
+        assert steps["maxItems"] == 3
+    assert schemas["StepIn"]["properties"]["output"]["maxLength"] == 1000
 
 
 def test_a_run_grown_step_by_step_stops_at_max_steps(limited: Flask, client: FlaskClient, ada: Caller) -> None:
@@ -92,10 +96,10 @@ def test_a_body_over_max_content_length_is_a_413_naming_it(limited: Flask, clien
 
 
 def test_the_import_enforces_the_same_limits(limited: Flask, user: User) -> None:
-    with pytest.raises(recording.RunValidationError) as refused:
-        recording.import_run(user, {"pipeline": "P", "input": "x", "status": "completed",
-                                    "createdAt": "2025-01-01T00:00:00Z", "completedAt": "2025-01-01T00:00:01Z",
-                                    "steps": [step(n) for n in range(4)]})
+    with pytest.raises(schemas.InvalidBody) as refused:
+        schemas.parse(schemas.ImportedRun, {"pipeline": "P", "input": "x", "status": "completed",
+                                            "createdAt": "2025-01-01T00:00:00Z", "completedAt": "2025-01-01T00:00:01Z",
+                                            "steps": [step(n) for n in range(4)]})
     assert refused.value.field == "steps" and "MAX_STEPS = 3" in refused.value.message
 
 

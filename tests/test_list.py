@@ -39,7 +39,7 @@ def record_many(user: User, count: int, *, start: datetime = T0, same_time: int 
             "created_at": completed - timedelta(seconds=5), "completed_at": completed,
         }
         values.update(fields)
-        ids.append(recording.record_run(user, **values).id)
+        ids.append(recording.record_from_values(user, **values).id)
     db.session.commit()
     return ids
 

@@ -11,14 +11,18 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from artifacts_app import pricing, recording
+from artifacts_app import pricing, recording, schemas
 from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun
 from artifacts_app.recording import RunNotFound, RunStateError, RunValidationError
-from tests.factories import make_run, make_user, three_steps
+from tests.factories import make_run, make_user, start_run, three_steps
 
 NOV_2024 = datetime(2024, 11, 1, 9, 0, tzinfo=timezone.utc)
 JUN_2024 = datetime(2024, 6, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def completion(**fields: Any) -> schemas.RunComplete:
+    return schemas.parse(schemas.RunComplete, fields)
 
 
 def count(model: type) -> int:
@@ -137,7 +141,7 @@ def test_invalid_runs_are_rejected_naming_the_field_and_store_nothing(
     app: Flask, change: dict[str, Any], field: str
 ) -> None:
     user = make_user()
-    with pytest.raises(RunValidationError) as error:
+    with pytest.raises(schemas.InvalidBody) as error:
         make_run(user, **change)
     assert error.value.field == field
     db.session.commit()  # whatever the writer left in the session would be stored now
@@ -147,16 +151,16 @@ def test_invalid_runs_are_rejected_naming_the_field_and_store_nothing(
 
 def test_step_by_step_run_then_complete(app: Flask) -> None:
     user = make_user()
-    run = recording.start_run(user, pipeline="Code review", input="PR #482", model="gpt-4o")
+    run = start_run(user, pipeline="Code review", input="PR #482", model="gpt-4o")
     db.session.commit()
     assert run.status == "running" and run.completed_at is None
     for step in three_steps():
-        recording.add_step(user, run.id, step)
+        recording.add_step(user, run.id, schemas.parse(schemas.StepIn, step))
         db.session.commit()
     with pytest.raises(RunValidationError, match="expected 3"):
-        recording.add_step(user, run.id, {**three_steps()[0], "stepOrder": 7})
+        recording.add_step(user, run.id, schemas.parse(schemas.StepIn, {**three_steps()[0], "stepOrder": 7}))
     db.session.rollback()
-    done = recording.complete_run(user, run.id, final_output="LGTM", usage={"inputTokens": 10, "outputTokens": 5})
+    done = recording.complete_run(user, run.id, completion(finalOutput="LGTM", usage={"inputTokens": 10, "outputTokens": 5}))
     db.session.commit()
     assert [s["stepOrder"] for s in done.artifact_data["steps"]] == [0, 1, 2]
     assert done.artifact_data["finalOutput"] == "LGTM"
@@ -177,19 +181,19 @@ def test_completing_a_completed_run_is_a_state_error(app: Flask) -> None:
     user = make_user()
     run = make_run(user)
     with pytest.raises(RunStateError):
-        recording.complete_run(user, run.id, final_output="again")
+        recording.complete_run(user, run.id, completion(finalOutput="again"))
     with pytest.raises(RunStateError):
-        recording.fail_run(user, run.id, error="late failure")
+        recording.fail_run(user, run.id, schemas.RunFail(error="late failure"))
 
 
 def test_another_users_run_cannot_be_written(app: Flask) -> None:
     owner, other = make_user(), make_user()
-    run = recording.start_run(owner, pipeline="P", input="x")
+    run = start_run(owner, pipeline="P", input="x")
     db.session.commit()
     with pytest.raises(RunNotFound):
-        recording.complete_run(other, run.id, final_output="hijack")
+        recording.complete_run(other, run.id, completion(finalOutput="hijack"))
     with pytest.raises(RunNotFound):
-        recording.add_step(other, run.id, three_steps()[0])
+        recording.add_step(other, run.id, schemas.parse(schemas.StepIn, three_steps()[0]))
     assert db.session.get(PipelineRun, run.id).status == "running"
 
 
@@ -216,7 +220,7 @@ def test_legacy_run_has_only_text_output(app: Flask) -> None:
 @pytest.mark.postgres_only
 def test_two_concurrent_completions_leave_exactly_one_result(app: Flask) -> None:
     user = make_user()
-    run = recording.start_run(user, pipeline="Race", input="x", model="gpt-4o")
+    run = start_run(user, pipeline="Race", input="x", model="gpt-4o")
     db.session.commit()
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
@@ -226,8 +230,8 @@ def test_two_concurrent_completions_leave_exactly_one_result(app: Flask) -> None
             try:
                 owner = db.session.get(type(user), user.id)
                 barrier.wait()
-                recording.complete_run(owner, run.id, final_output=label,
-                                       usage={"inputTokens": 1, "outputTokens": 1})
+                recording.complete_run(owner, run.id, completion(finalOutput=label,
+                                                               usage={"inputTokens": 1, "outputTokens": 1}))
                 db.session.commit()
                 outcomes.append("won")
             except RunStateError:

@@ -13,7 +13,7 @@ from flask_login import current_user
 
 from .. import queries
 from ..errors import error_response
-from ..serialization import run_to_api
+from ..serialization import run_record
 from . import bp
 from .tabs import FINAL, find_tab, tabs_for
 
@@ -75,7 +75,7 @@ def download(run_id: str) -> Response:
             whole = queries.run_with_artifact(current_user, run_id)
             if whole is None:
                 abort(404)
-            document = json.dumps(run_to_api(*whole), ensure_ascii=False, indent=2)
+            document = json.dumps(run_record(*whole).model_dump(mode="json", exclude_unset=True), ensure_ascii=False, indent=2)
             return attachment(chunks(document), filename, fmt)
         title = f"{pipeline_name} — run {run.id[:8]}"
         return attachment(whole_run_markdown(run_id, title, tabs), filename, fmt)

@@ -157,7 +157,7 @@ def test_screenshots_for_the_readme(
     for index, (pipeline, model) in enumerate([("Code review", "claude-sonnet-4-5-20250929"),
                                                ("Support triage", "gpt-4o-mini"), ("Release notes", "mistral-large-latest"),
                                                ("Data extraction", "gemini-2.5-flash"), ("Research brief", "llama-3.1-70b-local")] * 3):
-        recording.record_run(reader, pipeline=pipeline, input="demo", model=model, steps=steps("a", "b"),
+        recording.record_from_values(reader, pipeline=pipeline, input="demo", model=model, steps=steps("a", "b"),
                              final_output="done", usage={"inputTokens": 1200 * (index + 1), "outputTokens": 310 * (index + 2)},
                              created_at=now - timedelta(hours=index, seconds=95), completed_at=now - timedelta(hours=index))
     db.session.commit()

@@ -22,7 +22,7 @@ def seed_runs(user: User, count: int, models: tuple[str, ...] = ("gpt-4o",)) -> 
     ids = []
     for index in range(count):
         completed = T0 + timedelta(minutes=index)
-        run = recording.record_run(
+        run = recording.record_from_values(
             user, pipeline="Research brief", input=f"run {index}", model=models[index % len(models)],
             steps=[{"agentId": "a", "agentName": "A", "output": f"out {index}", "stepOrder": 0}],
             final_output=f"final {index}", usage={"inputTokens": 10, "outputTokens": 5},
