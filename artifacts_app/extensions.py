@@ -3,6 +3,7 @@
 import sqlite3
 from typing import Any
 
+from flask import has_request_context, request
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -31,10 +32,31 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 
 
+# How long a SQLite writer waits for another to finish before giving up ("database is locked").
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 @event.listens_for(Engine, "connect")
-def enforce_sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
-    """SQLite ignores foreign keys (and so ON DELETE CASCADE) unless each connection asks."""
+def configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
+    """SQLite: foreign keys on, and a writer waits for another one to finish rather than failing."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
+        # Foreign keys (and so ON DELETE CASCADE) are ignored unless each connection asks.
         cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def begin_sqlite_write_transaction(connection: Any) -> None:
+    """A request that may write takes SQLite's one write lock when its transaction starts.
+
+    Otherwise the driver begins a deferred transaction at the first write, and one that has read
+    cannot wait for the lock: if another writer holds it SQLite refuses at once ("database is
+    locked"), which the security scan saw as 500s under concurrent API writes. Taken up front, the
+    lock is waited for (SQLITE_BUSY_TIMEOUT_MS). Reads (GET) and work outside a request keep the
+    driver's deferred transactions, so they never block a writer.
+    """
+    if connection.dialect.name == "sqlite" and has_request_context() and request.method in WRITE_METHODS:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -8,6 +8,7 @@ modules, which call an outside endpoint, are not loaded; bug reports are off).
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import http.cookiejar
 import json
@@ -133,6 +134,8 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "4",
+                               "--access-logfile", str(work / "access.log"),
+                               "--access-logformat", "%(s)s %(m)s %(U)s",
                                "--pythonpath", "security", "serve:app"], cwd=ROOT, env=env,
                               stdout=open(work / "gunicorn.log", "w"), stderr=subprocess.STDOUT)
     try:
@@ -188,6 +191,16 @@ def main() -> int:
         tail = (wapiti_out.stderr or wapiti_out.stdout).strip().splitlines()[-1:] or ["no output"]
         findings.append({"tool": "wapiti", "module": "(run)", "where": f"exit {wapiti_out.returncode}: {tail[0][:200]}",
                          "severity": "scan error", "status": "open: the scan itself failed"})
+    # Whatever the tools concluded, the server's own answers: a 5xx is a finding in itself.
+    answers = [line.split(" ", 2) for line in (work / "access.log").read_text().splitlines() if line[:1].isdigit()]
+    server_errors = collections.Counter(f"{method} {path}" for status, method, path in answers if status.startswith("5"))
+    for where, times in server_errors.most_common():
+        findings.append({"tool": "server", "module": "5xx answers", "where": f"{where}: {times} times",
+                         "severity": "high", "status": "open: a request made the server fail"})
+    findings.append({"tool": "server", "module": "all answers", "where": f"{len(answers)} requests, "
+                     + ", ".join(f"{status}: {count}" for status, count in sorted(collections.Counter(
+                         status for status, _, _ in answers).items())), "severity": "info",
+                     "status": "no finding" if not server_errors else "see the 5xx rows"})
     report = json.loads((work / "wapiti.json").read_text()) if (work / "wapiti.json").exists() else {}
     for section in ("vulnerabilities", "anomalies"):
         for category, items in report.get(section, {}).items():
