@@ -16,7 +16,15 @@ from .throttle import make_throttle
 
 __version__ = "0.1.0"
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_ROOT.parent
+
+
+def resource_folder(name: str) -> Path:
+    """templates, static or migrations: inside the package when installed from a wheel (pyproject.toml
+    ships them there), else the checkout's top-level folder (editable install, `make run`, the tests)."""
+    shipped = PACKAGE_ROOT / name
+    return shipped if shipped.is_dir() else PROJECT_ROOT / name
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -24,8 +32,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_relative_config=True,
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(resource_folder("templates")),
+        static_folder=str(resource_folder("static")),
     )
     app.url_map.converters["id"] = IdConverter
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -41,7 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # One store per process: a `limits` store holds its counters (or its Redis pool) itself.
     app.extensions["login_throttle"] = make_throttle(app.config["RATELIMIT_STORAGE_URI"])
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(resource_folder("migrations")))
     login_manager.init_app(app)
     csrf.init_app(app)
     rendering.init_app(app)
