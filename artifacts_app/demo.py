@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .statuses import RunStatus
+
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"
 DEMO_RUN_COUNT = 200
@@ -134,7 +136,7 @@ def demo_runs(now: datetime | None = None, count: int = DEMO_RUN_COUNT) -> Itera
         created_at = completed_at - timedelta(seconds=rng.randint(4, 600))
         variables = {"audience": rng.choice(["engineers", "executives", "customers"]),
                      "tone": rng.choice(["concise", "detailed"])}
-        run = DemoRun(pipeline=spec.name, input=topic, status="completed", model=model,
+        run = DemoRun(pipeline=spec.name, input=topic, status=RunStatus.COMPLETED.value, model=model,
                       variables=variables, created_at=created_at, completed_at=completed_at)
         if index % 40 == 7:
             run.legacy = True
@@ -159,7 +161,7 @@ def demo_runs(now: datetime | None = None, count: int = DEMO_RUN_COUNT) -> Itera
                 step["outputTokens"] = rng.randint(50, 4_000)
             run.steps.append(step)
         if failed_at is not None:
-            run.status = "failed"
+            run.status = RunStatus.FAILED.value
             run.error = rng.choice([
                 "RateLimitError: 429 Too Many Requests from provider after 3 retries",
                 "Timeout: step exceeded 120 s",

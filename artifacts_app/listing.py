@@ -11,12 +11,15 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.datastructures import MultiDict
 
+from .statuses import FINISHED_STATUSES, RunStatus
+
+# The list shows finished runs; the status filter narrows them.
 STATUS_CHOICES = {
-    "completed": ("completed",),
-    "failed": ("failed",),
-    "all": ("completed", "failed"),
+    RunStatus.COMPLETED.value: (RunStatus.COMPLETED.value,),
+    RunStatus.FAILED.value: (RunStatus.FAILED.value,),
+    "all": tuple(status.value for status in FINISHED_STATUSES),
 }
-DEFAULT_STATUS = "completed"
+DEFAULT_STATUS = RunStatus.COMPLETED.value
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 FILTER_PARAMS = ("pipeline", "model", "status", "from", "to")

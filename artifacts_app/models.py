@@ -14,9 +14,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .extensions import db
 from .types import JSONDocument, Money, UTCDateTime, utcnow
+from .statuses import CostSource, RunStatus, sql_list
 
-RUN_STATUSES = ("pending", "running", "completed", "failed")
-COST_SOURCES = ("computed", "provider", "unpriced")
 
 
 def new_id() -> str:
@@ -103,13 +102,8 @@ class Pipeline(db.Model):
 class PipelineRun(db.Model):
     __tablename__ = "pipeline_runs"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('pending', 'running', 'completed', 'failed')", name="status"
-        ),
-        CheckConstraint(
-            "cost_source IS NULL OR cost_source IN ('computed', 'provider', 'unpriced')",
-            name="cost_source",
-        ),
+        CheckConstraint(f"status IN ({sql_list(RunStatus)})", name="status"),
+        CheckConstraint(f"cost_source IS NULL OR cost_source IN ({sql_list(CostSource)})", name="cost_source"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -117,7 +111,7 @@ class PipelineRun(db.Model):
         ForeignKey("pipelines.id", ondelete="CASCADE"), index=True
     )
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING.value)
     input: Mapped[str] = mapped_column(Text)
     variables: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     # Legacy: before artifact_data, a run's only output. Still written during the transition.

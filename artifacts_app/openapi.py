@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from . import __version__, schemas
 from .limits import defaults
+from .listing import STATUS_CHOICES
 
 
 def components(limits: Mapping[str, int]) -> dict[str, Any]:
@@ -52,7 +53,7 @@ RUN_ID = {"name": "run_id", "in": "path", "required": True,
 LIST_PARAMETERS = [
     {"name": "pipeline", "in": "query", "schema": {"type": "string", "maxLength": 200}},
     {"name": "model", "in": "query", "schema": {"type": "string", "maxLength": 200}},
-    {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["completed", "failed", "all"]}},
+    {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUS_CHOICES)}},
     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
     {"name": "cursor", "in": "query", "schema": {"type": "string"}},

@@ -24,7 +24,7 @@ from .extensions import db
 from .models import ArtifactOutput, ArtifactStep, Pipeline, PipelineRun, User
 from .pricing import PriceTable, calculate_cost
 from .schemas import (
-    MAX_TOKENS, OPEN_STATUSES, CostSource, ImportedRun, RunComplete, RunFail, RunRecordCompleted, RunRecordFailed,
+    FINISHED_STATUSES, MAX_TOKENS, OPEN_STATUSES, CostSource, ImportedRun, RunComplete, RunFail, RunRecordCompleted, RunRecordFailed,
     RunStart, RunStatus, StepIn, UsageIn,
 )
 from .types import MONEY_LIMIT, utcnow
@@ -275,8 +275,8 @@ def record_run(user: User, body: RunRecordCompleted | RunRecordFailed) -> Pipeli
     """Record a finished run in one call (the API's one-shot create, demo data)."""
     # A run that only says when it finished started then.
     created_at = body.created_at or body.completed_at
-    start = RunStart(pipeline=body.pipeline, input=body.input, variables=body.variables, model=body.model, status="running",
-                     created_at=created_at)
+    start = RunStart(pipeline=body.pipeline, input=body.input, variables=body.variables, model=body.model,
+                     status=RunStatus.RUNNING.value, created_at=created_at)
     # Nest so a rejected completion also takes back the run it started.
     with db.session.begin_nested():
         run = start_run(user, start)
@@ -347,5 +347,5 @@ def record_from_values(user: User, **fields: Any) -> PipelineRun:
         body.pop("finalOutput", None)  # a failed run has no final output
     parsed = schemas.parse(schemas.RunCreate, body).root
     if isinstance(parsed, RunStart):
-        raise RunValidationError("status", 'must be "completed" or "failed"')
+        raise RunValidationError("status", f"must be one of {', '.join(s.value for s in FINISHED_STATUSES)}")
     return record_run(user, parsed)

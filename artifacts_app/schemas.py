@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from enum import Enum
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, ValidationInfo
@@ -29,28 +28,12 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from . import limits
+from .statuses import FINISHED_STATUSES, OPEN_STATUSES, CostSource, RunStatus  # noqa: F401  (re-exported)
 from .types import MONEY_LIMIT, MONEY_PLACES, MONEY_QUANTUM
 
 MAX_TOKENS = 2**31 - 1  # the columns are 32-bit integers
 MAX_STEP_ORDER = 100_000
 MAX_FAULTS = 20  # a 422 lists at most this many; the first is enough to fix the request
-
-
-class RunStatus(str, Enum):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-OPEN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
-FINISHED_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED)
-
-
-class CostSource(str, Enum):
-    COMPUTED = "computed"  # tokens × the price in force at completion
-    PROVIDER = "provider"  # what the provider billed, as reported
-    UNPRICED = "unpriced"  # no price known, or no usage: never shown as $0
 
 
 # ---------------------------------------------------------------- limits in force

@@ -1,0 +1,27 @@
+"""The words a run's state is stored and spoken in: one enum for its status, one for where its cost came from."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class RunStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+OPEN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
+FINISHED_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED)
+
+
+class CostSource(str, Enum):
+    COMPUTED = "computed"  # tokens × the price in force at completion
+    PROVIDER = "provider"  # what the provider billed, as reported
+    UNPRICED = "unpriced"  # no price known, or no usage: never shown as $0
+
+
+def sql_list(values: type[Enum]) -> str:
+    """The enum's values as an SQL list for a CHECK constraint: 'a', 'b'."""
+    return ", ".join(f"'{member.value}'" for member in values)  # type: ignore[attr-defined]
