@@ -35,8 +35,13 @@ run: seed
 	@echo "Artifacts on http://$(HOST):$(PORT)/  (log in as demo@example.com / demo-password)"
 	INSECURE_COOKIES=1 SIGNUP_ENABLED=1 $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - wsgi:app
 
-test: install-dev
+# Lint and types first: a suite that passes on code mypy rejects is not a pass.
+test: lint
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check artifacts_app security tests
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -54,7 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     rendering.init_app(app)
 
-    from . import models  # noqa: F401  (the tables must be known to Alembic and create_all)
+    from . import models
     from .api import bp as api_bp
     from .artifacts import bp as artifacts_bp
     from .auth import bp as auth_bp

@@ -10,9 +10,8 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy.exc import IntegrityError
-
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 
 from . import limits, openapi, queries, recording, schemas, tokens
 from .extensions import csrf, db
@@ -252,7 +251,8 @@ def list_runs() -> Response:
     filters, cursor = filters_and_cursor(request.args)
     limit = parse_limit(request.args)
     rows = queries.list_runs(current_api_user(), filters, cursor, limit + 1)
-    next_cursor = encode_cursor(rows[limit - 1].completed_at, rows[limit - 1].id, filters) if len(rows) > limit else None
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = encode_cursor(last.completed_at, last.id, filters) if last is not None else None
     page = schemas.RunPage(
         runs=[run_summary(row, url=external_url("artifacts.detail", run_id=row.id)) for row in rows[:limit]],
         next_cursor=next_cursor,

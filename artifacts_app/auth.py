@@ -8,7 +8,6 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
@@ -21,6 +20,9 @@ from flask import (
     url_for,
 )
 from flask_login import confirm_login, current_user, login_required, login_user, logout_user
+
+# Views answer with flask.redirect, whose type is the base class.
+from werkzeug.wrappers import Response
 
 from . import accounts, throttle
 from .extensions import db, login_manager

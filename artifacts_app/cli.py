@@ -10,6 +10,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
+
 from . import accounts, exports, queries, recording, schemas, tokens
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
@@ -100,6 +101,7 @@ def seed_command() -> None:
     with click.progressbar(demo_runs(), length=DEMO_RUN_COUNT, label="Seeding demo runs") as runs:
         for run in runs:
             if run.legacy:
+                assert run.created_at is not None and run.completed_at is not None  # demo_runs dates every run
                 recording.record_legacy_run(
                     user, pipeline=run.pipeline, input=run.input, final_output=run.final_output,
                     created_at=run.created_at, completed_at=run.completed_at,

@@ -78,7 +78,8 @@ CODE_SAMPLES = {
     "typescript": "export function formatCost(cost: number | null): string {\n"
                   "  if (cost === null) return '—';\n  return `$${cost.toFixed(2)}`;\n}\n",
     "bash": "set -euo pipefail\npg_ctlcluster 15 main start\nmake test\n",
-    "json": '{\n  "pipeline": "Research brief",\n  "status": "completed",\n  "usage": {"inputTokens": 1200, "outputTokens": 340}\n}\n',
+    "json": '{\n  "pipeline": "Research brief",\n  "status": "completed",\n'
+            '  "usage": {"inputTokens": 1200, "outputTokens": 340}\n}\n',
 }
 
 

@@ -54,7 +54,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        message = error.description if status not in MESSAGES or wants_json() else MESSAGES[status]
+        message = (error.description or "") if status not in MESSAGES or wants_json() else MESSAGES[status]
         if status == 413:
             limit = current_app.config.get("MAX_CONTENT_LENGTH")
             message = f"The request body is larger than the limit of {limit:,} bytes (MAX_CONTENT_LENGTH = {limit})."

@@ -11,7 +11,7 @@ from flask import Response, stream_with_context
 
 from . import queries
 from .listing import Cursor, ListFilters
-from .models import User
+from .models import PipelineRun, User
 from .serialization import run_record
 from .types import utcnow
 
@@ -70,20 +70,23 @@ def csv_lines(user: User, filters: ListFilters) -> Iterator[str]:
         after = Cursor(rows[-1].completed_at, rows[-1].id, filters)
 
 
+def jsonl_line(run: PipelineRun, pipeline_name: str) -> str:
+    record = run_record(run, pipeline_name).model_dump(mode="json", exclude_unset=True)
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
 def jsonl_lines(user: User, filters: ListFilters) -> Iterator[str]:
     """Whole runs in the API's shape, one JSON document per line, in keyset batches."""
     after: Cursor | None = None
     while True:
         runs = queries.export_runs(user, filters, after, JSONL_BATCH)
-        chunk = "".join(
-            json.dumps(run_record(run, name).model_dump(mode="json", exclude_unset=True), ensure_ascii=False, separators=(",", ":")) + "\n"
-            for run, name in runs
-        )
+        chunk = "".join(jsonl_line(run, name) for run, name in runs)
         if chunk:
             yield chunk
         if len(runs) < JSONL_BATCH:
             return
         last = runs[-1][0]
+        assert last.completed_at is not None  # exports hold finished runs only
         after = Cursor(last.completed_at, last.id, filters)
 
 

@@ -1,7 +1,7 @@
 """Extensions, created unbound here and bound to the app in create_app()."""
 
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import has_request_context, request
 from flask_login import LoginManager
@@ -27,6 +27,11 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# db.Model is made at run time from Base, so a type checker cannot see it; to it, models are Bases.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()

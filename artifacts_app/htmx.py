@@ -27,8 +27,5 @@ def vary_on_htmx(response: Response) -> Response:
 
 def render_page_or_block(template: str, block: str, status: int = 200, **context: Any) -> Response:
     """The full page, or only `block` of the same template when htmx asked for a fragment."""
-    if is_htmx():
-        body = render_block(template, block, **context)
-    else:
-        body = render_template(template, **context)
+    body = render_block(template, block, **context) if is_htmx() else render_template(template, **context)
     return vary_on_htmx(make_response(body, status))

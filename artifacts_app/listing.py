@@ -167,9 +167,8 @@ def filters_and_cursor(args: MultiDict[str, str]) -> tuple[ListFilters, Cursor |
     if not token:
         return parse_filters(args), None
     cursor = decode_cursor(token)
-    if any(args.get(name) for name in FILTER_PARAMS):
-        if parse_filters(args) != cursor.filters:
-            raise BadListRequest("the filters do not match the cursor; start again from the first page")
+    if any(args.get(name) for name in FILTER_PARAMS) and parse_filters(args) != cursor.filters:
+        raise BadListRequest("the filters do not match the cursor; start again from the first page")
     return cursor.filters, cursor
 
 

@@ -12,10 +12,9 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from .extensions import db
-from .types import JSONDocument, Money, UTCDateTime, utcnow
+from .extensions import Model
 from .statuses import CostSource, RunStatus, sql_list
-
+from .types import JSONDocument, Money, UTCDateTime, utcnow
 
 
 def new_id() -> str:
@@ -48,7 +47,7 @@ class ArtifactOutput(TypedDict):
     finalOutput: str
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -74,7 +73,7 @@ class User(UserMixin, db.Model):
         return f"<User {self.email}>"
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     __tablename__ = "api_tokens"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -89,7 +88,7 @@ class ApiToken(db.Model):
     user: Mapped[User] = relationship(back_populates="api_tokens")
 
 
-class Pipeline(db.Model):
+class Pipeline(Model):
     __tablename__ = "pipelines"
     __table_args__ = (UniqueConstraint("user_id", "name"),)
 
@@ -99,7 +98,7 @@ class Pipeline(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class PipelineRun(db.Model):
+class PipelineRun(Model):
     __tablename__ = "pipeline_runs"
     __table_args__ = (
         CheckConstraint(f"status IN ({sql_list(RunStatus)})", name="status"),
@@ -142,7 +141,7 @@ Index(
 )
 
 
-class LoginFailure(db.Model):
+class LoginFailure(Model):
     """One failed login, counted per email and per client address by the login throttle."""
 
     __tablename__ = "login_failures"
@@ -155,7 +154,7 @@ class LoginFailure(db.Model):
     __table_args__ = (Index("ix_login_failures_key_failed_at", "key", "failed_at"),)
 
 
-class IdempotencyKey(db.Model):
+class IdempotencyKey(Model):
     """A create request's Idempotency-Key: a retry with the same key returns the same run."""
 
     __tablename__ = "idempotency_keys"

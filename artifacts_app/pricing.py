@@ -389,7 +389,7 @@ def format_tokens(n: int | None) -> str:
     if n < 1000:
         return f"{sign}{n}"
     with localcontext(Context(prec=max(28, len(str(n)) + 2), rounding=ROUND_HALF_UP)):
-        for places, unit in TOKEN_UNITS:
+        for places, unit in TOKEN_UNITS:  # noqa: B007  (unit is read after the loop)
             scaled = Decimal(n).scaleb(-places).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
             # The unit is chosen after rounding, so 999,999 becomes "1M" and never "1000K".
             if scaled < 1000:

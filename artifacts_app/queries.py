@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, LargeBinary, Row, Select, String, func, literal, select, tuple_, union_all
 from sqlalchemy import true as sa_true
@@ -115,7 +115,9 @@ def filtered(statement: Select[Any], user: User, filters: ListFilters, statuses:
         # A subquery, not a join: the totals aggregate then never touches pipelines.
         statement = statement.where(
             PipelineRun.pipeline_id
-            == select(Pipeline.id).where(Pipeline.user_id == user.id, Pipeline.name == filters.pipeline).scalar_subquery()
+            == select(Pipeline.id)
+            .where(Pipeline.user_id == user.id, Pipeline.name == filters.pipeline)
+            .scalar_subquery()
         )
     if filters.model:
         statement = statement.where(PipelineRun.model == filters.model)
@@ -189,14 +191,13 @@ def pipeline_names(user: User) -> list[str]:
 
 def model_names(user: User) -> list[str]:
     """The models the user's runs used, for the filter menu."""
-    return list(
-        db.session.execute(
-            select(PipelineRun.model)
-            .where(PipelineRun.user_id == user.id, PipelineRun.model.is_not(None))
-            .distinct()
-            .order_by(PipelineRun.model)
-        ).scalars()
-    )
+    names = db.session.execute(
+        select(PipelineRun.model)
+        .where(PipelineRun.user_id == user.id, PipelineRun.model.is_not(None))
+        .distinct()
+        .order_by(PipelineRun.model)
+    ).scalars()
+    return [name for name in names if name is not None]
 
 
 def export_runs(
@@ -211,7 +212,7 @@ def export_runs(
         pages.append(statement.order_by(PipelineRun.completed_at.desc(), PipelineRun.id.desc()).limit(limit))
     found: list[tuple[PipelineRun, str]] = []
     for page in pages:
-        found.extend(tuple(row) for row in db.session.execute(page).all())  # type: ignore[misc]
+        found.extend(tuple(row) for row in db.session.execute(page).all())
     found.sort(key=lambda pair: (pair[0].completed_at, pair[0].id), reverse=True)
     return found[:limit]
 
@@ -240,7 +241,7 @@ class OutputText:
 
 def json_text(*path: str | int) -> ColumnElement[str]:
     """A text value inside artifact_data, extracted by the database (#>> on PostgreSQL)."""
-    return PipelineRun.artifact_data[path].as_string()  # type: ignore[index]
+    return cast(ColumnElement[str], PipelineRun.artifact_data[path].as_string())
 
 
 def byte_length(expression: ColumnElement[str]) -> ColumnElement[int]:
@@ -270,12 +271,12 @@ def step_headers(user: User, run_id: str) -> list[StepHeader]:
     if db.session.get_bind().dialect.name == "postgresql":
         # One jsonb_array_elements over the document: a large artifact is detoasted once,
         # where a JSON path per field would decompress all of it again for every field.
-        step = func.jsonb_array_elements(PipelineRun.artifact_data["steps"]).table_valued(  # type: ignore[index]
+        step = func.jsonb_array_elements(PipelineRun.artifact_data["steps"]).table_valued(
             "value", with_ordinality="position"
         ).render_derived()
         value = step.c.value
-        fields = [value.op("->>")(name) for name in ("agentId", "agentName", "model", "inputTokens",
-                                                       "outputTokens", "cost")]
+        names = ("agentId", "agentName", "model", "inputTokens", "outputTokens", "cost")
+        fields: list[ColumnElement[Any]] = [value.op("->>")(name) for name in names]
         statement = (
             select(*fields, func.octet_length(value.op("->>")("output")))
             .select_from(PipelineRun).join(step, sa_true()).where(*owned).order_by(step.c.position)
@@ -308,6 +309,7 @@ def output_text(user: User, run_id: str, part: int | None, max_chars: int | None
     Only that output, and only its first max_chars, crosses from the database into Python.
     Legacy runs have no artifact_data; their text final_output is the final output.
     """
+    text: ColumnElement[str]
     if part is None:
         text = func.coalesce(json_text("finalOutput"), PipelineRun.final_output, "")
     else:

@@ -14,18 +14,28 @@ from decimal import Decimal
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
-
 from pydantic.alias_generators import to_camel
+from sqlalchemy import CursorResult, update
+from sqlalchemy.exc import IntegrityError
 
 from . import limits, queries, schemas
 from .extensions import db
 from .models import ArtifactOutput, ArtifactStep, Pipeline, PipelineRun, User
 from .pricing import PriceTable, calculate_cost
 from .schemas import (
-    FINISHED_STATUSES, MAX_TOKENS, OPEN_STATUSES, CostSource, ImportedRun, RunComplete, RunFail, RunRecordCompleted, RunRecordFailed,
-    RunStart, RunStatus, StepIn, UsageIn,
+    FINISHED_STATUSES,
+    MAX_TOKENS,
+    OPEN_STATUSES,
+    CostSource,
+    ImportedRun,
+    RunComplete,
+    RunFail,
+    RunRecordCompleted,
+    RunRecordFailed,
+    RunStart,
+    RunStatus,
+    StepIn,
+    UsageIn,
 )
 from .types import MONEY_LIMIT, utcnow
 
@@ -101,7 +111,9 @@ def price_steps(steps: list[ArtifactStep], run_model: str | None, at: datetime) 
         if "cost" in step or not step_has_usage(step):
             continue
         model = step.get("model") or run_model
-        cost = calculate_cost(model, step["inputTokens"], step["outputTokens"], at=at, table=price_table()) if model else None
+        if not model:
+            continue
+        cost = calculate_cost(model, step["inputTokens"], step["outputTokens"], at=at, table=price_table())
         if cost is not None:
             step["cost"] = format(cost, "f")  # plain digits, never "5E-7"
 
@@ -132,9 +144,9 @@ def price_run(steps: list[ArtifactStep], model: str | None, usage: UsageIn | Non
     if usage.cost is not None:
         return Pricing(usage.input_tokens, usage.output_tokens, usage.cost, CostSource.PROVIDER)
     if model and usage.input_tokens is not None and usage.output_tokens is not None:
-        cost = calculate_cost(model, usage.input_tokens, usage.output_tokens, at=at, table=price_table())
-        if cost is not None:
-            return Pricing(usage.input_tokens, usage.output_tokens, cost, CostSource.COMPUTED)
+        computed = calculate_cost(model, usage.input_tokens, usage.output_tokens, at=at, table=price_table())
+        if computed is not None:
+            return Pricing(usage.input_tokens, usage.output_tokens, computed, CostSource.COMPUTED)
     return Pricing(usage.input_tokens, usage.output_tokens, None, CostSource.UNPRICED)
 
 
@@ -183,7 +195,8 @@ def open_run(user: User, run_id: str) -> PipelineRun:
 
 def close_run(run: PipelineRun, values: dict[str, Any]) -> PipelineRun:
     """Write a run's final state only if it is still open: of two racing writers, exactly one wins."""
-    result = db.session.execute(
+    # An UPDATE answers with a cursor result, which has a rowcount.
+    result: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]
         update(PipelineRun)
         .where(PipelineRun.id == run.id, PipelineRun.status.in_(OPEN_STATUSES))
         .values(**values)

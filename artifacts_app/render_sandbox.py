@@ -12,6 +12,7 @@ Why not a library: concurrent.futures' process pool cannot kill one stuck task o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import queue
@@ -35,10 +36,8 @@ class RenderFailed(Exception):
 
 def _serve(connection: Connection, work: Callable[[str], Any]) -> None:
     """The helper's loop: text in, work(text) out, until the parent goes away."""
-    try:
+    with contextlib.suppress(ValueError, OSError):  # a lower hard limit is already in force
         resource.setrlimit(resource.RLIMIT_AS, (HELPER_MEMORY_BYTES, HELPER_MEMORY_BYTES))
-    except (ValueError, OSError):
-        pass  # a lower hard limit is already in force
     while True:
         try:
             text = connection.recv()

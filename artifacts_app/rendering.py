@@ -122,18 +122,18 @@ def _meter_link_processor(processor: LinkInlineProcessor, budget: _ScanBudget) -
 
     def metered_get_text(data: str, index: int) -> tuple[str, int, bool]:
         """getText, charged with the characters it scanned."""
-        result = get_text(data, index)
+        result: tuple[str, int, bool] = get_text(data, index)
         budget.charge(result[1] - index)
         return result
 
     def metered_get_link(data: str, index: int) -> tuple[str, str | None, int, bool]:
         """getLink, charged with an upper bound of the characters it scanned."""
-        result = get_link(data, index)
+        result: tuple[str, str | None, int, bool] = get_link(data, index)
         budget.charge(_link_scan_cost(data, index, result))
         return result
 
-    processor.getText = metered_get_text  # type: ignore[method-assign]
-    processor.getLink = metered_get_link  # type: ignore[method-assign]
+    processor.getText = metered_get_text
+    processor.getLink = metered_get_link
 
 
 _ALIGN_STYLE = re.compile(r"text-align\s*:\s*(left|center|right)", re.IGNORECASE)
@@ -196,7 +196,7 @@ class _ArtifactsExtension(Extension):
         super().__init__()
         self.budget = budget
 
-    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 (python-markdown's name)
+    def extendMarkdown(self, md: markdown.Markdown) -> None:
         """Hook into md; listed last so every link processor already exists."""
         # After "inline" (20, which creates the <img> elements), before "unescape" (0).
         md.treeprocessors.register(_RewriteTree(md), "artifacts_rewrite", 15)
@@ -224,7 +224,8 @@ class _Renderer:
         self.md.reset()
         self.budget.used = 0
         self.budget.limit = LINK_SCAN_BUDGET
-        return self.md.convert(text)
+        html: str = self.md.convert(text)
+        return html
 
 
 _local = threading.local()
@@ -263,7 +264,8 @@ def sanitize(html: str) -> str:
 # Why an output is shown as plain text instead of formatted: said on the page, above the text.
 SLOW_NOTICE = ("Formatting this output took longer than the {budget} budget, so it is shown as plain text. "
                "Download it to read it elsewhere.")
-LINK_NOTICE = "This output has more link syntax than the formatter can parse in reasonable time, so it is shown as plain text."
+LINK_NOTICE = ("This output has more link syntax than the formatter can parse in reasonable time, "
+               "so it is shown as plain text.")
 FAILED_NOTICE = "This output could not be formatted, so it is shown as plain text."
 DEFAULT_TIME_BUDGET_SECONDS = 1.0
 
@@ -313,7 +315,7 @@ def render_markdown(text: str) -> Markup:
         logger.warning("markdown render passed its %.1f s budget (%d characters); showing it as plain text",
                        budget, len(text))
         return plain_fallback(text, SLOW_NOTICE.format(budget=f"{budget:g}-second"))
-    return Markup(html)  # noqa: S704 (sanitized by nh3 against the allowlist above, or escaped)
+    return Markup(html)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,7 +431,7 @@ def render_cached(cache_key: str, text: str) -> Markup:
         logger.warning("render cache read failed; rendering without it", exc_info=True)
         cached = None
     if isinstance(cached, str):
-        return Markup(cached)  # noqa: S704 (only sanitized HTML is ever stored)
+        return Markup(cached)
     html = render_markdown(text)
     try:
         cache.set(key, str(html))

@@ -21,8 +21,18 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, ValidationInfo
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    RootModel,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
@@ -89,7 +99,9 @@ class Limit:
 
         return core_schema.with_info_before_validator_function(check_length, handler(source))
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         json_schema = handler(schema)
         values = _document_limits.get() or limits.defaults()
         keyword = self.KEYWORDS[json_schema.get("type", "string")]
@@ -132,7 +144,9 @@ class Text:
 
         return core_schema.no_info_plain_validator_function(check)
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         if self.blank_ok:
             return {"type": "string", "pattern": STORABLE_PATTERN}
         return {"type": "string", "minLength": 1, "pattern": NOT_BLANK_PATTERN}
@@ -166,14 +180,18 @@ class Counted:
         def check(value: Any) -> int:
             number = whole_number(value)
             if number < self.minimum:
-                raise fault("too_small", "must not be negative" if self.minimum == 0 else f"must be at least {self.minimum}")
+                raise fault(
+                    "too_small", "must not be negative" if self.minimum == 0 else f"must be at least {self.minimum}"
+                )
             if number > self.maximum:
                 raise fault("too_large", f"must be at most {self.maximum}")
             return number
 
         return core_schema.no_info_plain_validator_function(check)
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         return {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
 
 
@@ -204,14 +222,22 @@ class DollarAmount:
             # Compared before quantizing: quantize needs more digits than the context has for huge values.
             exponent = amount.as_tuple().exponent
             if amount >= MONEY_LIMIT or (isinstance(exponent, int) and exponent < -MONEY_PLACES):
-                raise fault("decimal_range", f"must have at most {MONEY_PLACES} decimal places and be below {MONEY_LIMIT}")
+                raise fault(
+                    "decimal_range", f"must have at most {MONEY_PLACES} decimal places and be below {MONEY_LIMIT}"
+                )
             return amount.quantize(MONEY_QUANTUM)
 
         return core_schema.no_info_plain_validator_function(check)
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        return {"type": "string", "maxLength": limits.DECIMAL_STRING_LENGTH, "pattern": DECIMAL_PATTERN,
-                "description": 'A non-negative amount of US dollars as a decimal string, e.g. "0.0042".'}
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "type": "string",
+            "maxLength": limits.DECIMAL_STRING_LENGTH,
+            "pattern": DECIMAL_PATTERN,
+            "description": 'A non-negative amount of US dollars as a decimal string, e.g. "0.0042".',
+        }
 
 
 Dollars = Annotated[Decimal, DollarAmount()]
@@ -240,7 +266,9 @@ class Timestamp:
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(parse_time)
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         return {"type": "string", "maxLength": 64, "format": "date-time"}
 
 
@@ -266,10 +294,21 @@ class VariableValue:
 
         return core_schema.no_info_wrap_validator_function(check, text)
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         values = _document_limits.get() or limits.defaults()
-        return {"anyOf": [{"type": "string", "maxLength": values["MAX_VARIABLE_CHARS"], "x-limit": "MAX_VARIABLE_CHARS",
-                           "pattern": STORABLE_PATTERN}, {"type": ["number", "boolean", "null"]}]}
+        return {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "maxLength": values["MAX_VARIABLE_CHARS"],
+                    "x-limit": "MAX_VARIABLE_CHARS",
+                    "pattern": STORABLE_PATTERN,
+                },
+                {"type": ["number", "boolean", "null"]},
+            ]
+        }
 
 
 class VariablesObject:
@@ -278,7 +317,9 @@ class VariablesObject:
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return handler(source)
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         values = _document_limits.get() or limits.defaults()
         name = {"type": "string", "maxLength": values["MAX_NAME_LENGTH"], "minLength": 1, "pattern": NOT_BLANK_PATTERN}
         value = VariableValue().__get_pydantic_json_schema__(schema, handler)
@@ -298,7 +339,9 @@ class NotAllowed:
 
         return core_schema.no_info_after_validator_function(refuse, handler(source))
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         return {"not": {}, "description": "Not allowed with this status."}
 
 
@@ -343,8 +386,12 @@ def contiguous_steps(steps: list[StepIn]) -> list[StepIn]:
     ordered = sorted(steps, key=lambda step: step.step_order)
     for expected, step in enumerate(ordered):
         if step.step_order != expected:
-            raise fault("step_order", "stepOrder values must be unique and contiguous from 0; "
-                                      "expected {expected}, found {found}", expected=expected, found=step.step_order)
+            raise fault(
+                "step_order",
+                "stepOrder values must be unique and contiguous from 0; expected {expected}, found {found}",
+                expected=expected,
+                found=step.step_order,
+            )
     return ordered
 
 
@@ -413,11 +460,16 @@ def status_tag(value: Any) -> str | None:
     return status if status in ("completed", "failed") else "running"
 
 
-class RunCreate(RootModel[Annotated[
-    Annotated[RunStart, Tag("running")] | Annotated[RunRecordCompleted, Tag("completed")]
-    | Annotated[RunRecordFailed, Tag("failed")],
-    Discriminator(status_tag, custom_error_type="not_an_object", custom_error_message="must be a JSON object"),
-]]):
+class RunCreate(
+    RootModel[
+        Annotated[
+            Annotated[RunStart, Tag("running")]
+            | Annotated[RunRecordCompleted, Tag("completed")]
+            | Annotated[RunRecordFailed, Tag("failed")],
+            Discriminator(status_tag, custom_error_type="not_an_object", custom_error_message="must be a JSON object"),
+        ]
+    ]
+):
     """POST /runs: start a run, or record a finished one (status completed or failed) in one call."""
 
     model_config = ConfigDict(frozen=True)
@@ -559,7 +611,7 @@ TAGS = ("running", "completed", "failed")
 def field_path(location: Sequence[int | str]) -> str:
     """A pydantic location as the API names fields: steps[2].stepOrder, variables.topic."""
     if "[key]" in location:  # a bad variable name: the fault is the object's (the name may be unprintable)
-        location = location[:location.index("[key]") - 1]
+        location = location[: location.index("[key]") - 1]
     path = ""
     for part in location:
         if isinstance(part, int):
@@ -589,7 +641,11 @@ def faults(error: ValidationError, *, tagged: bool = False) -> list[dict[str, st
         if tagged and location and location[0] in TAGS:
             location = location[1:]
         field = field_path(location)
-        message = STATUS_MESSAGE if item["type"] == "literal_error" and field == "status" else MESSAGES.get(item["type"], item["msg"])
+        message = (
+            STATUS_MESSAGE
+            if item["type"] == "literal_error" and field == "status"
+            else MESSAGES.get(item["type"], item["msg"])
+        )
         listed.append({"field": field, "message": message})
     return listed[:MAX_FAULTS]
 

@@ -6,8 +6,11 @@ remember-me cookie alone is sent to /reauthenticate first.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, fresh_login_required, login_fresh, login_required, login_user
+
+# Views answer with flask.redirect, whose type is the base class.
+from werkzeug.wrappers import Response
 
 from . import accounts, auth, queries, throttle, tokens
 from .extensions import db

@@ -24,4 +24,4 @@ class CostSource(str, Enum):
 
 def sql_list(values: type[Enum]) -> str:
     """The enum's values as an SQL list for a CHECK constraint: 'a', 'b'."""
-    return ", ".join(f"'{member.value}'" for member in values)  # type: ignore[attr-defined]
+    return ", ".join(f"'{member.value}'" for member in values)

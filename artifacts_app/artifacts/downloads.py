@@ -75,7 +75,8 @@ def download(run_id: str) -> Response:
             whole = queries.run_with_artifact(current_user, run_id)
             if whole is None:
                 abort(404)
-            document = json.dumps(run_record(*whole).model_dump(mode="json", exclude_unset=True), ensure_ascii=False, indent=2)
+            record = run_record(*whole).model_dump(mode="json", exclude_unset=True)
+            document = json.dumps(record, ensure_ascii=False, indent=2)
             return attachment(chunks(document), filename, fmt)
         title = f"{pipeline_name} — run {run.id[:8]}"
         return attachment(whole_run_markdown(run_id, title, tabs), filename, fmt)

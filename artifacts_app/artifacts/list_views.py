@@ -47,7 +47,7 @@ def list_context(filters: ListFilters, rows: list[Any], limit: int) -> dict[str,
         # Only an empty first page asks: is the list empty, or are the filters too narrow?
         "has_runs": queries.run_count(current_user) > 0 if first_page_empty else True,
         "filters": filters,
-        "totals_url": url_for("artifacts.totals", **filters.as_params()),
+        "totals_url": url_for("artifacts.totals", **dict[str, Any](filters.as_params())),
         "export_params": filters.as_params(),
     }
 
