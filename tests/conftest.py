@@ -23,12 +23,13 @@ from tests import databases  # noqa: E402
 from artifacts_app.models import User  # noqa: E402
 from tests.factories import make_user  # noqa: E402
 from tests.http_helpers import IsolatedClient, log_in  # noqa: E402
+from tests.instance_folder import instance_folder  # noqa: E402
 
 ENGINES = ("sqlite", "postgresql")
 
 
 def make_app(database_url: str, instance_path: Path, **overrides: object) -> Flask:
-    """An app on the given database, with test settings."""
+    """An app on the given database, with test settings, its instance folder (render cache) in instance_path."""
     config = {
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
@@ -37,8 +38,9 @@ def make_app(database_url: str, instance_path: Path, **overrides: object) -> Fla
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         **overrides,
     }
-    app = create_app(config)
-    app.instance_path = str(instance_path)
+    with instance_folder(instance_path):
+        app = create_app(config)
+    assert app.instance_path == str(instance_path.resolve()), app.instance_path
     return app
 
 
@@ -62,6 +64,14 @@ def dispose(app: Flask) -> None:
 def worker_name(config: pytest.Config) -> str:
     """The pytest-xdist worker id ("gw0"), or "main" without xdist."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def instance_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Any app a test builds with create_app() directly gets a temporary instance folder, not instance/."""
+    path = tmp_path_factory.mktemp("instance")
+    with instance_folder(path):
+        yield path
 
 
 @pytest.fixture(scope="session")
