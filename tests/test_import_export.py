@@ -21,18 +21,10 @@ from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun, User
 from tests import databases
 from tests.conftest import dispose, make_app, migrate
-from tests.factories import PASSWORD, make_run, make_user, three_steps
+from tests.factories import PASSWORD, make_run, make_user, steps_with_usage, three_steps
 
 EMAIL = "exporter@example.com"
 T0 = datetime(2024, 11, 1, 9, 0, tzinfo=timezone.utc)
-
-
-def steps_with_usage() -> list[dict[str, Any]]:
-    steps = three_steps()
-    steps[0].update(model="gpt-4o-mini", inputTokens=1000, outputTokens=100)
-    steps[1].update(model="claude-sonnet-4-5-20250929", inputTokens=2000, outputTokens=200)
-    steps[2].update(model="llama-local", inputTokens=300, outputTokens=30, cost="0.000123")
-    return steps
 
 
 def seed_mixed_runs(user: User) -> list[str]:

@@ -19,29 +19,11 @@ from flask.testing import FlaskClient
 from artifacts_app import recording
 from artifacts_app.extensions import db
 from artifacts_app.models import User
-from tests.factories import make_run, make_user
+from tests.factories import T0, make_run, make_user, record_many
 
-T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 HX = {"HX-Request": "true"}
 ROW_LINK = re.compile(r'<a class="row-link" href="/artifacts/([0-9a-f-]{36})">')
 NEXT = re.compile(r'id="load-more"[^>]*hx-get="([^"]+)"')
-
-
-def record_many(user: User, count: int, *, start: datetime = T0, same_time: int = 0, **fields: Any) -> list[str]:
-    """`count` completed runs a minute apart (the first `same_time` share one completed_at); their ids."""
-    ids = []
-    for index in range(count):
-        completed = start if index < same_time else start + timedelta(minutes=index)
-        values: dict[str, Any] = {
-            "pipeline": "Research brief", "input": f"run {index}", "model": "gpt-4o",
-            "steps": [{"agentId": "a", "agentName": "A", "output": f"output {index}", "stepOrder": 0}],
-            "final_output": f"final {index}", "usage": {"inputTokens": 100, "outputTokens": 10},
-            "created_at": completed - timedelta(seconds=5), "completed_at": completed,
-        }
-        values.update(fields)
-        ids.append(recording.record_run(user, **values).id)
-    db.session.commit()
-    return ids
 
 
 def newest_first(user: User) -> list[str]:

@@ -15,7 +15,7 @@ from artifacts_app import pricing, recording
 from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun
 from artifacts_app.recording import RunNotFound, RunStateError, RunValidationError
-from tests.factories import make_run, make_user, three_steps
+from tests.factories import make_run, make_user, steps_with_usage, three_steps
 
 NOV_2024 = datetime(2024, 11, 1, 9, 0, tzinfo=timezone.utc)
 JUN_2024 = datetime(2024, 6, 1, 9, 0, tzinfo=timezone.utc)
@@ -63,14 +63,6 @@ def test_unknown_model_is_unpriced_never_zero(app: Flask) -> None:
 def test_run_without_usage_is_unpriced(app: Flask) -> None:
     run = make_run(make_user(), usage=None)
     assert (run.input_tokens, run.output_tokens, run.cost, run.cost_source) == (None, None, None, "unpriced")
-
-
-def steps_with_usage() -> list[dict[str, Any]]:
-    steps = three_steps()
-    steps[0].update(model="gpt-4o-mini", inputTokens=1000, outputTokens=100)
-    steps[1].update(model="claude-sonnet-4-5-20250929", inputTokens=2000, outputTokens=200)
-    steps[2].update(model="llama-local", inputTokens=300, outputTokens=30, cost="0.000123")
-    return steps
 
 
 def test_steps_with_their_own_usage_sum_exactly_to_the_run(app: Flask) -> None:
