@@ -117,6 +117,25 @@ def truncate_all(app: Flask) -> None:
         connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "engine_agnostic: the database is incidental to what the test checks; it runs on SQLite only"
+    )
+
+
+def only_on_sqlite(metafunc: pytest.Metafunc) -> None:
+    """Parametrize engine_name with SQLite alone (test ids keep "[sqlite", which the summary counts)."""
+    # As a mark, so engine_name's own params (both engines) give way to it.
+    metafunc.definition.add_marker(pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked engine_agnostic (and every browser test, see tests/browser/conftest.py) runs once, on SQLite."""
+    if "engine_name" in metafunc.fixturenames and metafunc.definition.get_closest_marker("engine_agnostic"):
+        only_on_sqlite(metafunc)
+
+
 @pytest.fixture(params=ENGINES)
 def engine_name(request: pytest.FixtureRequest) -> str:
     """Which database this run of the test uses; tests marked postgres_only skip SQLite."""
