@@ -758,6 +758,17 @@ def test_a_wrong_method_is_a_405_json_with_allow(client: FlaskClient, ada: Calle
 # ---------------------------------------------------------------- OpenAPI document
 
 
+# What an executor may call; a new route must be added here and to the document.
+API_ROUTES = {
+    f"{API}/openapi.json": {"get"},
+    f"{API}/runs": {"get", "post"},
+    f"{API}/runs/{{run_id}}": {"get"},
+    f"{API}/runs/{{run_id}}/steps": {"post"},
+    f"{API}/runs/{{run_id}}/complete": {"post"},
+    f"{API}/runs/{{run_id}}/fail": {"post"},
+}
+
+
 def api_rules(app: Flask) -> dict[str, set[str]]:
     """What the app routes under /api/v1, as OpenAPI paths and lower-case methods."""
     routes: dict[str, set[str]] = {}
@@ -782,7 +793,7 @@ def test_the_openapi_document_describes_every_api_route_and_nothing_more(
         for path, item in document["paths"].items()
     }
     routes = api_rules(app)
-    assert len(routes) >= 6
+    assert routes == API_ROUTES
     assert described == routes
     for path, item in document["paths"].items():
         for name in re.findall(r"{([^}]+)}", path):
@@ -795,17 +806,20 @@ def test_the_openapi_document_describes_every_api_route_and_nothing_more(
 # Edge cases found by probing the API; each was a 500 once.
 
 
-def assert_handled(response: TestResponse, *statuses: int) -> None:
-    """An answer the document describes: one of the given statuses, as JSON; never a 500."""
-    assert response.status_code in statuses, (response.status_code, response.get_data(as_text=True)[:300])
+def assert_handled(response: TestResponse, status: int) -> dict[str, Any]:
+    """An answer the document describes: this status, as JSON; never a 500. Its body."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:300])
     assert response.mimetype == "application/json"
-    json.loads(response.get_data(as_text=True), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    return json.loads(response.get_data(as_text=True), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
 
 
-def test_the_last_representable_date_as_a_filter_is_not_a_server_error(client: FlaskClient, ada: Caller) -> None:
+def test_the_last_representable_date_as_a_filter_is_a_400_naming_the_range(client: FlaskClient, ada: Caller) -> None:
+    # The end of 9999-12-31 is past what a timestamp can hold: the filter stops a year short of it.
     for query in ({"to": "9999-12-31"}, {"from": "2025-01-01", "to": "9999-12-31"}):
         response = client.get(f"{API}/runs", query_string=query, headers=ada.headers)
-        assert_handled(response, 200, 400)
+        body = assert_handled(response, 400)
+        assert body["message"] == "to must be between 1970-01-01 and 9998-12-31", body
+    assert_handled(client.get(f"{API}/runs", query_string={"to": "9998-12-31"}, headers=ada.headers), 200)
 
 
 def test_a_time_that_cannot_be_expressed_in_utc_is_a_422_naming_it(client: FlaskClient, ada: Caller) -> None:
@@ -835,7 +849,8 @@ def test_non_finite_numbers_in_a_body_are_rejected(client: FlaskClient, ada: Cal
     for number in ("NaN", "Infinity", "-Infinity", "1e400"):
         raw = '{"pipeline": "P", "input": "x", "variables": {"v": %s}}' % number
         response = client.post(f"{API}/runs", data=raw, content_type="application/json", headers=ada.headers)
-        assert_handled(response, 400, 422)
+        body = assert_handled(response, 400)
+        assert body["message"] == "The body is not valid JSON.", (number, body)
     assert stored() == before
 
 
@@ -847,11 +862,12 @@ def test_nul_characters_in_ids_filters_and_keys_are_not_a_server_error(
     assert_handled(client.get(f"{API}/runs/a%00b", headers=ada.headers), 404)
     for action, body in (("steps", three_steps()[0]), ("complete", {"finalOutput": "x"}), ("fail", {"error": "x"})):
         assert_handled(client.post(f"{API}/runs/a%00b/{action}", json=body, headers=ada.headers), 404)
-    for query in ({"model": "gpt\x00"}, {"pipeline": "P\x00"}):
-        assert_handled(client.get(f"{API}/runs", query_string=query, headers=ada.headers), 200, 400)
+    for name in ("model", "pipeline"):
+        body = assert_handled(client.get(f"{API}/runs", query_string={name: "P\x00"}, headers=ada.headers), 400)
+        assert body["message"] == f"{name} must not contain control characters", body
     response = client.post(f"{API}/runs", json={"pipeline": "P", "input": "x"},
                            headers={**ada.headers, "Idempotency-Key": "key\x00"})
-    assert_handled(response, 201, 422)
+    assert field_names(assert_handled(response, 422)) == {"Idempotency-Key"}
     assert client.get(f"{API}/runs/{run['id']}", headers=ada.headers).status_code == 200
 
 
@@ -859,29 +875,34 @@ def test_the_document_and_the_server_agree_on_which_bodies_are_valid(client: Fla
     # A stock validator reading the published document, not the server's own: a client's view.
     registry = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(openapi.document()))
     validator = Draft202012Validator({"$ref": f"{SPEC_URI}#/components/schemas/RunCreate"}, registry=registry)
+    # Each body and what both must say of it: 201, or 422 naming the field at fault.
     bodies = [
-        {"pipeline": "P", "input": "x", "status": "failed"},
-        {"pipeline": "P", "input": "x", "status": "failed", "error": ""},
-        {"pipeline": "   ", "input": "x"},
-        {"pipeline": "P\x00", "input": "x"},
-        {"pipeline": "P", "input": "x", "status": "completed", "usage": {"inputTokens": 5.0, "outputTokens": 1}},
+        ({"pipeline": "P", "input": "x", "status": "failed"}, "error"),
+        ({"pipeline": "P", "input": "x", "status": "failed", "error": ""}, "error"),
+        ({"pipeline": "   ", "input": "x"}, "pipeline"),
+        ({"pipeline": "P\x00", "input": "x"}, "pipeline"),
+        ({"pipeline": "P", "input": "x", "status": "completed", "usage": {"inputTokens": 5.0, "outputTokens": 1}}, None),
     ]
     disagreements = []
-    for body in bodies:
+    for body, fault in bodies:
         document_accepts = not list(validator.iter_errors(body))
         response = client.post(f"{API}/runs", json=body, headers=ada.headers)
-        assert response.status_code in (201, 422), (body, response.status_code)
-        if document_accepts != (response.status_code == 201):
+        if fault is None:
+            assert response.status_code == 201, (body, response.get_data(as_text=True))
+        else:
+            assert field_names(assert_json_error(response, 422, "validation_failed")) == {fault}, body
+        if document_accepts != (fault is None):
             disagreements.append((body, document_accepts, response.get_json()))
     assert not disagreements
 
 
 def test_a_lone_surrogate_in_a_string_is_refused_not_a_server_error(client: FlaskClient, ada: Caller) -> None:
     before = stored()
-    for raw in ('{"pipeline": "P\\udade", "input": "x"}', '{"pipeline": "P", "input": "x\\ud800"}',
-                '{"pipeline": "P", "input": "x", "variables": {"k\\udade": 1}}'):
+    for raw, field in (('{"pipeline": "P\\udade", "input": "x"}', "pipeline"),
+                       ('{"pipeline": "P", "input": "x\\ud800"}', "input"),
+                       ('{"pipeline": "P", "input": "x", "variables": {"k\\udade": 1}}', "variables")):
         response = client.post(f"{API}/runs", data=raw, content_type="application/json", headers=ada.headers)
-        assert_handled(response, 400, 422)
+        assert field_names(assert_handled(response, 422)) == {field}, raw
     assert stored() == before
 
 

@@ -80,7 +80,7 @@ def test_step_with_its_own_usage_shows_its_model_tokens_and_cost(signed_in: Flas
     run = make_run(user, steps=mixed, usage=None)
     fragment = signed_in.get(f"/artifacts/{run.id}?tab=step-2", headers=HX).get_data(as_text=True)
     assert "claude-haiku-4-5" in fragment and 'title="1,000 tokens">1K<' in fragment
-    assert 'title="$0.002000000000">$0.0020<' in fragment or 'title="$0.002000000000">$0.002<' in fragment
+    assert 'title="$0.002000000000">$0.002<' in fragment  # 1,000 × $1/M + 200 × $5/M
 
 
 def test_a_failed_run_shows_its_error_and_the_steps_that_completed(signed_in: FlaskClient, user: User) -> None:
@@ -237,5 +237,6 @@ def test_downloads_carry_the_right_headers_and_bytes(signed_in: FlaskClient, use
     step = json.loads(signed_in.get(f"/artifacts/{run.id}/download?part=step-2&format=json").get_data())
     assert step == {"run": run.id, "part": "step-2", "output": "beta", "agentId": "analyst",
                     "agentName": "Analyst", "stepOrder": 1}
-    for bad in ("part=step-7", "part=everything", "format=pdf"):
-        assert signed_in.get(f"/artifacts/{run.id}/download?{bad}").status_code in (400, 404)
+    # A step the run does not have is missing; a part or format that cannot exist is a bad request.
+    for bad, status in (("part=step-7", 404), ("part=everything", 400), ("format=pdf", 400)):
+        assert signed_in.get(f"/artifacts/{run.id}/download?{bad}").status_code == status, bad
