@@ -87,6 +87,7 @@ def test_downloads_are_never_sniffed_into_html(app: Flask, client: FlaskClient, 
     assert_defended(response, path)
 
 
+@pytest.mark.engine_agnostic  # the login page reads no rows
 def test_hsts_is_sent_over_https_only(client: FlaskClient) -> None:
     assert "Strict-Transport-Security" not in client.get("/login").headers
     secure = client.get("/login", base_url="https://localhost")
