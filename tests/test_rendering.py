@@ -406,11 +406,21 @@ def test_a_parser_crash_falls_back_to_escaped_text(monkeypatch: pytest.MonkeyPat
     )
 
 
-def test_rendering_is_thread_safe() -> None:
+def test_rendering_is_thread_safe(tmp_path: Path) -> None:
     texts = [f"# Doc {i}\n\n```python\nx = {i}\n```\n\n| a |\n|---|\n| {i} |\n\n![i](https://e/{i})" for i in range(40)]
-    expected = [render_markdown(text) for text in texts]
+    # Thread safety, not the time budget (test_render_budget's subject): eight new helpers starting
+    # at once on a loaded machine could pass the 1 s default and fall back to plain text.
+    app = Flask(__name__, instance_path=str(tmp_path))
+    app.config["RENDER_TIME_BUDGET_MS"] = 30_000
+
+    def render(text: str) -> Markup:
+        with app.app_context():
+            return render_markdown(text)
+
+    expected = [render(text) for text in texts]
+    assert not [html for html in expected if "render-notice" in html]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        assert list(pool.map(render_markdown, texts * 3)) == expected * 3
+        assert list(pool.map(render, texts * 3)) == expected * 3
 
 
 # --- truncation ------------------------------------------------------------------------------
