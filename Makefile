@@ -7,7 +7,7 @@ PORT ?= 5000
 # pytest-xdist workers; the suite is written so tests are independent.
 WORKERS ?= 2
 
-.PHONY: run test install install-dev db seed lint clean scan
+.PHONY: run test install install-dev db seed lint clean scan screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: lint
 lint: install-dev
 	$(BIN)/ruff check artifacts_app security tests
 	$(BIN)/mypy
+
+# Refresh the README's pictures in docs/screenshots/ on purpose (`make test` writes its own to a temporary folder).
+screenshots: install-dev
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_detail_browser.py -k test_screenshots_for_the_readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

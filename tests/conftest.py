@@ -17,18 +17,19 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key")
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("PRICES_FILE", None)
 
-from artifacts_app import create_app  # noqa: E402
-from artifacts_app.extensions import db  # noqa: E402
-from tests import databases  # noqa: E402
-from artifacts_app.models import User  # noqa: E402
-from tests.factories import make_user  # noqa: E402
-from tests.http_helpers import IsolatedClient, log_in  # noqa: E402
+from artifacts_app import create_app
+from artifacts_app.extensions import db
+from artifacts_app.models import User
+from tests import databases
+from tests.factories import make_user
+from tests.http_helpers import IsolatedClient, log_in
+from tests.instance_folder import instance_folder
 
 ENGINES = ("sqlite", "postgresql")
 
 
 def make_app(database_url: str, instance_path: Path, **overrides: object) -> Flask:
-    """An app on the given database, with test settings."""
+    """An app on the given database, with test settings, its instance folder (render cache) in instance_path."""
     config = {
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
@@ -37,8 +38,9 @@ def make_app(database_url: str, instance_path: Path, **overrides: object) -> Fla
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         **overrides,
     }
-    app = create_app(config)
-    app.instance_path = str(instance_path)
+    with instance_folder(instance_path):
+        app = create_app(config)
+    assert app.instance_path == str(instance_path.resolve()), app.instance_path
     return app
 
 
@@ -62,6 +64,14 @@ def dispose(app: Flask) -> None:
 def worker_name(config: pytest.Config) -> str:
     """The pytest-xdist worker id ("gw0"), or "main" without xdist."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def instance_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Any app a test builds with create_app() directly gets a temporary instance folder, not instance/."""
+    path = tmp_path_factory.mktemp("instance")
+    with instance_folder(path):
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +115,25 @@ def truncate_all(app: Flask) -> None:
             "AND usename = current_user AND backend_type = 'client backend'"
         ))
         connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "engine_agnostic: the database is incidental to what the test checks; it runs on SQLite only"
+    )
+
+
+def only_on_sqlite(metafunc: pytest.Metafunc) -> None:
+    """Parametrize engine_name with SQLite alone (test ids keep "[sqlite", which the summary counts)."""
+    # As a mark, so engine_name's own params (both engines) give way to it.
+    metafunc.definition.add_marker(pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked engine_agnostic (and every browser test, see tests/browser/conftest.py) runs once, on SQLite."""
+    if "engine_name" in metafunc.fixturenames and metafunc.definition.get_closest_marker("engine_agnostic"):
+        only_on_sqlite(metafunc)
 
 
 @pytest.fixture(params=ENGINES)

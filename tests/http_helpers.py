@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
 from tests.factories import PASSWORD
@@ -18,6 +19,7 @@ from tests.factories import PASSWORD
 _HIDDEN_INPUT = re.compile(r'<input\b[^>]*\bname="csrf_token"[^>]*>')
 _VALUE = re.compile(r'\bvalue="([^"]+)"')
 _META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+METHODS = ("GET", "POST")
 
 
 class IsolatedClient(FlaskClient):
@@ -156,3 +158,15 @@ def set_cookies(response: TestResponse) -> dict[str, SetCookie]:
             attributes[key.strip().lower()] = attribute_value.strip() if sep else True
         cookies[name] = SetCookie(name, value, attributes)
     return cookies
+
+
+def rules(app: Flask) -> list[tuple[Rule, str]]:
+    """(rule, method) for every route and method the app serves: what the route sweeps walk."""
+    return [(rule, method) for rule in app.url_map.iter_rules() for method in sorted(rule.methods & set(METHODS))]
+
+
+def fill(app: Flask, rule: Rule, values: dict[str, str]) -> str:
+    """The rule's URL with its arguments filled in."""
+    missing = rule.arguments - set(values)
+    assert not missing, f"the sweep does not know how to fill {missing} in {rule.rule}"
+    return app.url_map.bind("localhost").build(rule.endpoint, {name: values[name] for name in rule.arguments})

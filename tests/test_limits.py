@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from artifacts_app import schemas
 from artifacts_app.models import User
-from tests.test_api import API, Caller, ada, assert_json_error, stored  # noqa: F401 (ada is a fixture)
+from tests.api_helpers import API, Caller, ada, assert_json_error, stored  # noqa: F401 (ada is a fixture)
 
 # Far below the defaults, so each test can pass a limit with a small body.
 SMALL_LIMITS = {"MAX_NAME_LENGTH": 20, "MAX_OUTPUT_CHARS": 1000, "MAX_STEPS": 3, "MAX_VARIABLES": 2,

@@ -16,32 +16,14 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from artifacts_app import recording
+from artifacts_app import exports, queries, recording
 from artifacts_app.extensions import db
 from artifacts_app.models import User
-from tests.factories import make_run, make_user
+from tests.factories import T0, make_run, make_user, record_many
 
-T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 HX = {"HX-Request": "true"}
 ROW_LINK = re.compile(r'<a class="row-link" href="/artifacts/([0-9a-f-]{36})">')
 NEXT = re.compile(r'id="load-more"[^>]*hx-get="([^"]+)"')
-
-
-def record_many(user: User, count: int, *, start: datetime = T0, same_time: int = 0, **fields: Any) -> list[str]:
-    """`count` completed runs a minute apart (the first `same_time` share one completed_at); their ids."""
-    ids = []
-    for index in range(count):
-        completed = start if index < same_time else start + timedelta(minutes=index)
-        values: dict[str, Any] = {
-            "pipeline": "Research brief", "input": f"run {index}", "model": "gpt-4o",
-            "steps": [{"agentId": "a", "agentName": "A", "output": f"output {index}", "stepOrder": 0}],
-            "final_output": f"final {index}", "usage": {"inputTokens": 100, "outputTokens": 10},
-            "created_at": completed - timedelta(seconds=5), "completed_at": completed,
-        }
-        values.update(fields)
-        ids.append(recording.record_from_values(user, **values).id)
-    db.session.commit()
-    return ids
 
 
 def newest_first(user: User) -> list[str]:
@@ -207,7 +189,7 @@ def test_rows_show_what_a_person_reads(signed_in: FlaskClient, user: User) -> No
     assert "3 hours ago" in html and re.search(r'<time datetime="\d{4}-\d\d-\d\dT', html)
     assert "42 s" in html  # make_run's runs take 42 seconds
     assert "unpriced" in html
-    assert html.count("Research brief") >= 2
+    assert re.findall(r'class="row-link"[^>]*>([^<]+)<', html) == ["Research brief", "Research brief"]
 
 
 def test_totals_count_unpriced_runs_apart(signed_in: FlaskClient, user: User) -> None:
@@ -240,8 +222,8 @@ def test_the_list_reads_no_artifact_data_and_no_query_per_row(
     assert run_queries, statements
     assert not [sql for sql in run_queries if "artifact_data" in sql]
     assert all("final_output" not in sql for sql in run_queries)
-    # Rows, totals, the filter menus (pipelines, models): a fixed number, not one per row.
-    assert len(run_queries) <= 5
+    # The page of rows, the model menu, the totals: the same three for 60 runs as for one.
+    assert len(run_queries) == 3, run_queries
 
 
 @contextmanager
@@ -278,22 +260,48 @@ def test_home_redirects_to_the_list(signed_in: FlaskClient) -> None:
     assert response.status_code == 302 and response.headers["Location"] == "/artifacts"
 
 
-def test_export_streams_each_filtered_run_once(signed_in: FlaskClient, user: User) -> None:
-    wanted = record_many(user, 1000, model="gpt-4o-mini")
-    record_many(user, 10, model="gpt-4o")
+def test_export_streams_each_filtered_run_once_in_keyset_batches(
+    signed_in: FlaskClient, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of 4 (CSV) and 5 (JSONL) stand in for the real 1,000 and 100, so a few runs cross
+    # several batch boundaries: 6 of the 10 wanted runs share one completion time (the id breaks
+    # the tie across a boundary), runs of another model sit between them, and the JSONL export
+    # ends on a full batch, so only an empty one tells it to stop.
+    monkeypatch.setattr(exports, "CSV_BATCH", 4)
+    monkeypatch.setattr(exports, "JSONL_BATCH", 5)
+    wanted = set(record_many(user, 10, model="gpt-4o-mini", same_time=6))
+    record_many(user, 3, model="gpt-4o", start=T0 + timedelta(seconds=30))
+    in_list_order = [run_id for run_id in newest_first(user) if run_id in wanted]
+    batches: list[tuple[str, int]] = []
+    for name in ("list_runs", "export_runs"):
+        real = getattr(queries, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            rows = _real(*args, **kwargs)
+            batches.append((_name, len(rows)))
+            return rows
+
+        monkeypatch.setattr(queries, name, counted)
+
     response = signed_in.get("/artifacts/export?format=jsonl&model=gpt-4o-mini", buffered=False)
-    assert response.status_code == 200
-    assert response.is_streamed and not isinstance(response.response, (list, bytes, str))
+    assert response.status_code == 200 and response.is_streamed
     assert response.headers["Content-Disposition"].startswith("attachment;")
-    lines = response.get_data(as_text=True).splitlines()
-    documents = [json.loads(line) for line in lines]
-    assert sorted(doc["id"] for doc in documents) == sorted(wanted)
+    chunks = [chunk.decode() for chunk in response.iter_encoded()]  # each one sent as soon as it is made
+    assert batches == [("export_runs", 5), ("export_runs", 5), ("export_runs", 0)]
+    assert [len(chunk.splitlines()) for chunk in chunks] == [5, 5]
+    documents = [json.loads(line) for line in "".join(chunks).splitlines()]
+    assert [doc["id"] for doc in documents] == in_list_order
     assert {doc["model"] for doc in documents} == {"gpt-4o-mini"}
-    assert documents[0]["steps"][0]["output"].startswith("output")
+    assert documents[0]["steps"][0]["output"] == "output 9"
+
+    batches.clear()
     as_csv = signed_in.get("/artifacts/export?format=csv&model=gpt-4o-mini", buffered=False)
     assert as_csv.is_streamed and as_csv.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
-    assert sorted(row["id"] for row in rows) == sorted(wanted)
+    chunks = [chunk.decode() for chunk in as_csv.iter_encoded()]
+    assert batches == [("list_runs", 4), ("list_runs", 4), ("list_runs", 2)]
+    assert [len(chunk.splitlines()) for chunk in chunks] == [1, 4, 4, 2]  # the header, then each batch
+    rows = list(csv.DictReader(io.StringIO("".join(chunks))))
+    assert [row["id"] for row in rows] == in_list_order
     assert signed_in.get("/artifacts/export?format=xml").status_code == 400
 
 

@@ -15,7 +15,7 @@ from artifacts_app import pricing, recording, schemas
 from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun
 from artifacts_app.recording import RunNotFound, RunStateError, RunValidationError
-from tests.factories import make_run, make_user, start_run, three_steps
+from tests.factories import make_run, make_user, start_run, steps_with_usage, three_steps
 
 NOV_2024 = datetime(2024, 11, 1, 9, 0, tzinfo=timezone.utc)
 JUN_2024 = datetime(2024, 6, 1, 9, 0, tzinfo=timezone.utc)
@@ -67,14 +67,6 @@ def test_unknown_model_is_unpriced_never_zero(app: Flask) -> None:
 def test_run_without_usage_is_unpriced(app: Flask) -> None:
     run = make_run(make_user(), usage=None)
     assert (run.input_tokens, run.output_tokens, run.cost, run.cost_source) == (None, None, None, "unpriced")
-
-
-def steps_with_usage() -> list[dict[str, Any]]:
-    steps = three_steps()
-    steps[0].update(model="gpt-4o-mini", inputTokens=1000, outputTokens=100)
-    steps[1].update(model="claude-sonnet-4-5-20250929", inputTokens=2000, outputTokens=200)
-    steps[2].update(model="llama-local", inputTokens=300, outputTokens=30, cost="0.000123")
-    return steps
 
 
 def test_steps_with_their_own_usage_sum_exactly_to_the_run(app: Flask) -> None:
@@ -233,10 +225,10 @@ def test_two_concurrent_completions_leave_exactly_one_result(app: Flask) -> None
                 recording.complete_run(owner, run.id, completion(finalOutput=label,
                                                                usage={"inputTokens": 1, "outputTokens": 1}))
                 db.session.commit()
-                outcomes.append("won")
+                outcomes.append(f"won: {label}")
             except RunStateError:
                 db.session.rollback()
-                outcomes.append("refused")
+                outcomes.append(f"refused: {label}")
             finally:
                 db.session.remove()
 
@@ -245,9 +237,10 @@ def test_two_concurrent_completions_leave_exactly_one_result(app: Flask) -> None
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert sorted(outcomes) == ["refused", "won"]
+    assert sorted(outcome.split(":")[0] for outcome in outcomes) == ["refused", "won"], outcomes
+    [winner] = [outcome.removeprefix("won: ") for outcome in outcomes if outcome.startswith("won: ")]
     db.session.expire_all()
     stored = db.session.get(PipelineRun, run.id)
     assert stored.status == "completed"
-    assert stored.final_output in {"first", "second"}
+    assert stored.final_output == winner  # the completion that was told it won is the one kept
     assert stored.artifact_data["finalOutput"] == stored.final_output

@@ -56,6 +56,7 @@ def test_over_budget_the_text_is_shown_escaped_under_a_notice_that_says_why() ->
     assert time.perf_counter() - started < 0.5
 
 
+@pytest.mark.engine_agnostic  # only the app's config is read
 def test_the_budget_is_a_setting(app: Flask) -> None:
     app.config["RENDER_TIME_BUDGET_MS"] = 200
     started = time.perf_counter()
@@ -65,6 +66,8 @@ def test_the_budget_is_a_setting(app: Flask) -> None:
     assert "0.2-second budget" in html
 
 
+# What is timed is rendering and the render cache; each engine's tab query is test_detail's to check.
+@pytest.mark.engine_agnostic
 def test_every_tab_of_a_run_of_pathological_steps_answers_in_time_then_from_cache(
     signed_in: FlaskClient, user: User
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,9 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from tests.conftest import only_on_sqlite
 from tests.databases import in_ci
+from tests.factories import PASSWORD
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 # Without these Chromium keeps calling Google's hosts, which this machine cannot reach.
@@ -25,6 +28,13 @@ CHROMIUM_ARGS = [
 
 def chromium_available() -> bool:
     return os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A browser test checks pages, not databases: each runs once, on SQLite."""
+    if "engine_name" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("engine_agnostic"):
+        only_on_sqlite(metafunc)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -146,3 +156,41 @@ def watched_page(browser: Any, live_server: LiveServer) -> Iterator[tuple[Any, P
         assert watch.unexpected() == [], watch.unexpected()
     finally:
         context.close()
+
+
+# ---------------------------------------------------------------- what a person does on a page
+
+
+def sign_in(page: Any, email: str, password: str = PASSWORD, next_path: str = "/artifacts") -> None:
+    """Fill in the login form (reached with ?next=next_path) and wait until next_path is shown."""
+    page.goto(f"/login?next={next_path}")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(re.escape(next_path.split("?")[0])))
+
+
+def row_ids(page: Any) -> list[str]:
+    """The run ids the list shows, top to bottom."""
+    return page.eval_on_selector_all(
+        "a.row-link", "links => links.map(a => a.getAttribute('href').split('/').pop())"
+    )
+
+
+ROWS_GREW_OR_LIST_ENDED = """rows => document.querySelector('tr.list-end') !== null
+    || document.querySelectorAll('tr.run-row').length > rows"""
+
+
+def scroll_to_end(page: Any, most: int = 50) -> None:
+    """Scroll down as a person would until the list says it has shown every run.
+
+    After each scroll, wait until the fragment it revealed has been swapped in (more rows, or the
+    list's end): never a fixed pause, so a slow machine only makes it slower.
+    """
+    for _ in range(most):
+        if page.locator("tr.list-end").count():
+            return
+        rows = page.locator("tr.run-row").count()
+        page.mouse.wheel(0, 20000)
+        page.wait_for_function(ROWS_GREW_OR_LIST_ENDED, arg=rows)
+    raise AssertionError(f"the list did not end after {most} fragments")

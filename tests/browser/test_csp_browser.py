@@ -9,35 +9,30 @@ from typing import Any
 from artifacts_app import tokens
 from artifacts_app.extensions import db
 from artifacts_app.models import User
-from tests.browser.conftest import LiveServer, PageWatch
-from tests.browser.test_list_browser import reader, scroll_to_bottom, seed_runs, sign_in  # noqa: F401
-from tests.factories import PASSWORD, make_run
+from tests.browser.conftest import LiveServer, PageWatch, scroll_to_end, sign_in
+from tests.factories import HOSTILE_OUTPUTS, PASSWORD, make_run, record_many
 
-HOSTILE = "<script>window.__ran = 1</script><img src=x onerror=\"window.__ran = 1\"><style>body{display:none}</style>"
+HOSTILE = "".join(HOSTILE_OUTPUTS[:3]) + "<style>body{display:none}</style>"  # script, onerror, onload; a style
 
 
 def violations(page: Any) -> list[str]:
     return page.evaluate("window.__violations || []")
 
 
-def test_every_page_and_fragment_works_under_the_policy(watched_page: tuple[Any, PageWatch], reader: User) -> None:  # noqa: F811
+def test_every_page_and_fragment_works_under_the_policy(watched_page: tuple[Any, PageWatch], user: User) -> None:
     page, watch = watched_page
     page.add_init_script("window.__violations = []; document.addEventListener('securitypolicyviolation',"
                          " e => window.__violations.push(e.violatedDirective))")
-    seed_runs(reader, 40, models=("gpt-4o", "claude-haiku-4-5"))
-    run = make_run(reader, final_output=f"# Title\n\n{HOSTILE}\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+    record_many(user, 40, models=("gpt-4o", "claude-haiku-4-5"))
+    run = make_run(user, final_output=f"# Title\n\n{HOSTILE}\n\n| a | b |\n|---|---|\n| 1 | 2 |",
                    steps=[{"agentId": "a", "agentName": "Alpha", "output": f"**bold** {HOSTILE}", "stepOrder": 0},
                           {"agentId": "b", "agentName": "Beta", "output": "```python\nprint(1)\n```", "stepOrder": 1}])
-    tokens.create_token(reader, "old executor")
+    tokens.create_token(user, "old executor")
     db.session.commit()
 
-    sign_in(page, reader.email)
+    sign_in(page, user.email)
     page.wait_for_selector("#totals strong")  # the totals fragment
-    for _ in range(5):  # infinite scroll fragments
-        if page.locator("tr.list-end").count():
-            break
-        scroll_to_bottom(page)
-    assert page.locator("tr.list-end").count() == 1
+    scroll_to_end(page)  # infinite scroll fragments
     page.select_option("select[name=model]", "gpt-4o")
     page.click("button:has-text('Apply')")
     page.wait_for_url(re.compile(r"model=gpt-4o"))
@@ -61,18 +56,17 @@ def test_every_page_and_fragment_works_under_the_policy(watched_page: tuple[Any,
     page.goto("/artifacts/00000000-0000-4000-8000-000000000000")
     assert "There is nothing here" in page.locator("main").inner_text()
 
-    assert page.evaluate("window.__ran") is None
+    assert page.evaluate("window.__pwned") is None
     assert violations(page) == []
 
 
 def test_a_foreign_page_cannot_frame_the_app(
-    watched_page: tuple[Any, PageWatch], live_server: LiveServer, reader: User  # noqa: F811
+    watched_page: tuple[Any, PageWatch], live_server: LiveServer, user: User
 ) -> None:
     page, watch = watched_page
     watch.expect_error("ERR_BLOCKED_BY_RESPONSE")  # Chromium's refusal to show the framed page,
     watch.expect_error("frame-ancestors 'none'")  # and, sometimes, its console note saying why
-    page.set_content(f'<iframe id="app" src="{live_server.url}/login" width="600" height="400"></iframe>')
-    page.wait_for_timeout(1000)
-    frame = page.frame_locator("#app")
-    assert frame.locator("input[name=password]").count() == 0
-    assert any("/login" in failure and "ERR_BLOCKED_BY_RESPONSE" in failure for failure in watch.failed_requests)
+    with page.expect_event("requestfailed", lambda request: request.url == f"{live_server.url}/login") as framed:
+        page.set_content(f'<iframe id="app" src="{live_server.url}/login" width="600" height="400"></iframe>')
+    assert framed.value.failure == "net::ERR_BLOCKED_BY_RESPONSE"
+    assert page.frame_locator("#app").locator("input[name=password]").count() == 0

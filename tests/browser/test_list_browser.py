@@ -3,71 +3,29 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import pytest
-from flask import Flask
-
-from artifacts_app import recording
 from artifacts_app.extensions import db
 from artifacts_app.models import User
-from tests.browser.conftest import LiveServer, PageWatch
-from tests.factories import PASSWORD, make_user
-
-T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+from tests.browser.conftest import LiveServer, PageWatch, row_ids, scroll_to_end, sign_in
+from tests.factories import LOGIN_FAILED_MESSAGE, PASSWORD, record_many
 
 
-def seed_runs(user: User, count: int, models: tuple[str, ...] = ("gpt-4o",)) -> list[str]:
-    ids = []
-    for index in range(count):
-        completed = T0 + timedelta(minutes=index)
-        run = recording.record_from_values(
-            user, pipeline="Research brief", input=f"run {index}", model=models[index % len(models)],
-            steps=[{"agentId": "a", "agentName": "A", "output": f"out {index}", "stepOrder": 0}],
-            final_output=f"final {index}", usage={"inputTokens": 10, "outputTokens": 5},
-            created_at=completed - timedelta(seconds=3), completed_at=completed,
-        )
-        ids.append(run.id)
-    db.session.commit()
-    return list(reversed(ids))  # newest first, as the list shows them
-
-
-def sign_in(page: Any, email: str, password: str = PASSWORD, next_path: str = "/artifacts") -> None:
-    page.goto(f"/login?next={next_path}")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(re.escape(next_path.split("?")[0])))
-
-
-@pytest.fixture
-def reader(app: Flask) -> User:
-    return make_user("reader@example.com")
-
-
-def scroll_to_bottom(page: Any) -> None:
-    """Scroll as a person would, and give htmx a moment to load what was revealed."""
-    page.mouse.wheel(0, 20000)
-    page.wait_for_timeout(200)
-
-
-def row_ids(page: Any) -> list[str]:
-    return page.eval_on_selector_all(
-        "a.row-link", "links => links.map(a => a.getAttribute('href').split('/').pop())"
-    )
+def newest_first(ids: list[str]) -> list[str]:
+    """record_many's ids (oldest first) in the list's order."""
+    return list(reversed(ids))
 
 
 def test_sign_in_wrong_password_then_out_and_back_shows_nothing_private(
-    watched_page: tuple[Any, PageWatch], reader: User
+    watched_page: tuple[Any, PageWatch], user: User
 ) -> None:
     page, _ = watched_page
     page.goto("/artifacts")
     assert "/login" in page.url
-    page.fill("input[name=email]", reader.email)
+    page.fill("input[name=email]", user.email)
     page.fill("input[name=password]", "wrong password")
     page.click("button[type=submit]")
-    assert page.locator(".form-error").inner_text().strip() == "Email or password is incorrect."
+    assert page.locator(".form-error").inner_text().strip() == LOGIN_FAILED_MESSAGE
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/artifacts$"))
@@ -77,21 +35,17 @@ def test_sign_in_wrong_password_then_out_and_back_shows_nothing_private(
     page.go_back()
     page.wait_for_load_state()
     assert "/login" in page.url  # the private page was not served from cache
-    assert page.locator("text=reader@example.com").count() == 0
+    assert page.locator(f"text={user.email}").count() == 0
 
 
 def test_scrolling_to_the_end_loads_every_run_once_by_fragments(
-    watched_page: tuple[Any, PageWatch], reader: User
+    watched_page: tuple[Any, PageWatch], user: User
 ) -> None:
     page, watch = watched_page
-    expected = seed_runs(reader, 120)
-    sign_in(page, reader.email)
+    expected = newest_first(record_many(user, 120))
+    sign_in(page, user.email)
     page.evaluate("window.__marker = 'same page'")
-    for _ in range(20):
-        if page.locator("tr.list-end").count():
-            break
-        scroll_to_bottom(page)
-    page.wait_for_selector("tr.list-end")
+    scroll_to_end(page)
     assert row_ids(page) == expected
     assert page.evaluate("window.__marker") == "same page"  # no full page load happened
     fragment_requests = [url for method, url, headers in watch.requests
@@ -100,11 +54,11 @@ def test_scrolling_to_the_end_loads_every_run_once_by_fragments(
 
 
 def test_a_filter_changes_the_url_survives_reload_and_scrolling(
-    watched_page: tuple[Any, PageWatch], reader: User
+    watched_page: tuple[Any, PageWatch], user: User
 ) -> None:
     page, _ = watched_page
-    seed_runs(reader, 80, models=("gpt-4o", "claude-haiku-4-5"))
-    sign_in(page, reader.email)
+    record_many(user, 80, models=("gpt-4o", "claude-haiku-4-5"))
+    sign_in(page, user.email)
     page.evaluate("window.__marker = 'same page'")
     page.select_option("select[name=model]", "claude-haiku-4-5")
     page.click("button:has-text('Apply')")
@@ -114,42 +68,39 @@ def test_a_filter_changes_the_url_survives_reload_and_scrolling(
     page.wait_for_load_state("networkidle")  # the totals fragment is still loading; a reload would abort it
     page.reload()
     assert page.locator("select[name=model]").input_value() == "claude-haiku-4-5"
-    for _ in range(10):
-        if page.locator("tr.list-end").count():
-            break
-        scroll_to_bottom(page)
+    scroll_to_end(page)
     models = page.eval_on_selector_all("tr.run-row td.model", "cells => cells.map(c => c.textContent)")
     assert len(models) == 40 and set(models) == {"claude-haiku-4-5"}
 
 
 def test_an_expired_session_while_scrolling_lands_on_the_login_page(
-    watched_page: tuple[Any, PageWatch], reader: User
+    watched_page: tuple[Any, PageWatch], user: User
 ) -> None:
     page, watch = watched_page
-    seed_runs(reader, 60)
-    sign_in(page, reader.email)
+    record_many(user, 60)
+    sign_in(page, user.email)
     watch.expect_error("401")
     watch.expect_error("Failed to load resource")
     watch.expect_error("net::ERR_ABORTED")  # a fragment still loading when the page leaves for /login
     # The session ends elsewhere (a password change): the next fragment request is refused.
     from artifacts_app.models import new_session_token
-    reader.session_token = new_session_token()
+    user.session_token = new_session_token()
     db.session.commit()
     page.context.clear_cookies(name="remember_token")
-    scroll_to_bottom(page)
+    page.mouse.wheel(0, 20000)  # reveals the next fragment, whose request is refused
     page.wait_for_url(re.compile(r"/login\?next="))
     assert page.locator("h1").inner_text() == "Sign in"
     assert page.locator("table.runs").count() == 0  # not a login form inside the list
 
 
 def test_without_javascript_load_more_is_a_plain_link(
-    browser: Any, live_server: LiveServer, reader: User
+    browser: Any, live_server: LiveServer, user: User
 ) -> None:
-    expected = seed_runs(reader, 30)
+    expected = newest_first(record_many(user, 30))
     context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
     try:
         page = context.new_page()
-        sign_in(page, reader.email)
+        sign_in(page, user.email)
         assert row_ids(page) == expected[:25]
         page.click("text=Load more")
         page.wait_for_url(re.compile(r"cursor="))
