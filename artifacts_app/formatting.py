@@ -1,17 +1,76 @@
-"""Jinja filters for numbers, money and time: one place decides how each reads."""
+"""How numbers, money and time read on a page (and the Jinja filters for them): one place decides."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 from flask import Flask
 
-from .pricing import format_cost, format_tokens
 from .types import utcnow
+
+DASH = "\u2014"  # an em dash: "no value", distinct from a real zero
+CENT = Decimal("0.01")
 
 UNITS = (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400),
          ("hour", 3600), ("minute", 60))
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal in positional notation with trailing fractional zeros dropped."""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def format_cost(cost: Decimal | int | None) -> str:
+    """A cost for display: "$1,234.57" at a cent or more, two significant digits below it."""
+    if cost is None:
+        return DASH
+    # Floats are banned for money: by the time one arrives here it has already been rounded wrongly.
+    if isinstance(cost, bool) or not isinstance(cost, (Decimal, int)):
+        raise TypeError(f"format_cost takes a Decimal or int, got {type(cost).__name__}")
+    value = Decimal(cost)
+    if not value.is_finite():
+        raise ValueError(f"cannot format {value} as a cost")
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    if value == 0:
+        return "$0.00"
+    # Enough precision that quantize never fails for large amounts (default is 28 digits).
+    with localcontext(Context(prec=max(28, value.adjusted() + 10), rounding=ROUND_HALF_UP)):
+        if value < CENT:
+            # Two significant digits: the quantum is one below the leading digit's place.
+            small = value.quantize(Decimal(1).scaleb(value.adjusted() - 1), rounding=ROUND_HALF_UP)
+            if small < CENT:
+                return f"{sign}${_plain(small)}"
+            value = small  # rounded up to a cent (0.00999 -> 0.01): show it as cents
+        cents = value.quantize(CENT, rounding=ROUND_HALF_UP)
+        return f"{sign}${cents:,.2f}"
+
+
+TOKEN_UNITS = ((3, "K"), (6, "M"), (9, "B"), (12, "T"))
+
+
+def format_tokens(n: int | None) -> str:
+    """A token count for display: 950, 1.1K, 12.3K, 1M, 3.4M, 2.5B."""
+    if n is None:
+        return DASH
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"format_tokens takes an int, got {type(n).__name__}")
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    if n < 1000:
+        return f"{sign}{n}"
+    with localcontext(Context(prec=max(28, len(str(n)) + 2), rounding=ROUND_HALF_UP)):
+        for places, unit in TOKEN_UNITS:  # noqa: B007  (unit is read after the loop)
+            scaled = Decimal(n).scaleb(-places).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+            # The unit is chosen after rounding, so 999,999 becomes "1M" and never "1000K".
+            if scaled < 1000:
+                break
+    # Past the largest unit the number just grows: "12,345.6T".
+    return f"{sign}{scaled:,f}".removesuffix(".0") + unit
 
 
 def relative_time(moment: datetime | None, now: datetime | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Model prices and run costs: the price table, model-name resolution, exact cost, display.
+"""Model prices and run costs: the price table, model-name resolution and exact cost (display is formatting.py).
 
 Money is Decimal throughout and never float: prices are read from TOML strings, costs are
 computed exactly and rounded once, to the 12 places the cost column keeps.
@@ -31,8 +31,6 @@ PACKAGED_PRICES = Path(__file__).with_name("prices.toml")
 TOKENS_PER_PRICE_UNIT = 1_000_000
 COST_PLACES = 12
 COST_QUANTUM = Decimal(1).scaleb(-COST_PLACES)  # Decimal("0.000000000001"), as the cost column keeps
-CENT = Decimal("0.01")
-DASH = "\u2014"  # an em dash: "no value", distinct from a real zero
 
 ROW_FIELDS = ("model", "provider", "input", "output", "effective")
 PRICE_PATTERN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
@@ -282,24 +280,6 @@ def read_price_file(path: Path) -> tuple[list[PriceRow], dict[str, str]]:
     return rows, aliases
 
 
-_default_table: PriceTable | None = None
-
-
-def default_table() -> PriceTable:
-    """The table used when none is passed: the packaged prices, loaded once."""
-    global _default_table
-    # Unlocked: two threads racing here both load the same file, and either result is right.
-    if _default_table is None:
-        _default_table = PriceTable.load()
-    return _default_table
-
-
-def set_default_table(table: PriceTable | None) -> None:
-    """Install the table used when none is passed (e.g. one with PRICES_FILE); None resets it."""
-    global _default_table
-    _default_table = table
-
-
 def check_tokens(name: str, value: Any) -> int:
     """A token count: a non-negative int, and not a bool."""
     # bool is an int subclass, so True would otherwise be priced as one token.
@@ -320,14 +300,14 @@ def calculate_cost(
     input_tokens: int,
     output_tokens: int,
     at: datetime | date | None = None,
-    table: PriceTable | None = None,
+    *,
+    table: PriceTable,
 ) -> Decimal | None:
     """The exact cost in USD, rounded half-up to 12 places; None when the model has no price."""
     input_tokens = check_tokens("input_tokens", input_tokens)
     output_tokens = check_tokens("output_tokens", output_tokens)
     if not model:
         return None
-    table = table if table is not None else default_table()
     row = table.price_at(model, at if at is not None else datetime.now(UTC))
     if row is None:
         return None
@@ -339,60 +319,3 @@ def calculate_cost(
             raise ValueError("token counts too large to price exactly") from None
         context.traps[Inexact] = False
         return cost.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
-
-
-def _plain(value: Decimal) -> str:
-    """A Decimal in positional notation with trailing fractional zeros dropped."""
-    text = f"{value:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
-def format_cost(cost: Decimal | int | None) -> str:
-    """A cost for display: "$1,234.57" at a cent or more, two significant digits below it."""
-    if cost is None:
-        return DASH
-    # Floats are banned for money: by the time one arrives here it has already been rounded wrongly.
-    if isinstance(cost, bool) or not isinstance(cost, (Decimal, int)):
-        raise TypeError(f"format_cost takes a Decimal or int, got {type(cost).__name__}")
-    value = Decimal(cost)
-    if not value.is_finite():
-        raise ValueError(f"cannot format {value} as a cost")
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    if value == 0:
-        return "$0.00"
-    # Enough precision that quantize never fails for large amounts (default is 28 digits).
-    with localcontext(Context(prec=max(28, value.adjusted() + 10), rounding=ROUND_HALF_UP)):
-        if value < CENT:
-            # Two significant digits: the quantum is one below the leading digit's place.
-            small = value.quantize(Decimal(1).scaleb(value.adjusted() - 1), rounding=ROUND_HALF_UP)
-            if small < CENT:
-                return f"{sign}${_plain(small)}"
-            value = small  # rounded up to a cent (0.00999 -> 0.01): show it as cents
-        cents = value.quantize(CENT, rounding=ROUND_HALF_UP)
-        return f"{sign}${cents:,.2f}"
-
-
-TOKEN_UNITS = ((3, "K"), (6, "M"), (9, "B"), (12, "T"))
-
-
-def format_tokens(n: int | None) -> str:
-    """A token count for display: 950, 1.1K, 12.3K, 1M, 3.4M, 2.5B."""
-    if n is None:
-        return DASH
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"format_tokens takes an int, got {type(n).__name__}")
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    if n < 1000:
-        return f"{sign}{n}"
-    with localcontext(Context(prec=max(28, len(str(n)) + 2), rounding=ROUND_HALF_UP)):
-        for places, unit in TOKEN_UNITS:  # noqa: B007  (unit is read after the loop)
-            scaled = Decimal(n).scaleb(-places).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-            # The unit is chosen after rounding, so 999,999 becomes "1M" and never "1000K".
-            if scaled < 1000:
-                break
-    # Past the largest unit the number just grows: "12,345.6T".
-    return f"{sign}{scaled:,f}".removesuffix(".0") + unit

@@ -27,6 +27,9 @@ from tests.api_helpers import API, Caller, ada, assert_json_error, caller, store
 from tests.factories import make_run, three_steps
 from tests.http_helpers import log_in
 
+# The packaged prices, as the app loads them without a PRICES_FILE.
+PRICES = pricing.PriceTable.load()
+
 BOB = "bob@example.com"
 NOV_2024 = "2024-11-01T09:00:00Z"
 JUN_2024 = "2024-06-01T09:00:00Z"
@@ -171,8 +174,8 @@ def test_steps_with_their_own_usage_make_the_run_totals_exact_sums(client: Flask
     assert response.status_code == 201, response.get_data(as_text=True)
     body = response.get_json()
     at = datetime(2024, 11, 1, 9, tzinfo=timezone.utc)
-    mini = pricing.calculate_cost("gpt-4o-mini", 1000, 100, at=at)
-    sonnet = pricing.calculate_cost("claude-sonnet-4-5", 2000, 200, at=at)
+    mini = pricing.calculate_cost("gpt-4o-mini", 1000, 100, at=at, table=PRICES)
+    sonnet = pricing.calculate_cost("claude-sonnet-4-5", 2000, 200, at=at, table=PRICES)
     assert mini is not None and sonnet is not None
     assert body["usage"] == {"inputTokens": 3300, "outputTokens": 330}
     assert [step["cost"] for step in body["steps"]] == [format(mini, "f"), format(sonnet, "f"), "0.000123000000"]

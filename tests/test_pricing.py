@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from artifacts_app import pricing
-from artifacts_app.pricing import PriceRow, PriceTable, calculate_cost, format_cost, format_tokens
+from artifacts_app.formatting import format_cost, format_tokens
+from artifacts_app.pricing import PriceRow, PriceTable, calculate_cost
 
 TABLE = PriceTable.load()
 PROVIDERS = {"openai", "anthropic", "google", "mistral"}
@@ -90,7 +90,7 @@ def test_price_at_unknown_model_is_none() -> None:
 
 
 def test_unknown_or_empty_model_has_no_cost() -> None:
-    assert calculate_cost("unknown-model", 10, 10) is None
+    assert calculate_cost("unknown-model", 10, 10, table=TABLE) is None
     assert calculate_cost("", 10, 10, table=TABLE) is None
     assert calculate_cost(None, 10, 10, table=TABLE) is None
 
@@ -145,16 +145,11 @@ def test_bad_token_counts_are_rejected_even_for_unknown_models() -> None:
         calculate_cost("unknown-model", -1, 0, table=TABLE)
 
 
-def test_default_table_is_cached_and_replaceable() -> None:
-    assert pricing.default_table() is pricing.default_table()
+def test_a_cost_is_priced_by_the_table_it_is_given() -> None:
     custom = PriceTable([PriceRow("house-model", "local", Decimal(1), Decimal(2), date(2025, 1, 1))])
-    try:
-        pricing.set_default_table(custom)
-        assert calculate_cost("house-model", 1_000_000, 0) == Decimal(1)
-        assert calculate_cost("gpt-4o", 1, 1) is None
-    finally:
-        pricing.set_default_table(None)
-    assert calculate_cost("gpt-4o", 1, 1) is not None
+    assert calculate_cost("house-model", 1_000_000, 0, table=custom) == Decimal(1)
+    assert calculate_cost("gpt-4o", 1, 1, table=custom) is None
+    assert calculate_cost("gpt-4o", 1, 1, table=TABLE) is not None
 
 
 # ---------------------------------------------------------------- operator price files

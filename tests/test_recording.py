@@ -17,6 +17,9 @@ from artifacts_app.models import Pipeline, PipelineRun
 from artifacts_app.recording import RunNotFound, RunStateError, RunValidationError
 from tests.factories import make_run, make_user, start_run, steps_with_usage, three_steps
 
+# The packaged prices, as the app loads them without a PRICES_FILE.
+PRICES = pricing.PriceTable.load()
+
 NOV_2024 = datetime(2024, 11, 1, 9, 0, tzinfo=timezone.utc)
 JUN_2024 = datetime(2024, 6, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -72,8 +75,8 @@ def test_run_without_usage_is_unpriced(app: Flask) -> None:
 def test_steps_with_their_own_usage_sum_exactly_to_the_run(app: Flask) -> None:
     run = make_run(make_user(), steps=steps_with_usage(), usage=None, completed_at=NOV_2024)
     steps = run.artifact_data["steps"]
-    mini = pricing.calculate_cost("gpt-4o-mini", 1000, 100, at=NOV_2024)
-    sonnet = pricing.calculate_cost("claude-sonnet-4-5", 2000, 200, at=NOV_2024)
+    mini = pricing.calculate_cost("gpt-4o-mini", 1000, 100, at=NOV_2024, table=PRICES)
+    sonnet = pricing.calculate_cost("claude-sonnet-4-5", 2000, 200, at=NOV_2024, table=PRICES)
     assert [step["cost"] for step in steps] == [format(mini, "f"), format(sonnet, "f"), "0.000123000000"]
     assert (run.input_tokens, run.output_tokens) == (3300, 330)
     assert run.cost == mini + sonnet + Decimal("0.000123")
