@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import limits, openapi, queries, recording, schemas, tokens
 from .extensions import csrf, db
-from .listing import BadListRequest, encode_cursor, filters_and_cursor, parse_limit
+from .listing import BadListRequest, encode_cursor, filters_and_cursor, next_page, parse_limit
 from .models import IdempotencyKey, PipelineRun, User
 from .serialization import run_out, run_summary
 from .urls import external_url
@@ -250,12 +250,10 @@ def list_runs() -> Response:
     """The caller's finished runs, newest first; same filters and cursor as the list page."""
     filters, cursor = filters_and_cursor(request.args)
     limit = parse_limit(request.args)
-    rows = queries.list_runs(current_api_user(), filters, cursor, limit + 1)
-    last = rows[limit - 1] if len(rows) > limit else None
-    next_cursor = encode_cursor(last.completed_at, last.id, filters) if last is not None else None
+    rows, after = next_page(queries.list_runs(current_api_user(), filters, cursor, limit + 1), limit, filters)
     page = schemas.RunPage(
-        runs=[run_summary(row, url=external_url("artifacts.detail", run_id=row.id)) for row in rows[:limit]],
-        next_cursor=next_cursor,
+        runs=[run_summary(row, url=external_url("artifacts.detail", run_id=row.id)) for row in rows],
+        next_cursor=encode_cursor(after) if after else None,
     )
     return jsonify(page.model_dump(mode="json"))
 

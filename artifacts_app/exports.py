@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from flask import Response, stream_with_context
 
 from . import queries
-from .listing import Cursor, ListFilters
+from .listing import Cursor, ListFilters, cursor_after
 from .models import PipelineRun, User
 from .serialization import run_record
 from .types import utcnow
@@ -67,7 +67,7 @@ def csv_lines(user: User, filters: ListFilters) -> Iterator[str]:
             yield take()
         if len(rows) < CSV_BATCH:
             return
-        after = Cursor(rows[-1].completed_at, rows[-1].id, filters)
+        after = cursor_after(rows[-1], filters)
 
 
 def jsonl_line(run: PipelineRun, pipeline_name: str) -> str:
@@ -85,9 +85,7 @@ def jsonl_lines(user: User, filters: ListFilters) -> Iterator[str]:
             yield chunk
         if len(runs) < JSONL_BATCH:
             return
-        last = runs[-1][0]
-        assert last.completed_at is not None  # exports hold finished runs only
-        after = Cursor(last.completed_at, last.id, filters)
+        after = cursor_after(runs[-1][0], filters)
 
 
 def stream(user: User, filters: ListFilters, kind: str) -> Response:

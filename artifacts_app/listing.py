@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -25,6 +26,9 @@ MAX_PAGE_SIZE = 100
 FILTER_PARAMS = ("pipeline", "model", "status", "from", "to")
 MAX_FILTER_LENGTH = 200
 LIMIT_DIGITS = re.compile(r"[0-9]{1,3}")
+
+
+R = TypeVar("R")
 
 
 class BadListRequest(ValueError):
@@ -137,9 +141,25 @@ def serializer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="artifact-list-cursor")
 
 
-def encode_cursor(completed_at: datetime, run_id: str, filters: ListFilters) -> str:
+def cursor_after(row: Any, filters: ListFilters) -> Cursor:
+    """The keyset position just after `row` (a finished run, or a list row: completed_at and id)."""
+    if row.completed_at is None:
+        raise ValueError("only finished runs have a place in the list's keyset order")
+    return Cursor(completed_at=row.completed_at, run_id=row.id, filters=filters)
+
+
+def next_page(rows: Sequence[R], limit: int, filters: ListFilters) -> tuple[Sequence[R], Cursor | None]:
+    """Rows fetched with `limit + 1`: the page to show, and the cursor after it when there is more."""
+    if len(rows) <= limit:
+        return rows, None
+    shown = rows[:limit]
+    return shown, cursor_after(shown[-1], filters)
+
+
+def encode_cursor(cursor: Cursor) -> str:
     """An opaque token for "the page after this row, under these filters"."""
-    payload: dict[str, Any] = {"t": completed_at.isoformat(), "i": run_id, "f": filters.as_params()}
+    payload: dict[str, Any] = {"t": cursor.completed_at.isoformat(), "i": cursor.run_id,
+                               "f": cursor.filters.as_params()}
     return serializer().dumps(payload)
 
 

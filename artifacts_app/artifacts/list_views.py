@@ -11,7 +11,15 @@ from werkzeug import Response
 from .. import exports, queries
 from ..errors import error_response
 from ..htmx import is_htmx, render_page_or_block
-from ..listing import STATUS_CHOICES, BadListRequest, ListFilters, encode_cursor, filters_and_cursor, parse_limit
+from ..listing import (
+    STATUS_CHOICES,
+    BadListRequest,
+    ListFilters,
+    encode_cursor,
+    filters_and_cursor,
+    next_page,
+    parse_limit,
+)
 from . import bp
 
 LIST_TEMPLATE = "artifacts/list.html"
@@ -31,12 +39,11 @@ def home() -> Response:
 
 def list_context(filters: ListFilters, rows: list[Any], limit: int) -> dict[str, Any]:
     """What the list template needs for one page of rows."""
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    shown, after = next_page(rows, limit, filters)
+    rows = list(shown)
     next_url = None
-    if has_more:
-        last = rows[-1]
-        params: dict[str, Any] = {"cursor": encode_cursor(last.completed_at, last.id, filters)}
+    if after is not None:
+        params: dict[str, Any] = {"cursor": encode_cursor(after)}
         if request.args.get("limit"):
             params["limit"] = limit
         next_url = url_for("artifacts.index", **params)
