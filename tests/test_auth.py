@@ -21,7 +21,7 @@ from werkzeug.security import check_password_hash as real_check_password_hash
 from werkzeug.test import TestResponse
 
 from artifacts_app import accounts
-from artifacts_app.auth import safe_next
+from artifacts_app.auth.views import safe_next
 from artifacts_app.extensions import db
 from artifacts_app.models import ApiToken, LoginFailure, User
 from tests.conftest import dispose, make_app, truncate_all

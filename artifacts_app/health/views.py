@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from .extensions import db
-
-bp = Blueprint("health", __name__)
+from ..extensions import db
+from . import bp
 
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """The app's version and whether the database answers: 200 when it does, 503 when not."""
-    from . import __version__
+    from .. import __version__
 
     try:
         db.session.execute(text("SELECT 1"))

@@ -7,7 +7,6 @@ import math
 from urllib.parse import urlencode, urlsplit
 
 from flask import (
-    Blueprint,
     abort,
     current_app,
     flash,
@@ -24,13 +23,12 @@ from flask_login import confirm_login, current_user, login_required, login_user,
 # Views answer with flask.redirect, whose type is the base class.
 from werkzeug.wrappers import Response
 
-from . import accounts, throttle
-from .extensions import db, login_manager
-from .forms import ConfirmForm, LoginForm, ReauthForm, SignupForm
-from .htmx import is_htmx, vary_on_htmx
-from .models import new_session_token
-
-bp = Blueprint("auth", __name__)
+from .. import accounts, throttle
+from ..extensions import db, login_manager
+from ..forms import ConfirmForm, LoginForm, ReauthForm, SignupForm
+from ..htmx import is_htmx, vary_on_htmx
+from ..models import new_session_token
+from . import bp
 
 LOGIN_FAILED = "Email or password is incorrect."
 PASSWORD_WRONG = "That password is incorrect."

@@ -6,18 +6,19 @@ remember-me cookie alone is sent to /reauthenticate first.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, fresh_login_required, login_fresh, login_required, login_user
 
 # Views answer with flask.redirect, whose type is the base class.
 from werkzeug.wrappers import Response
 
-from . import accounts, auth, queries, throttle, tokens
-from .extensions import db
-from .forms import ConfirmForm, PasswordChangeForm, TokenForm
-from .models import ApiToken
+from .. import accounts, queries, throttle, tokens
+from ..auth import views as auth
+from ..extensions import db
+from ..forms import ConfirmForm, PasswordChangeForm, TokenForm
+from ..models import ApiToken
+from . import bp
 
-bp = Blueprint("settings", __name__, url_prefix="/settings")
 # The clear text of a token just created, kept for exactly the one GET after the redirect.
 NEW_TOKEN_SESSION_KEY = "new_api_token"
 
