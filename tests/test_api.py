@@ -19,7 +19,8 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from werkzeug.test import TestResponse
 
-from artifacts_app import openapi, pricing, tokens
+from artifacts_app import pricing, tokens
+from artifacts_app.api import openapi
 from artifacts_app.extensions import db
 from artifacts_app.models import ApiToken, IdempotencyKey, Pipeline, PipelineRun
 from tests import factories

@@ -34,7 +34,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from artifacts_app import openapi, recording, tokens
+from artifacts_app import recording, tokens
+from artifacts_app.api import openapi
 from artifacts_app.extensions import db
 from tests.factories import make_run, make_user, three_steps
 

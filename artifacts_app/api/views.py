@@ -1,29 +1,24 @@
-"""The JSON API for pipeline executors: bearer tokens, runs in, runs out, errors as JSON."""
+"""The API's routes: runs in (start, steps, complete, fail, one-shot), runs out, and its document."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
-from pydantic import BaseModel
+from flask import Response, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-from . import limits, openapi, queries, recording, schemas, tokens
-from .extensions import csrf, db
-from .listing import BadListRequest, encode_cursor, filters_and_cursor, next_page, parse_limit
-from .models import IdempotencyKey, PipelineRun, User
-from .serialization import run_out, run_summary
-from .urls import external_url
-
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-# Bearer tokens, not cookies, authenticate here: a cross-site form cannot forge one.
-csrf.exempt(bp)
-
+from .. import limits, queries, recording, schemas
+from ..extensions import db
+from ..listing import encode_cursor, filters_and_cursor, next_page, parse_limit
+from ..models import IdempotencyKey, PipelineRun, User
+from ..serialization import run_out, run_summary
+from ..urls import external_url
+from . import bp, openapi
+from .errors import ApiError
+from .inputs import current_api_user, idempotency_key, json_body, json_value, token_required
 
 
 def spec() -> dict[str, Any]:
@@ -34,80 +29,6 @@ def spec() -> dict[str, Any]:
             {name: limits.value(name) for name in limits.LIMITS}
         )
     return built
-
-
-class ApiError(Exception):
-    """An error answered as JSON: {error, message, fields?}."""
-
-    def __init__(self, status: int, error: str, message: str, fields: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.error, self.message, self.fields = status, error, message, fields
-
-
-@bp.errorhandler(ApiError)
-def api_error(error: ApiError) -> tuple[Response, int]:
-    """Every API error is JSON; 401s say how to authenticate."""
-    body: dict[str, Any] = {"error": error.error, "message": error.message}
-    if error.fields is not None:
-        body["fields"] = error.fields
-    response = jsonify(body)
-    if error.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="artifacts"'
-    return response, error.status
-
-
-@bp.errorhandler(BadListRequest)
-def bad_list_request(error: BadListRequest) -> tuple[Response, int]:
-    return api_error(ApiError(400, "bad_request", str(error)))
-
-
-def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Authenticate with `Authorization: Bearer <token>`; the user is g.api_user."""
-
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        user = tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
-        if user is None:
-            raise ApiError(401, "unauthorized", "A valid bearer token is required.")
-        # last_used_at is worth keeping even when the request goes on to fail or only reads.
-        db.session.commit()
-        g.api_user = user
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
-def refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
-
-
-def finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text} does not fit a number")
-    return number
-
-
-Body = TypeVar("Body", bound=BaseModel)
-
-
-def json_value() -> Any:
-    """The request's body as strict JSON: NaN, Infinity and numbers too large for a float are not JSON."""
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
-    try:
-        return json.loads(request.get_data(), parse_constant=refuse_constant, parse_float=finite_float)
-    except (ValueError, RecursionError):
-        raise ApiError(400, "bad_request", "The body is not valid JSON.") from None
-
-
-def json_body(model: type[Body], value: Any = None) -> Body:
-    """The request's JSON body (or `value`) as a typed model, every fault named at once (at most 20)."""
-    try:
-        return schemas.parse(model, json_value() if value is None else value)
-    except schemas.InvalidBody as invalid:
-        raise ApiError(422, "validation_failed", "Some fields are not valid.", invalid.faults) from None
 
 
 def run_json(run: PipelineRun, pipeline_name: str | None = None) -> dict[str, Any]:
@@ -136,10 +57,6 @@ def recorded(call: Callable[[], PipelineRun]) -> PipelineRun:
     except recording.RunStateError as error:
         db.session.rollback()
         raise ApiError(409, "conflict", str(error)) from None
-
-
-def current_api_user() -> User:
-    return g.api_user  # type: ignore[no-any-return]
 
 
 @bp.post("/runs")
@@ -173,15 +90,6 @@ def create_run() -> tuple[Response, int]:
             return jsonify(run_json(winner)), 200
     db.session.commit()
     return jsonify(run_json(run)), 201
-
-
-def idempotency_key() -> str:
-    """The Idempotency-Key header: up to 255 printable ASCII characters, or "" when absent."""
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if len(key) > 255 or any(not " " <= char <= "~" for char in key):
-        raise ApiError(422, "validation_failed", "Idempotency-Key is not valid.",
-                       [{"field": "Idempotency-Key", "message": "must be 1 to 255 printable ASCII characters"}])
-    return key
 
 
 def replayed_run(user: User, key: str, request_hash: str) -> PipelineRun | None:

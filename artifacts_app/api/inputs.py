@@ -1,0 +1,79 @@
+"""What an API request brings: its bearer token, its JSON body as a typed model, its Idempotency-Key."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, request
+from pydantic import BaseModel
+
+from .. import schemas, tokens
+from ..extensions import db
+from ..models import User
+from .errors import ApiError
+
+
+def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Authenticate with `Authorization: Bearer <token>`; the user is g.api_user."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        user = tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise ApiError(401, "unauthorized", "A valid bearer token is required.")
+        # last_used_at is worth keeping even when the request goes on to fail or only reads.
+        db.session.commit()
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} does not fit a number")
+    return number
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def json_value() -> Any:
+    """The request's body as strict JSON: NaN, Infinity and numbers too large for a float are not JSON."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    try:
+        return json.loads(request.get_data(), parse_constant=refuse_constant, parse_float=finite_float)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "bad_request", "The body is not valid JSON.") from None
+
+
+def json_body(model: type[Body], value: Any = None) -> Body:
+    """The request's JSON body (or `value`) as a typed model, every fault named at once (at most 20)."""
+    try:
+        return schemas.parse(model, json_value() if value is None else value)
+    except schemas.InvalidBody as invalid:
+        raise ApiError(422, "validation_failed", "Some fields are not valid.", invalid.faults) from None
+
+
+def current_api_user() -> User:
+    return g.api_user  # type: ignore[no-any-return]
+
+
+def idempotency_key() -> str:
+    """The Idempotency-Key header: up to 255 printable ASCII characters, or "" when absent."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 255 or any(not " " <= char <= "~" for char in key):
+        raise ApiError(422, "validation_failed", "Idempotency-Key is not valid.",
+                       [{"field": "Idempotency-Key", "message": "must be 1 to 255 printable ASCII characters"}])
+    return key
