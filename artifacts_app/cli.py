@@ -11,11 +11,12 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import accounts, exports, queries, recording, schemas, tokens
+from . import accounts, queries, recording, schemas, tokens
+from .artifacts import exports
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
-from .listing import ListFilters
 from .models import User
+from .paging import ListFilters
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")

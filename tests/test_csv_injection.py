@@ -8,7 +8,7 @@ import json
 
 from flask.testing import FlaskClient
 
-from artifacts_app.exports import inert_cell
+from artifacts_app.artifacts.exports import inert_cell
 from artifacts_app.models import User
 from tests.factories import make_run
 

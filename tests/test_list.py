@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from artifacts_app import exports, queries, recording
+from artifacts_app import queries, recording
+from artifacts_app.artifacts import exports
 from artifacts_app.extensions import db
 from artifacts_app.models import User
 from tests.factories import T0, make_run, make_user, record_many
@@ -308,7 +309,7 @@ def test_export_streams_each_filtered_run_once_in_keyset_batches(
 @pytest.mark.postgres_only
 def test_the_page_query_is_an_index_scan_without_a_sort_for_100k_runs(app: Flask, user: User) -> None:
     from artifacts_app import queries
-    from artifacts_app.listing import Cursor, ListFilters
+    from artifacts_app.paging import Cursor, ListFilters
 
     pipeline = recording.pipeline_for(user, "Bulk")
     db.session.commit()

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from ..listing import BadListRequest
+from ..paging import BadListRequest
 from . import bp
 
 

@@ -10,7 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from .. import __version__, schemas
 from ..limits import defaults
-from ..listing import STATUS_CHOICES
+from ..paging import STATUS_CHOICES
 
 
 def components(limits: Mapping[str, int]) -> dict[str, Any]:

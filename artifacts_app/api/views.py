@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import limits, queries, recording, schemas
 from ..extensions import db
-from ..listing import encode_cursor, filters_and_cursor, next_page, parse_limit
 from ..models import IdempotencyKey, PipelineRun, User
+from ..paging import encode_cursor, filters_and_cursor, next_page, parse_limit
 from ..serialization import run_out, run_summary
 from ..urls import external_url
 from . import bp, openapi

@@ -8,10 +8,10 @@ from flask import abort, redirect, request, url_for
 from flask_login import current_user
 from werkzeug import Response
 
-from .. import exports, queries
+from .. import queries
 from ..errors import error_response
 from ..htmx import is_htmx, render_page_or_block
-from ..listing import (
+from ..paging import (
     STATUS_CHOICES,
     BadListRequest,
     ListFilters,
@@ -20,7 +20,7 @@ from ..listing import (
     next_page,
     parse_limit,
 )
-from . import bp
+from . import bp, exports
 
 LIST_TEMPLATE = "artifacts/list.html"
 

@@ -9,11 +9,11 @@ from collections.abc import Iterable, Iterator
 
 from flask import Response, stream_with_context
 
-from . import queries
-from .listing import Cursor, ListFilters, cursor_after
-from .models import PipelineRun, User
-from .serialization import run_record
-from .types import utcnow
+from .. import queries
+from ..models import PipelineRun, User
+from ..paging import Cursor, ListFilters, cursor_after
+from ..serialization import run_record
+from ..types import utcnow
 
 FORMATS = ("csv", "jsonl")
 CSV_BATCH = 1000

@@ -1,4 +1,5 @@
-"""The artifact list's inputs: filters from the query string, and the opaque keyset cursor."""
+"""Paging through runs, for the list page, the API and the exports: filters from the query string,
+the opaque keyset cursor, and the one next-page helper."""
 
 from __future__ import annotations
 
