@@ -21,12 +21,8 @@ from markdown.extensions.fenced_code import FencedBlockPreprocessor
 from markupsafe import Markup
 
 from artifacts_app import rendering
-from artifacts_app.rendering import (
-    PYGMENTS_CLASSES,
-    render_cached,
-    render_markdown,
-    truncate_for_render,
-)
+from artifacts_app.rendering import render_cached, render_markdown, truncate_for_render
+from artifacts_app.rendering.sanitize import PYGMENTS_CLASSES
 
 PROPERTY_SETTINGS = settings(max_examples=150, database=None, deadline=None)
 

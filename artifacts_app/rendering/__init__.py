@@ -1,0 +1,90 @@
+"""Markdown to safe HTML: the only place model output becomes markup.
+
+A render runs in a helper process under a time budget (sandbox.py), parses with python-markdown
+(markdown.py), keeps only the allowlist (sanitize.py), and is cached (cache.py); a large output is
+rendered in part (truncation.py); whatever cannot be formatted is shown as escaped text under a
+notice (notices.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from flask import Flask, current_app, has_app_context
+from markupsafe import Markup
+
+from .cache import cache, cache_config
+from .markdown import _Renderer, render_in_process
+from .notices import FAILED_NOTICE, LINK_NOTICE, SLOW_NOTICE, plain_fallback
+from .sandbox import RenderFailed, Sandbox
+from .sanitize import sanitize
+from .truncation import _unclosed_fence, truncate_for_render
+
+__all__ = [
+    "FAILED_NOTICE", "LINK_NOTICE", "RENDERER_VERSION", "SLOW_NOTICE", "_Renderer", "_unclosed_fence", "cache",
+    "cache_config", "cache_key_for", "init_app", "plain_fallback", "render_cached", "render_in_process",
+    "render_markdown", "sanitize", "truncate_for_render",
+]
+
+logger = logging.getLogger(__name__)
+
+# Bump whenever the HTML for the same text would change (extensions, allowlists, the rewrites in
+# markdown.py, the fallback): cached renders are keyed on it, so old entries simply stop matching.
+RENDERER_VERSION: str = "3"  # 3: fallbacks carry a notice; time budget
+DEFAULT_TIME_BUDGET_SECONDS = 1.0
+
+_sandbox = Sandbox(render_in_process)
+
+
+def time_budget() -> float:
+    """Seconds a render may take: RENDER_TIME_BUDGET_MS, or the default outside an app."""
+    if has_app_context():
+        return float(current_app.config.get("RENDER_TIME_BUDGET_MS", DEFAULT_TIME_BUDGET_SECONDS * 1000)) / 1000
+    return DEFAULT_TIME_BUDGET_SECONDS
+
+
+def render_markdown(text: str) -> Markup:
+    """Markdown to sanitized HTML, safe to insert into a page unescaped, within the time budget."""
+    budget = time_budget()
+    try:
+        finished, html = _sandbox.run(text, budget)
+    except RenderFailed as error:
+        logger.warning("markdown render failed in its helper (%s); showing the text as plain text", error)
+        return plain_fallback(text, FAILED_NOTICE)
+    if not finished:
+        logger.warning("markdown render passed its %.1f s budget (%d characters); showing it as plain text",
+                       budget, len(text))
+        return plain_fallback(text, SLOW_NOTICE.format(budget=f"{budget:g}-second"))
+    return Markup(html)
+
+
+def init_app(app: Flask) -> None:
+    """Bind the render cache to app."""
+    cache.init_app(app, config=cache_config(app))
+
+
+def cache_key_for(cache_key: str, text: str) -> str:
+    """The stored key: renderer version, the caller's key, and a digest of the text itself."""
+    # The digest makes a stale or colliding caller key (a reused id after a database reset, a
+    # shared Redis) show the right text's HTML instead of another artifact's.
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    return f"md:{RENDERER_VERSION}:{cache_key}:{digest}"
+
+
+def render_cached(cache_key: str, text: str) -> Markup:
+    """render_markdown(text) through the shared cache; any cache failure just renders."""
+    key = cache_key_for(cache_key, text)
+    try:
+        cached = cache.get(key)
+    except Exception:
+        logger.warning("render cache read failed; rendering without it", exc_info=True)
+        cached = None
+    if isinstance(cached, str):
+        return Markup(cached)
+    html = render_markdown(text)
+    try:
+        cache.set(key, str(html))
+    except Exception:
+        logger.warning("render cache write failed", exc_info=True)
+    return html
