@@ -11,7 +11,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import accounts, queries, recording, schemas, tokens
+from . import accounts, importing, queries, recording, schemas, tokens
 from .artifacts import exports
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
@@ -135,7 +135,7 @@ def import_command(source: TextIO, email: str) -> None:
                 document = schemas.parse(schemas.ImportedRun, json.loads(line))
                 # A savepoint per line: a bad line is rolled back alone, the batch goes on.
                 with db.session.begin_nested():
-                    recording.import_run(user, document)
+                    importing.import_run(user, document)
                 stored += 1
             except json.JSONDecodeError as error:
                 rejected.append((number, f"not valid JSON ({error.msg})"))

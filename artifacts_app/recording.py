@@ -1,4 +1,4 @@
-"""The one writer of runs: start, add a step, complete, fail, import; the cost is fixed at write time.
+"""The one writer of runs: start, add a step, complete, fail; the cost is fixed at write time.
 
 It takes the typed, already-valid bodies of schemas.py and checks only what depends on the stored
 run: the next step's order, times against the run's start, usage against the steps, totals that
@@ -27,7 +27,6 @@ from .schemas import (
     MAX_TOKENS,
     OPEN_STATUSES,
     CostSource,
-    ImportedRun,
     RunComplete,
     RunFail,
     RunRecordCompleted,
@@ -310,41 +309,6 @@ def record_legacy_run(
         final_output=final_output,
         created_at=created_at,
         completed_at=completed_at,
-    )
-    db.session.add(run)
-    db.session.flush()
-    return run
-
-
-def import_run(user: User, line: ImportedRun) -> PipelineRun:
-    """Store a run exactly as an export wrote it: its id, times, usage, cost and cost source.
-
-    Unlike the API, an import is an operator's copy of runs already priced, so the stored cost
-    is kept rather than recomputed from today's price table. `steps: null` marks a legacy run.
-    """
-    check_finish(line.completed_at, line.created_at)
-    if line.id is not None and queries.run_exists(line.id):
-        raise RunValidationError("id", "a run with this id already exists")
-    legacy = line.steps is None
-    final_output = line.final_output or ""
-    usage = line.usage
-    run = PipelineRun(
-        id=line.id,
-        pipeline=pipeline_for(user, line.pipeline.strip()),
-        user_id=user.id,
-        status=line.status,
-        input=line.input,
-        variables=line.variables,
-        model=line.model,
-        artifact_data=None if legacy else {"steps": stored_steps(line.steps), "finalOutput": final_output},
-        final_output=final_output if legacy or line.status == RunStatus.COMPLETED else None,
-        input_tokens=usage.input_tokens if usage else None,
-        output_tokens=usage.output_tokens if usage else None,
-        cost=line.cost,
-        cost_source=line.cost_source,
-        error=line.error,
-        created_at=line.created_at,
-        completed_at=line.completed_at,
     )
     db.session.add(run)
     db.session.flush()
