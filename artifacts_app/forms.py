@@ -47,7 +47,3 @@ class PasswordChangeForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=MAX_NAME_LENGTH)])
-
-
-class ConfirmForm(FlaskForm):
-    """A form with nothing but the CSRF token: logout, revoke."""

@@ -81,3 +81,19 @@ def test_every_private_route_sends_anonymous_visitors_to_login_or_401(app: Flask
 @pytest.mark.parametrize("path", ["/login", "/healthz", "/static/app.css"])
 def test_public_routes_answer_anonymous_visitors(client: FlaskClient, path: str, app: Flask) -> None:
     assert client.get(path).status_code == 200
+
+
+def test_every_form_post_without_a_csrf_token_is_a_400_and_changes_nothing(app: Flask, client: FlaskClient) -> None:
+    owner = make_user("owner@example.com")
+    run = make_run(owner)
+    token, _ = tokens.create_token(owner, "kept")
+    db.session.commit()
+    log_in(client, owner.email)
+    posts = [rule for rule, method in rules(app) if method == "POST" and not rule.rule.startswith("/api/")]
+    assert {"auth.logout", "settings.revoke_token", "settings.create_token"} <= {rule.endpoint for rule in posts}
+    for rule in posts:
+        response = client.post(fill(app, rule, {"run_id": run.id, "token_id": token.id}), data={"name": "x"})
+        assert response.status_code == 400, rule.rule
+    db.session.rollback()
+    assert db.session.get(type(token), token.id).revoked_at is None
+    assert client.get("/artifacts").status_code == 200  # still signed in: the logout was refused

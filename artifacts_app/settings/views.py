@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from .. import accounts, queries, throttle, tokens
 from ..auth import views as auth
 from ..extensions import db
-from ..forms import ConfirmForm, PasswordChangeForm, TokenForm
+from ..forms import PasswordChangeForm, TokenForm
 from ..models import ApiToken
 from . import bp
 
@@ -71,15 +71,12 @@ def own_token(token_id: str) -> ApiToken:
 @bp.get("/tokens/<id:token_id>/revoke")
 def confirm_revoke(token_id: str) -> str:
     """Ask before revoking: pipelines using the token stop at once."""
-    return render_template("settings/revoke.html", token=own_token(token_id), form=ConfirmForm())
+    return render_template("settings/revoke.html", token=own_token(token_id))
 
 
 @bp.post("/tokens/<id:token_id>/revoke")
 def revoke_token(token_id: str) -> Response:
-    """Revoke one of the user's tokens; it stops working at once."""
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        abort(400)
+    """Revoke one of the user's tokens; it stops working at once (the app-wide CSRF check has passed)."""
     token = own_token(token_id)
     tokens.revoke(token)
     db.session.commit()
