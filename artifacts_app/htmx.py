@@ -25,7 +25,18 @@ def vary_on_htmx(response: Response) -> Response:
     return response
 
 
+def render_fragment(template: str, block: str, status: int = 200, **context: Any) -> Response:
+    """Only `block` of the page template: what htmx swaps in."""
+    return vary_on_htmx(make_response(render_block(template, block, **context), status))
+
+
+def render_page(template: str, status: int = 200, **context: Any) -> Response:
+    """The whole page; it varies on the same headers, since the same URL may answer a fragment."""
+    return vary_on_htmx(make_response(render_template(template, **context), status))
+
+
 def render_page_or_block(template: str, block: str, status: int = 200, **context: Any) -> Response:
-    """The full page, or only `block` of the same template when htmx asked for a fragment."""
-    body = render_block(template, block, **context) if is_htmx() else render_template(template, **context)
-    return vary_on_htmx(make_response(body, status))
+    """The full page, or only `block` of it when htmx asked, for views whose context is the same either way."""
+    if is_htmx():
+        return render_fragment(template, block, status, **context)
+    return render_page(template, status, **context)

@@ -10,7 +10,7 @@ from werkzeug import Response
 
 from .. import queries, rendering
 from ..errors import error_response
-from ..htmx import is_htmx, render_page_or_block
+from ..htmx import is_htmx, render_fragment, render_page
 from . import bp
 from .tabs import BadTab, NoSuchTab, Tab, find_tab, tabs_for
 
@@ -62,8 +62,8 @@ def detail(run_id: str) -> Response:
     active = find_tab(tabs, request.args.get("tab"))
     panel = panel_context(run_id, active)
     if is_htmx():
-        return render_page_or_block(DETAIL_TEMPLATE, "tab_panel", run=run, **panel)
-    return render_page_or_block(
-        DETAIL_TEMPLATE, "tab_panel", run=run, pipeline_name=pipeline_name, tabs=tabs, active=active,
+        return render_fragment(DETAIL_TEMPLATE, "tab_panel", run=run, **panel)
+    return render_page(
+        DETAIL_TEMPLATE, run=run, pipeline_name=pipeline_name, tabs=tabs, active=active,
         long_input=len(run.input) > LONG_INPUT_CHARS, **panel,
     )

@@ -10,7 +10,7 @@ from werkzeug import Response
 
 from .. import queries
 from ..errors import error_response
-from ..htmx import is_htmx, render_page_or_block
+from ..htmx import is_htmx, render_fragment, render_page
 from ..paging import (
     STATUS_CHOICES,
     BadListRequest,
@@ -68,8 +68,8 @@ def index() -> Response:
     context = list_context(filters, rows, limit)
     if is_htmx():
         block = "artifact_rows" if cursor else "results"
-        return render_page_or_block(LIST_TEMPLATE, block, **context)
-    return render_page_or_block(LIST_TEMPLATE, "results", **page_context(filters, context))
+        return render_fragment(LIST_TEMPLATE, block, **context)
+    return render_page(LIST_TEMPLATE, **page_context(filters, context))
 
 
 def page_context(filters: ListFilters, context: dict[str, Any], totals: queries.Totals | None = None) -> dict[str, Any]:
@@ -89,10 +89,10 @@ def totals() -> Response:
     filters, _ = filters_and_cursor(request.args)
     summary = queries.run_totals(current_user, filters)
     if is_htmx():
-        return render_page_or_block(LIST_TEMPLATE, "totals_block", totals=summary, filters=filters)
+        return render_fragment(LIST_TEMPLATE, "totals_block", totals=summary, filters=filters)
     limit = parse_limit(request.args)
     context = list_context(filters, queries.list_runs(current_user, filters, None, limit + 1), limit)
-    return render_page_or_block(LIST_TEMPLATE, "results", **page_context(filters, context, summary))
+    return render_page(LIST_TEMPLATE, **page_context(filters, context, summary))
 
 
 @bp.get("/artifacts/export")
