@@ -15,8 +15,8 @@ from . import accounts, importing, queries, recording, schemas, tokens
 from .artifacts import exports
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
+from .filters import ListFilters
 from .models import User
-from .paging import ListFilters
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.datastructures import MultiDict
 
-from .statuses import FINISHED_STATUSES, RunStatus
+from .filters import DEFAULT_STATUS, STATUS_CHOICES, Cursor, ListFilters
 
-# The list shows finished runs; the status filter narrows them.
-STATUS_CHOICES = {
-    RunStatus.COMPLETED.value: (RunStatus.COMPLETED.value,),
-    RunStatus.FAILED.value: (RunStatus.FAILED.value,),
-    "all": tuple(status.value for status in FINISHED_STATUSES),
-}
-DEFAULT_STATUS = RunStatus.COMPLETED.value
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 FILTER_PARAMS = ("pipeline", "model", "status", "from", "to")
@@ -34,56 +26,6 @@ R = TypeVar("R")
 
 class BadListRequest(ValueError):
     """A filter, cursor or limit that cannot be used; the message says which and why."""
-
-
-@dataclass(frozen=True)
-class ListFilters:
-    """What the person asked to see. Empty strings mean "any"."""
-
-    pipeline: str = ""
-    model: str = ""
-    status: str = DEFAULT_STATUS
-    completed_from: date | None = None
-    completed_to: date | None = None
-
-    @property
-    def statuses(self) -> tuple[str, ...]:
-        return STATUS_CHOICES[self.status]
-
-    @property
-    def active(self) -> bool:
-        """Whether anything narrows the default view."""
-        return self != ListFilters()
-
-    def range_start(self) -> datetime | None:
-        """The first instant of the from-date, in UTC."""
-        return datetime.combine(self.completed_from, time.min, timezone.utc) if self.completed_from else None
-
-    def range_end(self) -> datetime | None:
-        """The first instant after the to-date (the range includes the whole to-day)."""
-        if self.completed_to is None:
-            return None
-        return datetime.combine(self.completed_to + timedelta(days=1), time.min, timezone.utc)
-
-    def as_params(self) -> dict[str, str]:
-        """The filters as query-string parameters, defaults left out."""
-        params = {
-            "pipeline": self.pipeline,
-            "model": self.model,
-            "status": "" if self.status == DEFAULT_STATUS else self.status,
-            "from": self.completed_from.isoformat() if self.completed_from else "",
-            "to": self.completed_to.isoformat() if self.completed_to else "",
-        }
-        return {key: value for key, value in params.items() if value}
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where the next page starts: after this (completed_at, id), under these filters."""
-
-    completed_at: datetime
-    run_id: str
-    filters: ListFilters
 
 
 EARLIEST_DATE = date(1970, 1, 1)

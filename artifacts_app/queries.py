@@ -11,8 +11,8 @@ from sqlalchemy import true as sa_true
 from sqlalchemy.orm import defer
 
 from .extensions import db
+from .filters import Cursor, ListFilters
 from .models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, User
-from .paging import Cursor, ListFilters
 from .types import UTCDateTime
 
 

@@ -309,7 +309,7 @@ def test_export_streams_each_filtered_run_once_in_keyset_batches(
 @pytest.mark.postgres_only
 def test_the_page_query_is_an_index_scan_without_a_sort_for_100k_runs(app: Flask, user: User) -> None:
     from artifacts_app import queries
-    from artifacts_app.paging import Cursor, ListFilters
+    from artifacts_app.filters import Cursor, ListFilters
 
     pipeline = recording.pipeline_for(user, "Bulk")
     db.session.commit()

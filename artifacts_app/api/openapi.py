@@ -9,8 +9,8 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__, schemas
+from ..filters import STATUS_CHOICES
 from ..limits import defaults
-from ..paging import STATUS_CHOICES
 
 
 def components(limits: Mapping[str, int]) -> dict[str, Any]:

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Iterator
 from flask import Response, stream_with_context
 
 from .. import queries
+from ..filters import Cursor, ListFilters
 from ..models import PipelineRun, User
-from ..paging import Cursor, ListFilters, cursor_after
+from ..paging import cursor_after
 from ..serialization import run_record
 from ..types import utcnow
 
