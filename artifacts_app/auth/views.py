@@ -3,7 +3,6 @@ safe redirects after login."""
 
 from __future__ import annotations
 
-import math
 from urllib.parse import urlencode, urlsplit
 
 from flask import (
@@ -27,10 +26,10 @@ from ..extensions import db, login_manager
 from ..forms import LoginForm, ReauthForm, SignupForm
 from ..htmx import is_htmx, vary_on_htmx
 from ..models import new_session_token
+from ..passwords import PASSWORD_WRONG, check_own_password, login_guard, too_many_attempts
 from . import bp
 
 LOGIN_FAILED = "Email or password is incorrect."
-PASSWORD_WRONG = "That password is incorrect."
 # Creating API tokens and changing the password need a session that began with the password,
 # not one restored from the remember-me cookie alone.
 login_manager.refresh_view = "auth.reauthenticate"
@@ -85,22 +84,6 @@ def needs_refresh() -> Response:
     return send_to("auth.reauthenticate")
 
 
-def login_guard() -> throttle.LoginThrottle:
-    guard: throttle.LoginThrottle = current_app.extensions["login_throttle"]
-    return guard
-
-
-def too_many_attempts(refusal: throttle.Refusal, action: str = "sign-in") -> Response:
-    """429 with Retry-After and a page that says how long to wait."""
-    page = render_template(
-        "auth/throttled.html", action=action, slowdown=refusal.slowdown, seconds=refusal.seconds,
-        minutes=math.ceil(refusal.seconds / 60), gap_seconds=int(throttle.ACCOUNT_GAP.total_seconds()),
-    )
-    response = make_response(page, 429)
-    response.headers["Retry-After"] = str(refusal.seconds)
-    return response
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | str:
     """The login form; a correct email and password start a new session."""
@@ -129,24 +112,6 @@ def login() -> Response | str:
     session.clear()
     login_user(user, remember=form.remember.data)
     return redirect(next_url)
-
-
-def check_own_password(password: str) -> throttle.Refusal | bool:
-    """Whether `password` is the signed-in user's, throttled like a login for the same pair.
-
-    A refusal is returned instead when the pair, address or account has failed too often; a wrong
-    password counts as a failed login; a right one clears the pair's count. The caller commits.
-    """
-    guard = login_guard()
-    attempt = throttle.Attempt(current_user.email, request.remote_addr)
-    refusal = guard.refusal(attempt)
-    if refusal is not None:
-        return refusal
-    if len(password) > accounts.MAX_PASSWORD_LENGTH or not accounts.password_matches(current_user, password):
-        guard.record_failure(attempt)
-        return False
-    guard.record_success(attempt)
-    return True
 
 
 @bp.route("/reauthenticate", methods=["GET", "POST"])

@@ -12,8 +12,7 @@ from flask_login import current_user, fresh_login_required, login_fresh, login_r
 # Views answer with flask.redirect, whose type is the base class.
 from werkzeug.wrappers import Response
 
-from .. import accounts, queries, throttle, tokens
-from ..auth import views as auth
+from .. import accounts, passwords, queries, throttle, tokens
 from ..extensions import db
 from ..forms import PasswordChangeForm, TokenForm
 from ..models import ApiToken
@@ -92,12 +91,12 @@ def change_password() -> Response | str | tuple[str, int]:
     if not form.validate_on_submit():
         status = 422 if request.method == "POST" else 200
         return render_template("settings/password.html", form=form), status
-    verdict = auth.check_own_password(form.current.data)
+    verdict = passwords.check_own_password(form.current.data)
     db.session.commit()
     if isinstance(verdict, throttle.Refusal):
-        return auth.too_many_attempts(verdict)
+        return passwords.too_many_attempts(verdict)
     if not verdict:
-        form.current.errors = [*form.current.errors, auth.PASSWORD_WRONG]
+        form.current.errors = [*form.current.errors, passwords.PASSWORD_WRONG]
         return render_template("settings/password.html", form=form), 422
     user = current_user._get_current_object()
     try:
