@@ -26,14 +26,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pydantic import ValidationError
+
+from .schemas import PriceFile
+
 PACKAGED_PRICES = Path(__file__).with_name("prices.toml")
 
 TOKENS_PER_PRICE_UNIT = 1_000_000
 COST_PLACES = 12
 COST_QUANTUM = Decimal(1).scaleb(-COST_PLACES)  # Decimal("0.000000000001"), as the cost column keeps
 
-ROW_FIELDS = ("model", "provider", "input", "output", "effective")
-PRICE_PATTERN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 # Where the model name says who serves it, not what it is: "openai/gpt-4o" (OpenRouter,
 # LiteLLM), "models/gemini-2.5-flash" (Gemini API), "us.anthropic.claude-..." (Bedrock).
@@ -195,50 +197,9 @@ def utc_date(at: datetime | date) -> date:
     raise TypeError(f"expected a datetime or date, got {type(at).__name__}")
 
 
-def parse_price(value: Any, where: str, field: str) -> Decimal:
-    """A non-negative exact price from a TOML string (or integer); floats are refused."""
-    if isinstance(value, (bool, float)):
-        raise ValueError(f"{where}: {field} must be a quoted decimal string like \"2.50\", got {value!r}")
-    if isinstance(value, int):
-        value = str(value)
-    if not isinstance(value, str) or not PRICE_PATTERN.fullmatch(value.strip()):
-        raise ValueError(f"{where}: {field} must be a decimal string like \"2.50\", got {value!r}")
-    price = Decimal(value.strip())
-    if price < 0:
-        raise ValueError(f"{where}: {field} must not be negative, got {value!r}")
-    return price
-
-
-def parse_row(raw: Any, where: str) -> PriceRow:
-    """One [[price]] table, checked field by field so the error says exactly what is wrong."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: must be a table")
-    unknown = sorted(set(raw) - set(ROW_FIELDS))
-    if unknown:
-        # A misspelt key ("ouput") would otherwise be ignored and the field reported missing.
-        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    missing = [field for field in ROW_FIELDS if field not in raw]
-    if missing:
-        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
-    model, provider, effective = raw["model"], raw["provider"], raw["effective"]
-    if not isinstance(model, str) or not model or model != model.strip().lower():
-        raise ValueError(f"{where}: model must be a non-empty lower-case string, got {model!r}")
-    where = f"{where} (model {model!r})"
-    if not isinstance(provider, str) or not provider.strip():
-        raise ValueError(f"{where}: provider must be a non-empty string, got {provider!r}")
-    if not isinstance(effective, date) or isinstance(effective, datetime):
-        raise ValueError(f"{where}: effective must be an unquoted TOML date like 2024-10-02, got {effective!r}")
-    return PriceRow(
-        model=model,
-        provider=provider.strip(),
-        input_per_million=parse_price(raw["input"], where, "input"),
-        output_per_million=parse_price(raw["output"], where, "output"),
-        effective=effective,
-    )
-
-
 def read_price_file(path: Path) -> tuple[list[PriceRow], dict[str, str]]:
-    """The rows and aliases of one price file; any problem is a ValueError naming the file."""
+    """The rows and aliases of one price file (schemas.PriceFile); any problem is a ValueError naming
+    the file and the row."""
     try:
         with path.open("rb") as handle:
             document = tomllib.load(handle)
@@ -247,37 +208,40 @@ def read_price_file(path: Path) -> tuple[list[PriceRow], dict[str, str]]:
         raise ValueError(f"{path}: cannot read price file: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML: {error}") from None
-
-    unknown = sorted(set(document) - {"price", "aliases"})
-    if unknown:
-        raise ValueError(f"{path}: unknown top-level key(s) {', '.join(unknown)} (expected [[price]] and [aliases])")
-    raw_rows = document.get("price", [])
-    if not isinstance(raw_rows, list):
-        raise ValueError(f"{path}: price must be an array of tables ([[price]])")
+    try:
+        parsed = PriceFile.model_validate(document)
+    except ValidationError as error:
+        raise ValueError(f"{path}: " + "; ".join(price_fault(item["loc"], item["type"], item["msg"], document)
+                                               for item in error.errors(include_url=False))) from None
     rows: list[PriceRow] = []
     seen: set[tuple[str, date]] = set()
-    for number, raw in enumerate(raw_rows, start=1):
-        row = parse_row(raw, f"{path}: [[price]] row {number}")
+    for number, raw in enumerate(parsed.price, start=1):
         # Within one file a repeated (model, date) is a mistake; only another file may override.
-        if (row.model, row.effective) in seen:
-            raise ValueError(
-                f"{path}: [[price]] row {number} (model {row.model!r}): "
-                f"a second row for the same effective date {row.effective}"
-            )
-        seen.add((row.model, row.effective))
-        rows.append(row)
+        if (raw.model, raw.effective) in seen:
+            raise ValueError(f"{path}: [[price]] row {number} (model {raw.model!r}): "
+                             f"a second row for the same effective date {raw.effective}")
+        seen.add((raw.model, raw.effective))
+        rows.append(PriceRow(model=raw.model, provider=raw.provider, input_per_million=raw.input,
+                             output_per_million=raw.output, effective=raw.effective))
+    return rows, dict(parsed.aliases)
 
-    raw_aliases = document.get("aliases", {})
-    if not isinstance(raw_aliases, dict):
-        raise ValueError(f"{path}: aliases must be a table ([aliases])")
-    aliases: dict[str, str] = {}
-    for name, target in raw_aliases.items():
-        if not isinstance(target, str):
-            raise ValueError(f"{path}: alias {name!r} must map to a model name string (quote keys containing dots)")
-        if name != name.strip().lower() or target != target.strip().lower():
-            raise ValueError(f"{path}: alias {name!r} = {target!r} must be lower-case")
-        aliases[name] = target
-    return rows, aliases
+
+def price_fault(location: tuple[int | str, ...], kind: str, message: str, document: dict[str, Any]) -> str:
+    """One fault of a price file in its own terms: "[[price]] row 2 (model 'x'): output is required"."""
+    if kind == "extra_forbidden" and len(location) == 1:
+        return f"unknown top-level key {location[0]} (expected [[price]] and [aliases])"
+    if location[:1] == ("price",) and len(location) > 1 and isinstance(location[1], int):
+        row = document["price"][location[1]]
+        named = f" (model {row.get('model')!r})" if isinstance(row, dict) and "model" in row else ""
+        field = ".".join(str(part) for part in location[2:])
+        if kind == "missing":
+            return f"[[price]] row {location[1] + 1}{named}: missing field {field}"
+        if kind == "extra_forbidden":
+            return f"[[price]] row {location[1] + 1}{named}: unknown field {field}"
+        return f"[[price]] row {location[1] + 1}{named}: {field} {message}"
+    if location[:1] == ("aliases",):
+        return f"alias {'.'.join(str(part) for part in location[1:])}: {message} (quote keys containing dots)"
+    return f"{'.'.join(str(part) for part in location) or 'file'}: {message}"
 
 
 def check_tokens(name: str, value: Any) -> int:

@@ -14,9 +14,11 @@ come first, and no regular expression runs on the server (the patterns are for t
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import date as date_type
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, TypeVar
@@ -28,10 +30,12 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    PlainValidator,
     RootModel,
     Tag,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
@@ -133,16 +137,16 @@ class Text:
     def __init__(self, *, blank_ok: bool) -> None:
         self.blank_ok = blank_ok
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        def check(value: Any) -> str:
-            if not isinstance(value, str):
-                raise fault("string_type", "must be a string")
-            storable(value)
-            if not self.blank_ok and not value.strip():
-                raise fault("blank", "must not be empty")
-            return value
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise fault("string_type", "must be a string")
+        storable(value)
+        if not self.blank_ok and not value.strip():
+            raise fault("blank", "must not be empty")
+        return value
 
-        return core_schema.no_info_plain_validator_function(check)
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(self.check)
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
@@ -600,6 +604,65 @@ class ImportedRun(BaseModel):
     error: ErrorText | None = None
     created_at: Time
     completed_at: Time
+
+
+# ---------------------------------------------------------------- the price file (TOML)
+
+PRICE_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+PRICE_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # the sign is let through to be refused by name
+
+
+def price_amount(value: Any) -> Decimal:
+    """Dollars per million tokens: a quoted decimal ("2.50") or a whole number; a TOML float would
+    already have been rounded, so it is refused."""
+    if isinstance(value, (bool, float)):
+        raise fault("price_type", 'must be a quoted decimal string like "2.50"')
+    text = str(value).strip() if isinstance(value, (int, str)) else ""
+    if not PRICE_TEXT.fullmatch(text):
+        raise fault("price_type", 'must be a decimal string like "2.50"')
+    amount = Decimal(text)
+    if amount < 0:
+        raise fault("price_range", "must not be negative")
+    return amount
+
+
+def price_day(value: Any) -> Any:
+    """An unquoted TOML date (2024-10-02): not a string, not a date with a time of day."""
+    if isinstance(value, datetime) or not isinstance(value, date_type):
+        raise fault("date_type", "must be an unquoted TOML date like 2024-10-02")
+    return value
+
+
+def lower_case_name(value: Any) -> str:
+    if not isinstance(value, str) or not value or value != value.strip().lower():
+        raise fault("name", "must be a non-empty lower-case string")
+    return value
+
+
+PriceAmount = Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": PRICE_PATTERN}),
+                        PlainValidator(price_amount)]
+ModelName = Annotated[str, PlainValidator(lower_case_name)]
+
+
+class PriceFileRow(BaseModel):
+    """One [[price]] table: a model's prices from the day they take effect."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelName
+    provider: Annotated[str, PlainValidator(lambda value: Text(blank_ok=False).check(value).strip())]
+    input: PriceAmount
+    output: PriceAmount
+    effective: Annotated[date_type, PlainValidator(price_day)]
+
+
+class PriceFile(BaseModel):
+    """A price file: [[price]] rows and [aliases] (a dated or vendor name → the priced model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    price: list[PriceFileRow] = []
+    aliases: dict[ModelName, ModelName] = {}
 
 
 # ---------------------------------------------------------------- validating
