@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,17 @@ def resource_folder(name: str) -> Path:
     return shipped if shipped.is_dir() else PROJECT_ROOT / name
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app: settings from the environment (or test_config), extensions, blueprints, CLI."""
+def create_app(test_config: dict[str, Any] | None = None, instance_path: str | Path | None = None) -> Flask:
+    """Build the app: settings from the environment (or test_config), extensions, blueprints, CLI.
+
+    The instance folder (SQLite default, generated secret key, render cache) is `instance_path`,
+    else INSTANCE_PATH from the environment, else Flask's choice: instance/ in a checkout,
+    <prefix>/var/artifacts_app-instance for an installed wheel.
+    """
+    chosen = instance_path or os.environ.get("INSTANCE_PATH") or None
     app = Flask(
         __name__,
+        instance_path=str(Path(chosen).resolve()) if chosen else None,
         instance_relative_config=True,
         template_folder=str(resource_folder("templates")),
         static_folder=str(resource_folder("static")),

@@ -199,10 +199,10 @@ def main() -> int:
         os.environ,
         DATABASE_URL=f"sqlite:///{work}/artifacts.db",
         SECRET_KEY=secrets.token_hex(32),
-        SCAN_INSTANCE_PATH=str(work / "instance"),
+        INSTANCE_PATH=str(work / "instance"),  # not the checkout's instance/
         INSECURE_COOKIES="1",
         TRUSTED_PROXIES="1",
-        FLASK_APP="security/serve.py",
+        FLASK_APP="artifacts_app",
         PATH=f"{BIN}:{os.environ['PATH']}",
     )
     run([str(BIN / "flask"), "db", "upgrade"], env)
@@ -225,9 +225,7 @@ def main() -> int:
             str(work / "access.log"),
             "--access-logformat",
             "%(s)s %(m)s %(U)s",
-            "--pythonpath",
-            "security",
-            "serve:app",
+            "wsgi:app",
         ],
         cwd=ROOT,
         env=env,

@@ -23,7 +23,6 @@ from artifacts_app.models import User
 from tests import databases
 from tests.factories import make_user
 from tests.http_helpers import IsolatedClient, log_in
-from tests.instance_folder import instance_folder
 
 ENGINES = ("sqlite", "postgresql")
 
@@ -38,8 +37,7 @@ def make_app(database_url: str, instance_path: Path, **overrides: object) -> Fla
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         **overrides,
     }
-    with instance_folder(instance_path):
-        app = create_app(config)
+    app = create_app(config, instance_path=instance_path)
     assert app.instance_path == str(instance_path.resolve()), app.instance_path
     return app
 
@@ -70,8 +68,13 @@ def worker_name(config: pytest.Config) -> str:
 def instance_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Any app a test builds with create_app() directly gets a temporary instance folder, not instance/."""
     path = tmp_path_factory.mktemp("instance")
-    with instance_folder(path):
-        yield path
+    previous = os.environ.get("INSTANCE_PATH")
+    os.environ["INSTANCE_PATH"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("INSTANCE_PATH", None)
+    else:
+        os.environ["INSTANCE_PATH"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -373,13 +373,10 @@ def test_wsgi_module_exposes_the_app(clean_env: pytest.MonkeyPatch, tmp_path: Pa
 # checkout, so Flask must find wsgi.py itself. Its instance folder is a temporary one: run as is, it
 # would create instance/ and instance/render-cache in the checkout.
 FLASK_COMMAND = """
-import os, sys
-from pathlib import Path
-from tests.instance_folder import instance_folder
+import sys
 from flask.cli import main
 sys.argv = ["flask", *sys.argv[1:]]
-with instance_folder(Path(os.environ["ARTIFACTS_TEST_INSTANCE_PATH"])):
-    main()
+main()
 """
 
 
@@ -390,7 +387,7 @@ def test_flask_command_finds_the_app_with_no_flags(tmp_path: Path) -> None:
     }
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
     env["SECRET_KEY"] = "test-secret-key"
-    env["ARTIFACTS_TEST_INSTANCE_PATH"] = str(tmp_path / "instance")
+    env["INSTANCE_PATH"] = str(tmp_path / "instance")
 
     result = subprocess.run(
         [sys.executable, "-c", FLASK_COMMAND, "--help"], cwd=PROJECT_ROOT, env=env,
@@ -401,3 +398,12 @@ def test_flask_command_finds_the_app_with_no_flags(tmp_path: Path) -> None:
     assert "Error" not in result.stderr, result.stderr
     commands = {line.split()[0] for line in result.stdout.split("Commands:", 1)[1].splitlines() if line.strip()}
     assert {"users", "demo", "db"} <= commands, result.stdout
+
+
+def test_instance_path_names_the_instance_folder(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clean_env.delenv("SECRET_KEY")
+    clean_env.setenv("INSTANCE_PATH", str(tmp_path / "data"))
+    app = create_app({"TESTING": True})
+    assert app.instance_path == str((tmp_path / "data").resolve())
+    assert (tmp_path / "data" / "secret_key").is_file()  # the generated key lives there, not in the checkout
+    assert create_app({"TESTING": True}, instance_path=tmp_path / "other").instance_path == str(tmp_path / "other")

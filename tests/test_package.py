@@ -143,7 +143,7 @@ def served(installed: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     workdir.mkdir()
     env = {key: value for key, value in os.environ.items()
            if key not in {"SECRET_KEY", "FLASK_APP", "PRICES_FILE", "PYTHONPATH", "RATELIMIT_STORAGE_URI",
-                          "CACHE_REDIS_URL", "TRUSTED_HOSTS", "PUBLIC_BASE_URL", "TRUSTED_PROXIES"}}
+                          "CACHE_REDIS_URL", "TRUSTED_HOSTS", "PUBLIC_BASE_URL", "TRUSTED_PROXIES", "INSTANCE_PATH"}}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'artifacts.db'}"
     env["PYTHONUNBUFFERED"] = "1"
     bin_dir = installed / "bin"

@@ -89,7 +89,7 @@ def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
         "SECRET_KEY": "workers-share-this-key",
         "INSECURE_COOKIES": "1",
         "PYTHONUNBUFFERED": "1",
-        "ARTIFACTS_TEST_INSTANCE_PATH": str(tmp_path / "instance"),
+        "INSTANCE_PATH": str(tmp_path / "instance"),
     }
     for variable in ("RATELIMIT_STORAGE_URI", "TRUSTED_PROXIES", "SIGNUP_ENABLED"):
         env.pop(variable, None)
@@ -98,7 +98,7 @@ def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
             [
                 str(GUNICORN), "--workers", "2", "--bind", f"127.0.0.1:{port}",
                 "--access-logfile", "-", "--access-logformat", "%(p)s %(r)s %(s)s",
-                "--timeout", "60", "tests.served_wsgi:app",  # wsgi:app, its instance folder in tmp_path
+                "--timeout", "60", "wsgi:app",  # its instance folder in tmp_path (INSTANCE_PATH)
             ],
             cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
         )
