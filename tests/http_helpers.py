@@ -18,7 +18,7 @@ from tests.factories import PASSWORD
 
 _HIDDEN_INPUT = re.compile(r'<input\b[^>]*\bname="csrf_token"[^>]*>')
 _VALUE = re.compile(r'\bvalue="([^"]+)"')
-_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+_HEADER = re.compile(r'"X-CSRFToken": "([^"]+)"')  # the <body hx-headers> htmx sends with every request
 METHODS = ("GET", "POST")
 
 
@@ -47,15 +47,15 @@ def browser(app: Flask) -> IsolatedClient:
 
 
 def csrf_from(html: str) -> str:
-    """The CSRF token of a page: its form field if it has one, else the meta tag."""
+    """The CSRF token of a page: its form field if it has one, else the one htmx sends."""
     hidden = _HIDDEN_INPUT.search(html)
     if hidden:
         value = _VALUE.search(hidden.group(0))
         if value:
             return value.group(1)
-    meta = _META.search(html)
-    assert meta, "the page carries no CSRF token"
-    return meta.group(1)
+    header = _HEADER.search(html)
+    assert header, "the page carries no CSRF token"
+    return header.group(1)
 
 
 def csrf_token(client: FlaskClient, path: str = "/login", **kwargs: Any) -> str:
@@ -110,7 +110,7 @@ def log_out(client: FlaskClient) -> TestResponse:
 
 def without_csrf_tokens(html: str) -> str:
     """The page with every CSRF token value replaced by a placeholder (they are signed with a timestamp)."""
-    tokens = set(_META.findall(html))
+    tokens = set(_HEADER.findall(html))
     for hidden in _HIDDEN_INPUT.findall(html):
         tokens.update(_VALUE.findall(hidden))
     for token in tokens:
