@@ -123,9 +123,20 @@ def iso(moment: datetime | None) -> str:
     return "" if moment is None else moment.isoformat()
 
 
+TIME_FORMATS = {"minute": "%Y-%m-%d %H:%M", "second": "%Y-%m-%d %H:%M:%S"}
+
+
+def when(moment: datetime | None, precision: str = "minute", *, zone: bool = True) -> str:
+    """A moment as people read it here: "2025-11-30 12:00 UTC" (or to the second); "—" when unknown."""
+    if moment is None:
+        return DASH
+    text = moment.strftime(TIME_FORMATS[precision])
+    return f"{text} UTC" if zone else text
+
+
 def register_filters(app: Flask) -> None:
     """Make the filters available to every template."""
     app.jinja_env.filters.update(
         cost=format_cost, tokens=format_tokens, exact_cost=exact_cost, exact_count=exact_count,
-        relative_time=relative_time, duration=duration, iso=iso,
+        relative_time=relative_time, duration=duration, iso=iso, when=when,
     )

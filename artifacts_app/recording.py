@@ -221,7 +221,8 @@ def add_step(user: User, run_id: str, step: StepIn) -> PipelineRun:
         raise RunValidationError("steps", limits.refusal("MAX_STEPS", most))
     if step.step_order != len(existing):
         raise RunValidationError(
-            "stepOrder", f"must be the next step: expected {len(existing)}, found {step.step_order}"
+            "steps", f"stepOrder values must be unique and contiguous from {len(existing)}; "
+                     f"expected {len(existing)}, found {step.step_order}",
         )
     [checked] = [stored_step(step)]
     price_steps([checked], run.model, utcnow())
