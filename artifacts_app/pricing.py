@@ -28,7 +28,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .schemas import PriceFile
+from .models import ArtifactStep
+from .schemas import MAX_TOKENS, CostSource, InvalidBody, PriceFile, UsageIn
+from .types import MONEY_LIMIT
 
 PACKAGED_PRICES = Path(__file__).with_name("prices.toml")
 
@@ -283,3 +285,73 @@ def calculate_cost(
             raise ValueError("token counts too large to price exactly") from None
         context.traps[Inexact] = False
         return cost.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+# ---------------------------------------------------------------- a run's cost
+
+
+def refused(field: str, message: str) -> InvalidBody:
+    """The steps and the run's usage do not add up: a fault of the body, named like any other."""
+    return InvalidBody([{"field": field, "message": message}])
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What a completed run is charged: tokens, cost, and where the cost came from."""
+
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: Decimal | None
+    cost_source: str
+
+
+def step_has_usage(step: ArtifactStep) -> bool:
+    """Whether a step reported its own token counts."""
+    return "inputTokens" in step and "outputTokens" in step
+
+
+def price_steps(steps: list[ArtifactStep], run_model: str | None, at: datetime, table: PriceTable) -> None:
+    """Give each step with its own usage a cost (the provider's, else computed) in place."""
+    for step in steps:
+        if "cost" in step or not step_has_usage(step):
+            continue
+        model = step.get("model") or run_model
+        if not model:
+            continue
+        cost = calculate_cost(model, step["inputTokens"], step["outputTokens"], at=at, table=table)
+        if cost is not None:
+            step["cost"] = format(cost, "f")  # plain digits, never "5E-7"
+
+
+def price_run(
+    steps: list[ArtifactStep], model: str | None, usage: UsageIn | None, at: datetime, table: PriceTable
+) -> Pricing:
+    """The run's tokens and cost: the steps' exact sums when every step has usage, else the run's."""
+    usage = usage or UsageIn()
+    if steps and all(step_has_usage(step) for step in steps):
+        input_tokens = sum(step["inputTokens"] for step in steps)
+        output_tokens = sum(step["outputTokens"] for step in steps)
+        if max(input_tokens, output_tokens) > MAX_TOKENS:
+            raise refused("steps", f"the steps' token counts add up to more than {MAX_TOKENS}")
+        for name, given, total in (
+            ("usage.inputTokens", usage.input_tokens, input_tokens),
+            ("usage.outputTokens", usage.output_tokens, output_tokens),
+        ):
+            if given is not None and given != total:
+                raise refused(name, f"is {given} but the steps add up to {total}")
+        if usage.cost is not None:
+            return Pricing(input_tokens, output_tokens, usage.cost, CostSource.PROVIDER)
+        if all("cost" in step for step in steps):
+            cost = sum((Decimal(step["cost"]) for step in steps), Decimal(0))
+            if cost >= MONEY_LIMIT:
+                raise refused("steps", "the steps' costs add up to more than the column holds")
+            return Pricing(input_tokens, output_tokens, cost, CostSource.COMPUTED)
+        return Pricing(input_tokens, output_tokens, None, CostSource.UNPRICED)
+
+    if usage.cost is not None:
+        return Pricing(usage.input_tokens, usage.output_tokens, usage.cost, CostSource.PROVIDER)
+    if model and usage.input_tokens is not None and usage.output_tokens is not None:
+        computed = calculate_cost(model, usage.input_tokens, usage.output_tokens, at=at, table=table)
+        if computed is not None:
+            return Pricing(usage.input_tokens, usage.output_tokens, computed, CostSource.COMPUTED)
+    return Pricing(usage.input_tokens, usage.output_tokens, None, CostSource.UNPRICED)

@@ -8,9 +8,7 @@ decides where the transaction ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, cast
 
 from flask import current_app
@@ -21,12 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from . import limits, queries, schemas
 from .extensions import db
 from .models import ArtifactOutput, ArtifactStep, Pipeline, PipelineRun, User
-from .pricing import PriceTable, calculate_cost
+from .pricing import PriceTable, price_run, price_steps
 from .schemas import (
     FINISHED_STATUSES,
-    MAX_TOKENS,
     OPEN_STATUSES,
-    CostSource,
     RunComplete,
     RunFail,
     RunRecordCompleted,
@@ -34,9 +30,8 @@ from .schemas import (
     RunStart,
     RunStatus,
     StepIn,
-    UsageIn,
 )
-from .types import MONEY_LIMIT, utcnow
+from .types import utcnow
 
 
 class RunValidationError(schemas.InvalidBody):
@@ -52,16 +47,6 @@ class RunStateError(Exception):
 
 class RunNotFound(LookupError):
     """No run with that id belongs to the user."""
-
-
-@dataclass(frozen=True)
-class Pricing:
-    """What a completed run is charged: tokens, cost, and where the cost came from."""
-
-    input_tokens: int | None
-    output_tokens: int | None
-    cost: Decimal | None
-    cost_source: str
 
 
 def price_table() -> PriceTable:
@@ -97,56 +82,6 @@ def stored_steps(steps: list[StepIn] | None) -> list[ArtifactStep]:
 def check_finish(finished: datetime, started: datetime) -> None:
     if finished < started:
         raise RunValidationError("completedAt", "must not be before the run was created")
-
-
-def step_has_usage(step: ArtifactStep) -> bool:
-    """Whether a step reported its own token counts."""
-    return "inputTokens" in step and "outputTokens" in step
-
-
-def price_steps(steps: list[ArtifactStep], run_model: str | None, at: datetime) -> None:
-    """Give each step with its own usage a cost (the provider's, else computed) in place."""
-    for step in steps:
-        if "cost" in step or not step_has_usage(step):
-            continue
-        model = step.get("model") or run_model
-        if not model:
-            continue
-        cost = calculate_cost(model, step["inputTokens"], step["outputTokens"], at=at, table=price_table())
-        if cost is not None:
-            step["cost"] = format(cost, "f")  # plain digits, never "5E-7"
-
-
-def price_run(steps: list[ArtifactStep], model: str | None, usage: UsageIn | None, at: datetime) -> Pricing:
-    """The run's tokens and cost: the steps' exact sums when every step has usage, else the run's."""
-    usage = usage or UsageIn()
-    if steps and all(step_has_usage(step) for step in steps):
-        input_tokens = sum(step["inputTokens"] for step in steps)
-        output_tokens = sum(step["outputTokens"] for step in steps)
-        if max(input_tokens, output_tokens) > MAX_TOKENS:
-            raise RunValidationError("steps", f"the steps' token counts add up to more than {MAX_TOKENS}")
-        for name, given, total in (
-            ("usage.inputTokens", usage.input_tokens, input_tokens),
-            ("usage.outputTokens", usage.output_tokens, output_tokens),
-        ):
-            if given is not None and given != total:
-                raise RunValidationError(name, f"is {given} but the steps add up to {total}")
-        if usage.cost is not None:
-            return Pricing(input_tokens, output_tokens, usage.cost, CostSource.PROVIDER)
-        if all("cost" in step for step in steps):
-            cost = sum((Decimal(step["cost"]) for step in steps), Decimal(0))
-            if cost >= MONEY_LIMIT:
-                raise RunValidationError("steps", "the steps' costs add up to more than the column holds")
-            return Pricing(input_tokens, output_tokens, cost, CostSource.COMPUTED)
-        return Pricing(input_tokens, output_tokens, None, CostSource.UNPRICED)
-
-    if usage.cost is not None:
-        return Pricing(usage.input_tokens, usage.output_tokens, usage.cost, CostSource.PROVIDER)
-    if model and usage.input_tokens is not None and usage.output_tokens is not None:
-        computed = calculate_cost(model, usage.input_tokens, usage.output_tokens, at=at, table=price_table())
-        if computed is not None:
-            return Pricing(usage.input_tokens, usage.output_tokens, computed, CostSource.COMPUTED)
-    return Pricing(usage.input_tokens, usage.output_tokens, None, CostSource.UNPRICED)
 
 
 def pipeline_for(user: User, name: str) -> Pipeline:
@@ -225,7 +160,7 @@ def add_step(user: User, run_id: str, step: StepIn) -> PipelineRun:
                      f"expected {len(existing)}, found {step.step_order}",
         )
     [checked] = [stored_step(step)]
-    price_steps([checked], run.model, utcnow())
+    price_steps([checked], run.model, utcnow(), price_table())
     run.artifact_data = {"steps": [*existing, checked], "finalOutput": ""}
     run.status = RunStatus.RUNNING
     db.session.flush()
@@ -239,8 +174,8 @@ def complete_run(user: User, run_id: str, body: RunComplete | RunRecordCompleted
     finished = body.completed_at or utcnow()
     check_finish(finished, run.created_at)
     steps = stored_steps(body.steps) if body.steps is not None else existing_steps(run)
-    price_steps(steps, model, finished)
-    pricing = price_run(steps, model, body.usage, finished)
+    price_steps(steps, model, finished, price_table())
+    pricing = price_run(steps, model, body.usage, finished, price_table())
     document: ArtifactOutput = {"steps": steps, "finalOutput": body.final_output}
     return close_run(
         run,
@@ -266,8 +201,8 @@ def fail_run(user: User, run_id: str, body: RunFail | RunRecordFailed) -> Pipeli
     check_finish(finished, run.created_at)
     steps = stored_steps(body.steps) if body.steps is not None else existing_steps(run)
     # A failed run still spent tokens on the steps that ran; price them like a completed one.
-    price_steps(steps, run.model, finished)
-    pricing = price_run(steps, run.model, body.usage, finished)
+    price_steps(steps, run.model, finished, price_table())
+    pricing = price_run(steps, run.model, body.usage, finished, price_table())
     document: ArtifactOutput = {"steps": steps, "finalOutput": ""}
     return close_run(
         run,

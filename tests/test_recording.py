@@ -1,4 +1,4 @@
-"""The run writer: validation, one transaction, pricing at write time, and safe concurrent completion."""
+"""The run writer: one transaction, pricing at write time, the checks that need the stored run, and safe concurrent completion."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_steps_with_their_own_usage_sum_exactly_to_the_run(app: Flask) -> None:
 
 def test_run_usage_that_disagrees_with_its_steps_is_rejected(app: Flask) -> None:
     user = make_user()
-    with pytest.raises(RunValidationError) as error:
+    with pytest.raises(schemas.InvalidBody) as error:
         make_run(user, steps=steps_with_usage(), usage={"inputTokens": 9999, "outputTokens": 330})
     assert error.value.field == "usage.inputTokens"
     db.session.rollback()
