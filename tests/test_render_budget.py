@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from artifacts_app import rendering
 from artifacts_app.models import User
+from artifacts_app.rendering.sandbox import Sandbox
 from tests.factories import make_run
 from tests.pathological_markdown import family
 
@@ -100,3 +101,25 @@ def test_every_tab_of_a_run_of_pathological_steps_answers_in_time_then_from_cach
     page = signed_in.get(f"/artifacts/{run.id}")
     assert page.status_code == 200 and time.perf_counter() - started < TAB_DEADLINE_SECONDS
     assert "render-notice" in page.get_data(as_text=True)
+
+
+class SlowToStart:
+    """str.upper, in a helper that takes 0.3 s to start (unpickling it, before the helper can serve)."""
+
+    def __init__(self) -> None:
+        self.start_seconds = 0.3
+
+    def __setstate__(self, state: dict[str, float]) -> None:
+        time.sleep(state["start_seconds"])
+        self.__dict__.update(state)
+
+    def __call__(self, text: str) -> str:
+        return text.upper()
+
+
+@pytest.mark.engine_agnostic
+def test_starting_a_helper_never_counts_against_a_renders_budget() -> None:
+    # A fresh pool starts its helper on the first call. Only the work is timed, so a trivial call
+    # finishes inside a 0.1 s budget although its helper took 0.3 s to get ready.
+    outcomes = [Sandbox(SlowToStart()).run("fast", 0.1) for _ in range(3)]
+    assert outcomes == [(True, "FAST")] * 3

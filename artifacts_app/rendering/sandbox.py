@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 # Address space of one helper: a pathological input may also try to eat memory.
 HELPER_MEMORY_BYTES = 2 * 1024**3
+# How long a new helper may take to say it is ready (a fork, or the forkserver's first start on a
+# loaded machine). Not part of any render's budget: a render's clock starts once its helper is ready.
+HELPER_START_SECONDS = 30.0
+READY = "ready"
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(["artifacts_app.rendering"])
 
@@ -38,6 +42,7 @@ def _serve(connection: Connection, work: Callable[[str], Any]) -> None:
     """The helper's loop: text in, work(text) out, until the parent goes away."""
     with contextlib.suppress(ValueError, OSError):  # a lower hard limit is already in force
         resource.setrlimit(resource.RLIMIT_AS, (HELPER_MEMORY_BYTES, HELPER_MEMORY_BYTES))
+    connection.send((READY, None))
     while True:
         try:
             text = connection.recv()
@@ -51,13 +56,22 @@ def _serve(connection: Connection, work: Callable[[str], Any]) -> None:
 
 
 class _Helper:
-    """One helper process and our end of its pipe."""
+    """One helper process, started and ready, and our end of its pipe."""
 
     def __init__(self, work: Callable[[str], Any]) -> None:
         self.connection, child_end = _context.Pipe()
         self.process = _context.Process(target=_serve, args=(child_end, work), daemon=True)
         self.process.start()
         child_end.close()
+        # Wait for the helper to be up, so that starting it never counts against a render's budget.
+        if not self.connection.poll(HELPER_START_SECONDS):
+            self.close()
+            raise RenderFailed(f"the render helper did not start within {HELPER_START_SECONDS:g} s")
+        try:
+            self.connection.recv()
+        except (EOFError, OSError) as error:
+            self.close()
+            raise RenderFailed(f"the render helper stopped while starting: {error}") from None
 
     def call(self, text: str, timeout: float) -> tuple[bool, Any]:
         """(True, result) within the timeout; (False, None) after killing a helper that ran out."""
