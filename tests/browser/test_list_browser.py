@@ -108,3 +108,21 @@ def test_without_javascript_load_more_is_a_plain_link(
         assert page.locator("tr.list-end").count() == 1
     finally:
         context.close()
+
+
+def test_on_a_phone_the_list_fits_the_screen_and_still_scrolls_to_the_end(
+    watched_page: tuple[Any, PageWatch], user: User
+) -> None:
+    page, _ = watched_page
+    page.set_viewport_size({"width": 375, "height": 800})
+    expected = newest_first(record_many(user, 40))
+    sign_in(page, user.email)
+    assert page.evaluate("document.documentElement.scrollWidth") == 375  # no sideways scrolling
+    first = page.locator("tr.run-row").first
+    # Each run is a block of labelled facts, its pipeline a link that opens it.
+    assert first.locator("td[data-label=Cost]").is_visible() and first.locator("td[data-label=Model]").is_visible()
+    scroll_to_end(page)
+    assert row_ids(page) == expected
+    assert page.evaluate("document.documentElement.scrollWidth") == 375
+    first.locator("a.row-link").click()
+    page.wait_for_url(re.compile(rf"/artifacts/{expected[0]}$"))
