@@ -407,15 +407,41 @@ class StepList:
 Steps = Annotated[list[StepIn], Limit("MAX_STEPS"), StepList()]
 
 
-class RunStart(Body):
-    """Start a run (status running, the default): outputs and usage come later."""
+class Closing(Body):
+    """What finishing a run may bring: its steps (all of them), its usage, when it finished."""
+
+    steps: Steps | None = None
+    usage: UsageIn | None = None
+    completed_at: Time | None = None
+
+
+class RunComplete(Closing):
+    """POST /runs/{id}/complete."""
+
+    final_output: Output
+    model: Name | None = None
+
+
+class RunFail(Closing):
+    """POST /runs/{id}/fail: why it failed, and the steps that ran."""
+
+    error: ErrorText
+
+
+class NewRun(Body):
+    """What every POST /runs says about the run."""
 
     pipeline: Name
     input: Output
     variables: Variables | None = None
     model: Name | None = None
-    status: Literal["running"] = Field("running", description="running (the default) starts a run.")
     created_at: Time | None = None
+
+
+class RunStart(NewRun):
+    """Start a run (status running, the default): outputs and usage come later."""
+
+    status: Literal["running"] = Field("running", description="running (the default) starts a run.")
     steps: Annotated[Steps | None, NotAllowed()] = None
     final_output: Annotated[Output | None, NotAllowed()] = None
     usage: Annotated[UsageIn | None, NotAllowed()] = None
@@ -423,35 +449,19 @@ class RunStart(Body):
     completed_at: Annotated[Time | None, NotAllowed()] = None
 
 
-class RunRecordCompleted(Body):
+class RunRecordCompleted(NewRun, Closing):
     """Record a completed run in one call."""
 
-    pipeline: Name
-    input: Output
-    variables: Variables | None = None
-    model: Name | None = None
     status: Literal["completed"]
-    steps: Steps | None = None
     final_output: Output = ""
-    usage: UsageIn | None = None
-    created_at: Time | None = None
-    completed_at: Time | None = None
     error: Annotated[Output | None, NotAllowed()] = None
 
 
-class RunRecordFailed(Body):
+class RunRecordFailed(NewRun, Closing):
     """Record a failed run in one call: it says why, and keeps the steps that ran."""
 
-    pipeline: Name
-    input: Output
-    variables: Variables | None = None
-    model: Name | None = None
     status: Literal["failed"]
     error: ErrorText
-    steps: Steps | None = None
-    usage: UsageIn | None = None
-    created_at: Time | None = None
-    completed_at: Time | None = None
     final_output: Annotated[Output | None, NotAllowed()] = None
 
 
@@ -477,21 +487,6 @@ class RunCreate(
     """POST /runs: start a run, or record a finished one (status completed or failed) in one call."""
 
     model_config = ConfigDict(frozen=True)
-
-
-class RunComplete(Body):
-    final_output: Output
-    steps: Steps | None = None
-    model: Name | None = None
-    usage: UsageIn | None = None
-    completed_at: Time | None = None
-
-
-class RunFail(Body):
-    error: ErrorText
-    steps: Steps | None = None
-    usage: UsageIn | None = None
-    completed_at: Time | None = None
 
 
 # ---------------------------------------------------------------- responses, export and import

@@ -61,6 +61,16 @@ LIST_PARAMETERS = [
 ]
 
 
+def run_write(operation_id: str, summary: str, body: str, answered: str) -> dict[str, Any]:
+    """A POST to one of the caller's runs: its body, the run as the answer, and the errors every such write has."""
+    return {"post": {
+        "operationId": operation_id, "summary": summary, "parameters": [RUN_ID], "requestBody": json_body(body),
+        "responses": {"200": run_response(answered), **WRITE_ERRORS,
+                      "404": error_response("No such run for this caller."),
+                      "409": error_response("The run is already completed or failed.")},
+    }}
+
+
 def document(limits: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The whole OpenAPI document, with the limits in force (the defaults when none are given)."""
     return {
@@ -114,39 +124,12 @@ def document(limits: Mapping[str, int] | None = None) -> dict[str, Any]:
                                   "404": error_response("No such run for this caller.")},
                 },
             },
-            "/api/v1/runs/{run_id}/steps": {
-                "post": {
-                    "operationId": "addStep",
-                    "summary": "Append one step's output to a running run.",
-                    "parameters": [RUN_ID],
-                    "requestBody": json_body("StepIn"),
-                    "responses": {"200": run_response("The run with the step added."), **WRITE_ERRORS,
-                                  "404": error_response("No such run for this caller."),
-                                  "409": error_response("The run is already completed or failed.")},
-                },
-            },
-            "/api/v1/runs/{run_id}/complete": {
-                "post": {
-                    "operationId": "completeRun",
-                    "summary": "Complete a running run; the server prices it.",
-                    "parameters": [RUN_ID],
-                    "requestBody": json_body("RunComplete"),
-                    "responses": {"200": run_response("The completed run."), **WRITE_ERRORS,
-                                  "404": error_response("No such run for this caller."),
-                                  "409": error_response("The run is already completed or failed.")},
-                },
-            },
-            "/api/v1/runs/{run_id}/fail": {
-                "post": {
-                    "operationId": "failRun",
-                    "summary": "Fail a running run, keeping the steps that completed.",
-                    "parameters": [RUN_ID],
-                    "requestBody": json_body("RunFail"),
-                    "responses": {"200": run_response("The failed run."), **WRITE_ERRORS,
-                                  "404": error_response("No such run for this caller."),
-                                  "409": error_response("The run is already completed or failed.")},
-                },
-            },
+            "/api/v1/runs/{run_id}/steps": run_write("addStep", "Append one step's output to a running run.",
+                                                    "StepIn", "The run with the step added."),
+            "/api/v1/runs/{run_id}/complete": run_write("completeRun", "Complete a running run; the server prices it.",
+                                                       "RunComplete", "The completed run."),
+            "/api/v1/runs/{run_id}/fail": run_write("failRun", "Fail a running run, keeping the steps that completed.",
+                                                   "RunFail", "The failed run."),
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",

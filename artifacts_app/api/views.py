@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Response, current_app, jsonify, request
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from .. import limits, queries, recording, schemas
@@ -109,37 +110,37 @@ def require_run(run_id: str) -> None:
         raise ApiError(404, "not_found", "No such run.")
 
 
+Write = TypeVar("Write", bound=BaseModel)
+
+
+def write_to_run(run_id: str, model: type[Write], write: Callable[[User, str, Write], PipelineRun]) -> Response:
+    """One write to a caller's run: 404 first, then the body as `model`, then the writer; the run as JSON."""
+    require_run(run_id)
+    body = json_body(model)
+    run = recorded(lambda: write(current_api_user(), run_id, body))
+    db.session.commit()
+    return jsonify(run_json(run))
+
+
 @bp.post("/runs/<id:run_id>/steps")
 @token_required
 def add_step(run_id: str) -> Response:
     """Append one step's output to a running run."""
-    require_run(run_id)
-    step = json_body(schemas.StepIn)
-    run = recorded(lambda: recording.add_step(current_api_user(), run_id, step))
-    db.session.commit()
-    return jsonify(run_json(run))
+    return write_to_run(run_id, schemas.StepIn, recording.add_step)
 
 
 @bp.post("/runs/<id:run_id>/complete")
 @token_required
 def complete_run(run_id: str) -> Response:
     """Complete a running run with its outputs and usage; the server prices it."""
-    require_run(run_id)
-    body = json_body(schemas.RunComplete)
-    run = recorded(lambda: recording.complete_run(current_api_user(), run_id, body))
-    db.session.commit()
-    return jsonify(run_json(run))
+    return write_to_run(run_id, schemas.RunComplete, recording.complete_run)
 
 
 @bp.post("/runs/<id:run_id>/fail")
 @token_required
 def fail_run(run_id: str) -> Response:
     """Fail a running run with its error, keeping the steps that completed."""
-    require_run(run_id)
-    body = json_body(schemas.RunFail)
-    run = recorded(lambda: recording.fail_run(current_api_user(), run_id, body))
-    db.session.commit()
-    return jsonify(run_json(run))
+    return write_to_run(run_id, schemas.RunFail, recording.fail_run)
 
 
 @bp.get("/runs/<id:run_id>")
