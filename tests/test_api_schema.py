@@ -10,7 +10,6 @@ describes, and that a body the document forbids is refused.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,21 +31,14 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from artifacts_app import recording, tokens
 from artifacts_app.api import openapi
 from artifacts_app.extensions import db
 from tests.factories import make_run, make_user, three_steps
+from tests.servers import serving
 
 EXAMPLES_PER_OPERATION = 30
-
-
-class QuietHandler(WSGIRequestHandler):
-    """werkzeug's request handler without a log line per request."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -94,18 +86,8 @@ def live_api(app: Flask) -> Iterator[LiveApi]:
                                     created_at=when, completed_at=when).id,
     ]
     db.session.commit()
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="live-api",
-                              daemon=True)
-    thread.start()
-    session = requests.Session()
-    try:
-        yield LiveApi(f"http://127.0.0.1:{server.server_port}", clear, itertools.cycle(finished), session)
-    finally:
-        session.close()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(app) as url, requests.Session() as session:
+        yield LiveApi(url, clear, itertools.cycle(finished), session)
 
 
 # The document as the app builds it; test_the_live_server_serves_the_document_the_checks_use

@@ -6,36 +6,26 @@ The security scan found this on SQLite: a few writers at once and some requests 
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 import sqlalchemy as sa
 from flask import Flask
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from artifacts_app import tokens
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun
 from tests.factories import make_user, three_steps
+from tests.servers import serving
 
 CLIENTS = 8
 RUNS_PER_CLIENT = 12
-
-
-class QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 def test_concurrent_one_shot_and_step_by_step_writers_all_succeed(app: Flask) -> None:
     user = make_user("writer@example.com")
     _, clear = tokens.create_token(user, "executor")
     db.session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}/api/v1"
     headers = {"Authorization": f"Bearer {clear}"}
 
     def client(number: int) -> list[int]:
@@ -61,12 +51,9 @@ def test_concurrent_one_shot_and_step_by_step_writers_all_succeed(app: Flask) ->
                 statuses.append(session.get(f"{base}/runs", headers=headers, timeout=60).status_code)
         return statuses
 
-    try:
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            results = [status for statuses in pool.map(client, range(CLIENTS)) for status in statuses]
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serving(app) as url, ThreadPoolExecutor(CLIENTS) as pool:
+        base = f"{url}/api/v1"
+        results = [status for statuses in pool.map(client, range(CLIENTS)) for status in statuses]
 
     assert sorted(set(results)) == [200, 201], {status: results.count(status) for status in set(results)}
     db.session.rollback()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from flask import Flask
 from artifacts_app import PROJECT_ROOT
 from tests.factories import PASSWORD, make_user
 from tests.http_helpers import csrf_from
+from tests.servers import free_port, stop
 
 EMAIL = "ada@example.com"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -58,20 +57,8 @@ class Server:
             time.sleep(0.05)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.conftest import only_on_sqlite
 from tests.databases import in_ci
 from tests.factories import PASSWORD
+from tests.servers import serving
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 # Without these Chromium keeps calling Google's hosts, which this machine cannot reach.
@@ -52,26 +51,15 @@ class LiveServer:
     """The app served over HTTP on 127.0.0.1 by werkzeug in a thread."""
 
     app: Flask
-    server: BaseWSGIServer
-    thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
+    url: str
 
 
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[LiveServer]:
     """The test's app (its database) on a free port, stopped after the test."""
     app.config.update(SESSION_COOKIE_SECURE=False, REMEMBER_COOKIE_SECURE=False)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield LiveServer(app, server, thread)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serving(app, quiet=False) as url:
+        yield LiveServer(app, url)
 
 
 @pytest.fixture(scope="session")
