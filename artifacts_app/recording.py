@@ -23,6 +23,7 @@ from .pricing import PriceTable, price_run, price_steps
 from .schemas import (
     FINISHED_STATUSES,
     OPEN_STATUSES,
+    NewRun,
     RunComplete,
     RunFail,
     RunRecordCompleted,
@@ -101,8 +102,9 @@ def pipeline_for(user: User, name: str) -> Pipeline:
     return pipeline
 
 
-def start_run(user: User, body: RunStart) -> PipelineRun:
-    """A new run in `running` state, its pipeline looked up or created by name."""
+def start_run(user: User, body: NewRun, *, created_at: datetime | None = None) -> PipelineRun:
+    """A new run in `running` state, its pipeline looked up or created by name; it started at
+    `created_at`, else when the body says, else now."""
     run = PipelineRun(
         pipeline=pipeline_for(user, body.pipeline.strip()),
         user_id=user.id,
@@ -110,7 +112,7 @@ def start_run(user: User, body: RunStart) -> PipelineRun:
         input=body.input,
         variables=body.variables,
         model=body.model,
-        created_at=body.created_at or utcnow(),
+        created_at=created_at or body.created_at or utcnow(),
     )
     db.session.add(run)
     db.session.flush()
@@ -221,13 +223,10 @@ def fail_run(user: User, run_id: str, body: RunFail | RunRecordFailed) -> Pipeli
 
 def record_run(user: User, body: RunRecordCompleted | RunRecordFailed) -> PipelineRun:
     """Record a finished run in one call (the API's one-shot create, demo data)."""
-    # A run that only says when it finished started then.
-    created_at = body.created_at or body.completed_at
-    start = RunStart(pipeline=body.pipeline, input=body.input, variables=body.variables, model=body.model,
-                     status=RunStatus.RUNNING.value, created_at=created_at)
     # Nest so a rejected completion also takes back the run it started.
     with db.session.begin_nested():
-        run = start_run(user, start)
+        # A run that only says when it finished started then.
+        run = start_run(user, body, created_at=body.created_at or body.completed_at)
         if isinstance(body, RunRecordCompleted):
             return complete_run(user, run.id, body)
         return fail_run(user, run.id, body)

@@ -19,7 +19,7 @@ from ..serialization import run_out, run_summary
 from ..urls import external_url
 from . import bp, openapi
 from .errors import ApiError
-from .inputs import current_api_user, idempotency_key, json_body, json_value, token_required
+from .inputs import current_api_user, idempotency_key, json_body, json_value, token_required, validated
 
 
 def spec() -> dict[str, Any]:
@@ -65,7 +65,7 @@ def recorded(call: Callable[[], PipelineRun]) -> PipelineRun:
 def create_run() -> tuple[Response, int]:
     """Start a run, or record a finished one (status completed|failed) in one call."""
     value = json_value()
-    body = json_body(schemas.RunCreate, value).root
+    body = validated(schemas.RunCreate, value).root
     user = current_api_user()
     key = idempotency_key()
     # The same request, however its JSON is laid out.
