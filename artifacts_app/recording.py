@@ -21,17 +21,15 @@ from .extensions import db
 from .models import ArtifactOutput, ArtifactStep, Pipeline, PipelineRun, User
 from .pricing import PriceTable, price_run, price_steps
 from .schemas import (
-    FINISHED_STATUSES,
-    OPEN_STATUSES,
     NewRun,
     RunComplete,
     RunFail,
     RunRecordCompleted,
     RunRecordFailed,
     RunStart,
-    RunStatus,
     StepIn,
 )
+from .statuses import FINISHED_STATUSES, OPEN_STATUSES, RunStatus
 from .types import utcnow
 
 

@@ -42,7 +42,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from . import limits
-from .statuses import FINISHED_STATUSES, OPEN_STATUSES, CostSource, RunStatus  # noqa: F401  (re-exported)
+from .statuses import CostSource, RunStatus
 from .types import MONEY_LIMIT, MONEY_PLACES, MONEY_QUANTUM
 
 MAX_TOKENS = 2**31 - 1  # the columns are 32-bit integers

@@ -16,6 +16,7 @@ from ..extensions import db
 from ..models import IdempotencyKey, PipelineRun, User
 from ..paging import encode_cursor, filters_and_cursor, next_page, parse_limit
 from ..serialization import run_out, run_summary
+from ..statuses import FINISHED_STATUSES, CostSource
 from ..urls import external_url
 from . import bp, openapi
 from .errors import ApiError
@@ -35,7 +36,7 @@ def spec() -> dict[str, Any]:
 def run_json(run: PipelineRun, pipeline_name: str | None = None) -> dict[str, Any]:
     """The API's run shape (schemas.RunOut), with the web page's URL and any warnings."""
     warnings = None
-    if run.status in schemas.FINISHED_STATUSES and run.cost_source == schemas.CostSource.UNPRICED:
+    if run.status in FINISHED_STATUSES and run.cost_source == CostSource.UNPRICED:
         reason = f"model {run.model!r} has no known price" if run.model else "no model was given"
         if run.input_tokens is None:
             reason = "no token usage was reported"
