@@ -161,7 +161,7 @@ def import_command(source: TextIO, email: str) -> None:
 def export_command(email: str, output: TextIO) -> None:
     """Export every finished run of a user as JSON Lines, the format `runs import` reads."""
     user = existing_user(email)
-    for chunk in exports.jsonl_lines(user, ListFilters(status="all")):
+    for chunk in exports.jsonl_lines(user, ListFilters(finished_only=True)):
         output.write(chunk)
 
 

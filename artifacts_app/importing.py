@@ -4,9 +4,8 @@ it was written (id, times, usage, cost and cost source), unlike the API, which p
 from __future__ import annotations
 
 from . import queries
-from .extensions import db
 from .models import PipelineRun, User
-from .recording import RunValidationError, check_finish, pipeline_for, stored_steps
+from .recording import RunValidationError, check_finish, name_from_input, pipeline_for, store_new, stored_steps
 from .schemas import ImportedRun
 from .statuses import RunStatus
 
@@ -23,11 +22,15 @@ def import_run(user: User, line: ImportedRun) -> PipelineRun:
     legacy = line.steps is None
     final_output = line.final_output or ""
     usage = line.usage
+    pipeline = line.pipeline.strip()
     run = PipelineRun(
         id=line.id,
-        pipeline=pipeline_for(user, line.pipeline.strip()),
+        pipeline=pipeline_for(user, pipeline),
         user_id=user.id,
         status=line.status,
+        name=line.name.strip() if line.name else name_from_input(line.input),
+        tags=list(line.tags) if line.tags else None,
+        run_metadata=dict(line.metadata) if line.metadata else None,
         input=line.input,
         variables=line.variables,
         model=line.model,
@@ -41,6 +44,4 @@ def import_run(user: User, line: ImportedRun) -> PipelineRun:
         created_at=line.created_at,
         completed_at=line.completed_at,
     )
-    db.session.add(run)
-    db.session.flush()
-    return run
+    return store_new(run, pipeline)

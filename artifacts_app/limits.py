@@ -23,6 +23,10 @@ LIMITS: dict[str, LimitSpec] = {
     "MAX_STEPS": LimitSpec(1000, "steps", "the steps of one run"),
     "MAX_VARIABLES": LimitSpec(100, "variables", "the variables of one run"),
     "MAX_VARIABLE_CHARS": LimitSpec(64 * 1024, "characters", "one variable's value"),
+    "MAX_TAGS": LimitSpec(20, "tags", "the tags of one run"),
+    "MAX_LABEL_LENGTH": LimitSpec(64, "characters", "a tag or a metadata key"),
+    "MAX_METADATA": LimitSpec(50, "entries", "the metadata of one run"),
+    "MAX_METADATA_CHARS": LimitSpec(1000, "characters", "one metadata value"),
 }
 DECIMAL_STRING_LENGTH = 64  # a cost as text; no limit setting, no real amount comes near it
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .extensions import Model
 from .statuses import CostSource, RunStatus, sql_list
-from .types import JSONDocument, Money, UTCDateTime, utcnow
+from .types import JSONDocument, Money, MoneyTotal, UTCDateTime, utcnow
 
 
 def new_id() -> str:
@@ -111,6 +111,11 @@ class PipelineRun(Model):
     )
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING.value)
+    # What the list calls the run: the name the executor gave, else the input's first line.
+    name: Mapped[str] = mapped_column(String(200), server_default="")
+    tags: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    # "metadata" is taken on declarative classes; the column keeps the API's name.
+    run_metadata: Mapped[dict[str, str] | None] = mapped_column("metadata", JSONDocument)
     input: Mapped[str] = mapped_column(Text)
     variables: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     # Legacy: before artifact_data, a run's only output. Still written during the transition.
@@ -124,6 +129,15 @@ class PipelineRun(Model):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The list's sort keys, written by the writer with the values they derive from
+    # (recording.listing_columns): the time a row shows (completion, or start while open),
+    # tokens in and out together, the cost and the duration (SORTS_LAST_… when the run
+    # has none). Plain columns, not expression indexes: SQLite cannot reflect those, so a later
+    # batch migration (a table copy) would drop them.
+    listed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    total_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    sort_cost: Mapped[Decimal] = mapped_column(Money(), server_default="-1")
+    sort_duration_ms: Mapped[int] = mapped_column(BigInteger, server_default="-1")
 
     pipeline: Mapped[Pipeline] = relationship()
 
@@ -131,14 +145,56 @@ class PipelineRun(Model):
         return f"<PipelineRun {self.id} {self.status}>"
 
 
-# Serves the list exactly: one user's runs of one status, newest completion first.
+# What an unpriced run sorts by as its cost, and an open one as its duration: below every real
+# value (the smallest Money step below $0, and -1 ms).
+SORTS_LAST_COST = Decimal("-0.000000000001")
+SORTS_LAST_DURATION = -1
+
+# One index per keyset order of the list (queries.SORT_KEYS), each led by the user; the
+# status-filtered default order has its own.
+Index("ix_pipeline_runs_listed", PipelineRun.user_id, PipelineRun.listed_at.desc(), PipelineRun.id.desc())
 Index(
-    "ix_pipeline_runs_list",
-    PipelineRun.user_id,
-    PipelineRun.status,
-    PipelineRun.completed_at.desc(),
-    PipelineRun.id.desc(),
+    "ix_pipeline_runs_status_listed",
+    PipelineRun.user_id, PipelineRun.status, PipelineRun.listed_at.desc(), PipelineRun.id.desc(),
 )
+Index("ix_pipeline_runs_cost", PipelineRun.user_id, PipelineRun.sort_cost, PipelineRun.id)
+Index("ix_pipeline_runs_tokens", PipelineRun.user_id, PipelineRun.total_tokens, PipelineRun.id)
+Index("ix_pipeline_runs_duration", PipelineRun.user_id, PipelineRun.sort_duration_ms, PipelineRun.id)
+
+
+class RunFacet(Model):
+    """A value the user's runs use (a pipeline, model or tag) and how many runs use it: the list's
+    filter menus read these instead of a DISTINCT over every run. The writer keeps the counts in the
+    transaction that changes the runs; a value leaves when its last run does."""
+
+    __tablename__ = "run_facets"
+    __table_args__ = (CheckConstraint("kind IN ('pipeline', 'model', 'tag')", name="kind"),)
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    runs: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunRollup(Model):
+    """The user's runs summed per pipeline, model, status and day (of listed_at, in UTC): the
+    list's totals for those filters add up a few of these rows instead of every run. Kept by the
+    writer in the same transaction as the runs (rollups.py), so they are never stale."""
+
+    __tablename__ = "run_rollups"
+    __table_args__ = (UniqueConstraint("user_id", "pipeline_id", "model", "status", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(200))  # "" for runs without a model
+    status: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    runs: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost: Mapped[Decimal] = mapped_column(MoneyTotal())  # of the priced runs
+    unpriced_runs: Mapped[int] = mapped_column(BigInteger)  # finished runs without a cost
 
 
 class LoginFailure(Model):

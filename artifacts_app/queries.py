@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, LargeBinary, Row, Select, String, func, literal, select, tuple_, union_all
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    Row,
+    Select,
+    String,
+    and_,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy import true as sa_true
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import defer
 
+from . import search
 from .extensions import db
 from .filters import Cursor, ListFilters
-from .models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, User
-from .types import UTCDateTime
+from .models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, RunFacet, RunRollup, User
+from .statuses import FINISHED_STATUSES
 
 
 def user_by_session_token(session_token: str) -> User | None:
@@ -89,11 +105,14 @@ class Totals:
     output_tokens: int
     cost: Decimal
     unpriced_runs: int
+    open_runs: int = 0  # pending or running: no cost yet, and not "unpriced" either
 
 
 LIST_COLUMNS = (
     PipelineRun.id,
     Pipeline.name.label("pipeline_name"),
+    PipelineRun.name,
+    PipelineRun.tags,
     PipelineRun.model,
     PipelineRun.status,
     PipelineRun.input_tokens,
@@ -102,66 +121,126 @@ LIST_COLUMNS = (
     PipelineRun.cost_source,
     PipelineRun.created_at,
     PipelineRun.completed_at,
+    PipelineRun.listed_at,
 )
 
 
-def filtered(statement: Select[Any], user: User, filters: ListFilters, statuses: tuple[str, ...]) -> Select[Any]:
+def sort_key(filters: ListFilters) -> tuple[Any, bool]:
+    """The order's key and whether it runs largest first; each has its index in models.py."""
+    if filters.sort == "oldest":
+        return PipelineRun.listed_at, False
+    if filters.sort == "cost":
+        return PipelineRun.sort_cost, True
+    if filters.sort == "tokens":
+        return PipelineRun.total_tokens, True
+    if filters.sort == "duration":
+        return PipelineRun.sort_duration_ms, True
+    if filters.sort == "relevance" and filters.query:
+        return search.relevance(filters.query), True
+    return PipelineRun.listed_at, True
+
+
+def escaped_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def model_family(column: Any, models: tuple[str, ...]) -> ColumnElement[bool]:
+    """The model is one of these, or a dated or suffixed version of one ("gpt-4o" finds "gpt-4o-mini"
+    and "gpt-4o-2024-08-06", not "gpt-4o1")."""
+    return or_(*(
+        or_(column == model, column.like(escaped_like(model) + "-%", escape="\\")) for model in models
+    ))
+
+
+def json_has_all(column: Any, values: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
+    """Every value is in the JSON array `column`."""
+    if dialect == "postgresql":
+        return cast(ColumnElement[bool], column.op("@>")(literal(list(values), JSONB)))
+    return and_(*(
+        exists(select(literal(1)).select_from(func.json_each(column).table_valued("value").alias("tag"))
+               .where(literal_column("tag.value") == value))
+        for value in values
+    ))
+
+
+def json_has_pairs(column: Any, pairs: tuple[tuple[str, str], ...], dialect: str) -> ColumnElement[bool]:
+    """The JSON object `column` holds every (key, value); keys are plain (paging.KEY_CHARS)."""
+    if dialect == "postgresql":
+        return cast(ColumnElement[bool], column.op("@>")(literal(dict(pairs), JSONB)))
+    return and_(*(func.json_extract(column, f'$."{key}"') == value for key, value in pairs))
+
+
+def filtered(statement: Select[Any], user: User, filters: ListFilters) -> Select[Any]:
     """Narrow a statement over pipeline_runs to the user's runs matching the filters."""
-    statement = statement.where(PipelineRun.user_id == user.id, PipelineRun.completed_at.is_not(None))
-    statement = statement.where(
-        PipelineRun.status == statuses[0] if len(statuses) == 1 else PipelineRun.status.in_(statuses)
-    )
-    if filters.pipeline:
-        # A subquery, not a join: the totals aggregate then never touches pipelines.
+    dialect = db.session.get_bind().dialect.name
+    statement = statement.where(PipelineRun.user_id == user.id)
+    statuses = filters.statuses
+    if filters.status or filters.finished_only:
         statement = statement.where(
-            PipelineRun.pipeline_id
-            == select(Pipeline.id)
-            .where(Pipeline.user_id == user.id, Pipeline.name == filters.pipeline)
-            .scalar_subquery()
+            PipelineRun.status == statuses[0] if len(statuses) == 1 else PipelineRun.status.in_(statuses)
         )
-    if filters.model:
-        statement = statement.where(PipelineRun.model == filters.model)
+    if filters.pipelines:
+        # A subquery, not a join: the totals aggregate then never touches pipelines.
+        statement = statement.where(PipelineRun.pipeline_id.in_(pipeline_ids(user, filters.pipelines)))
+    if filters.models:
+        statement = statement.where(model_family(PipelineRun.model, filters.models))
+    if filters.tags:
+        statement = statement.where(json_has_all(PipelineRun.tags, filters.tags, dialect))
+    if filters.metadata:
+        statement = statement.where(json_has_pairs(PipelineRun.run_metadata, filters.metadata, dialect))
     if (start := filters.range_start()) is not None:
-        statement = statement.where(PipelineRun.completed_at >= start)
+        statement = statement.where(PipelineRun.listed_at >= start)
     if (end := filters.range_end()) is not None:
-        statement = statement.where(PipelineRun.completed_at < end)
+        statement = statement.where(PipelineRun.listed_at < end)
+    if filters.query:
+        statement = statement.where(search.matches(user, filters.query))
     return statement
 
 
-def keyset_after(cursor: Cursor) -> ColumnElement[bool]:
-    """Rows strictly after the cursor in (completed_at desc, id desc) order, as one row comparison."""
-    return tuple_(PipelineRun.completed_at, PipelineRun.id) < tuple_(
-        literal(cursor.completed_at, UTCDateTime()), literal(cursor.run_id, String())
-    )
+def pipeline_ids(user: User, names: tuple[str, ...]) -> Select[Any]:
+    return select(Pipeline.id).where(Pipeline.user_id == user.id, Pipeline.name.in_(names))
+
+
+def keyset_after(key: Any, descending: bool, cursor: Cursor) -> ColumnElement[bool]:
+    """Rows strictly after the cursor in (key, id) order, as one row comparison."""
+    position = tuple_(key, PipelineRun.id)
+    value = tuple_(literal(cursor.value, key.type), literal(cursor.run_id, String()))
+    return position < value if descending else position > value
 
 
 def list_statement(user: User, filters: ListFilters, after: Cursor | None, limit: int) -> Select[Any]:
     """The list's page query: the listed columns only, keyset order, never artifact_data.
 
-    Keyset pagination on (completed_at, id): a run completing while someone scrolls cannot
-    shift the pages, and a deep page costs the same as the first. With several statuses each
-    gets its own index-ordered scan, merged afterwards, so no status forces a full sort.
+    Keyset pagination on (sort key, id): a run arriving while someone scrolls cannot shift the
+    pages, and a deep page costs the same as the first.
     """
-    order = (PipelineRun.completed_at.desc(), PipelineRun.id.desc())
-    pages = []
-    for status in filters.statuses:
-        statement = filtered(select(*LIST_COLUMNS).join(Pipeline), user, filters, (status,))
-        if after is not None:
-            statement = statement.where(keyset_after(after))
-        pages.append(statement.order_by(*order).limit(limit))
-    if len(pages) == 1:
-        return pages[0]
-    merged = union_all(*(page.subquery().select() for page in pages)).subquery()
-    return select(merged).order_by(merged.c.completed_at.desc(), merged.c.id.desc()).limit(limit)
+    key, descending = sort_key(filters)
+    statement = filtered(select(*LIST_COLUMNS, key.label("sort_key")).join(Pipeline), user, filters)
+    if after is not None:
+        statement = statement.where(keyset_after(key, descending, after))
+    order = (key.desc(), PipelineRun.id.desc()) if descending else (key.asc(), PipelineRun.id.asc())
+    return statement.order_by(*order).limit(limit)
 
 
 def list_runs(user: User, filters: ListFilters, after: Cursor | None, limit: int) -> list[Row[Any]]:
-    """One page of the user's finished runs, newest completion first."""
+    """One page of the user's runs in the filters' order."""
     return list(db.session.execute(list_statement(user, filters, after, limit)).all())
 
 
+def list_row(user: User, run_id: str) -> Row[Any] | None:
+    """One run as a list row (a running row refreshing itself)."""
+    return db.session.execute(
+        select(*LIST_COLUMNS, PipelineRun.listed_at.label("sort_key")).join(Pipeline)
+        .where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
+    ).one_or_none()
+
+
 def run_totals(user: User, filters: ListFilters) -> Totals:
-    """Count, tokens and cost of every run the filtered list shows, in one aggregate query."""
+    """Count, tokens and cost of every run the filtered list shows: added up from the rollups when
+    the filters are ones they keep (pipeline, model, status, day), else over the matching runs."""
+    finished = PipelineRun.status.in_(FINISHED_STATUSES)
+    if filters.summarised:
+        return rollup_totals(user, filters)
     row = db.session.execute(
         filtered(
             select(
@@ -169,52 +248,79 @@ def run_totals(user: User, filters: ListFilters) -> Totals:
                 func.coalesce(func.sum(PipelineRun.input_tokens), 0),
                 func.coalesce(func.sum(PipelineRun.output_tokens), 0),
                 func.sum(PipelineRun.cost),
-                func.count().filter(PipelineRun.cost.is_(None)),
+                func.count().filter(and_(PipelineRun.cost.is_(None), finished)),
+                func.count().filter(~finished),
             ).select_from(PipelineRun),
             user,
             filters,
-            filters.statuses,
         )
     ).one()
     return Totals(
         runs=row[0], input_tokens=int(row[1]), output_tokens=int(row[2]),
-        cost=row[3] if row[3] is not None else Decimal(0), unpriced_runs=row[4],
+        cost=row[3] if row[3] is not None else Decimal(0), unpriced_runs=row[4], open_runs=row[5],
     )
+
+
+def rollup_totals(user: User, filters: ListFilters) -> Totals:
+    """The totals from run_rollups: a few rows per pipeline, model, status and day."""
+    statement = select(
+        func.coalesce(func.sum(RunRollup.runs), 0),
+        func.coalesce(func.sum(RunRollup.input_tokens), 0),
+        func.coalesce(func.sum(RunRollup.output_tokens), 0),
+        func.sum(RunRollup.cost),
+        func.coalesce(func.sum(RunRollup.unpriced_runs), 0),
+        func.coalesce(func.sum(RunRollup.runs).filter(RunRollup.status.not_in(FINISHED_STATUSES)), 0),
+    ).where(RunRollup.user_id == user.id)
+    if filters.status or filters.finished_only:
+        statement = statement.where(RunRollup.status.in_(filters.statuses))
+    if filters.pipelines:
+        statement = statement.where(RunRollup.pipeline_id.in_(pipeline_ids(user, filters.pipelines)))
+    if filters.models:
+        statement = statement.where(model_family(RunRollup.model, filters.models))
+    if filters.listed_from is not None:
+        statement = statement.where(RunRollup.day >= filters.listed_from)
+    if filters.listed_to is not None:
+        statement = statement.where(RunRollup.day <= filters.listed_to)
+    row = db.session.execute(statement).one()
+    return Totals(
+        runs=int(row[0]), input_tokens=int(row[1]), output_tokens=int(row[2]),
+        cost=row[3] if row[3] is not None else Decimal(0), unpriced_runs=int(row[4]), open_runs=int(row[5]),
+    )
+
+
+def facet_values(user: User, kind: str) -> list[str]:
+    """The pipelines, models or tags the user's runs use (for the filter menus), from run_facets."""
+    return list(db.session.execute(
+        select(RunFacet.value).where(RunFacet.user_id == user.id, RunFacet.kind == kind).order_by(RunFacet.value)
+    ).scalars())
 
 
 def pipeline_names(user: User) -> list[str]:
-    """The names of the user's pipelines, for the filter menu."""
-    return list(
-        db.session.execute(select(Pipeline.name).where(Pipeline.user_id == user.id).order_by(Pipeline.name)).scalars()
-    )
+    """The names of the user's pipelines that have runs, for the filter menu."""
+    return facet_values(user, "pipeline")
 
 
 def model_names(user: User) -> list[str]:
     """The models the user's runs used, for the filter menu."""
-    names = db.session.execute(
-        select(PipelineRun.model)
-        .where(PipelineRun.user_id == user.id, PipelineRun.model.is_not(None))
-        .distinct()
-        .order_by(PipelineRun.model)
-    ).scalars()
-    return [name for name in names if name is not None]
+    return facet_values(user, "model")
+
+
+def tag_names(user: User) -> list[str]:
+    """The tags on the user's runs, for the filter menu."""
+    return facet_values(user, "tag")
 
 
 def export_runs(
     user: User, filters: ListFilters, after: Cursor | None, limit: int
 ) -> list[tuple[PipelineRun, str]]:
-    """Whole runs (artifact_data included) with their pipeline names, in list order, for exports."""
-    pages = []
-    for status in filters.statuses:
-        statement = filtered(select(PipelineRun, Pipeline.name).join(Pipeline), user, filters, (status,))
-        if after is not None:
-            statement = statement.where(keyset_after(after))
-        pages.append(statement.order_by(PipelineRun.completed_at.desc(), PipelineRun.id.desc()).limit(limit))
-    found: list[tuple[PipelineRun, str]] = []
-    for page in pages:
-        found.extend(tuple(row) for row in db.session.execute(page).all())
-    found.sort(key=lambda pair: (pair[0].completed_at, pair[0].id), reverse=True)
-    return found[:limit]
+    """Whole runs (artifact_data included) with their pipeline names, newest first, for exports."""
+    newest = replace(filters, sort="newest")
+    key, descending = sort_key(newest)
+    statement = filtered(select(PipelineRun, Pipeline.name).join(Pipeline), user, newest)
+    if after is not None:
+        statement = statement.where(keyset_after(key, descending, after))
+    statement = statement.order_by(key.desc(), PipelineRun.id.desc()).limit(limit)
+    return [(row[0], row[1]) for row in db.session.execute(statement).all()]
 
 
 @dataclass(frozen=True)

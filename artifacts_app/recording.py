@@ -9,6 +9,7 @@ decides where the transaction ends.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from flask import current_app
@@ -16,9 +17,9 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import IntegrityError
 
-from . import limits, queries, schemas
+from . import limits, queries, rollups, schemas, search
 from .extensions import db
-from .models import ArtifactOutput, ArtifactStep, Pipeline, PipelineRun, User
+from .models import SORTS_LAST_COST, SORTS_LAST_DURATION, ArtifactOutput, ArtifactStep, Pipeline, PipelineRun, User
 from .pricing import PriceTable, price_run, price_steps
 from .schemas import (
     NewRun,
@@ -78,6 +79,49 @@ def stored_steps(steps: list[StepIn] | None) -> list[ArtifactStep]:
     return [stored_step(step) for step in steps or []]
 
 
+NAME_LENGTH = 80  # a name taken from the input is cut to this, at a word
+
+
+def name_from_input(text: str) -> str:
+    """What a run without a name is called: its input's first non-blank line, cut at a word."""
+    line = next((line.strip() for line in text[:4096].splitlines() if line.strip()), "")
+    if len(line) <= NAME_LENGTH:
+        return line
+    cut = line[: NAME_LENGTH - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"
+
+
+def listing_columns(
+    status: str, created_at: datetime, completed_at: datetime | None,
+    input_tokens: int | None, output_tokens: int | None, cost: Decimal | None,
+) -> dict[str, Any]:
+    """The list's sort keys for a run in this state (the one place they are derived)."""
+    finished = completed_at if completed_at is not None and RunStatus(status) in FINISHED_STATUSES else None
+    return {
+        "listed_at": finished or created_at,
+        "total_tokens": (input_tokens or 0) + (output_tokens or 0),
+        "sort_cost": SORTS_LAST_COST if cost is None else cost,
+        "sort_duration_ms": (
+            SORTS_LAST_DURATION if finished is None else round((finished - created_at).total_seconds() * 1000)
+        ),
+    }
+
+
+def store_new(run: PipelineRun, pipeline_name: str) -> PipelineRun:
+    """Write a new run with its sort keys, count it into the summaries and index it for search."""
+    for name, value in listing_columns(
+        run.status, run.created_at, run.completed_at, run.input_tokens, run.output_tokens, run.cost
+    ).items():
+        setattr(run, name, value)
+    db.session.add(run)
+    db.session.flush()
+    rollups.count([(rollups.share_of(run, pipeline_name), +1)])
+    search.index_run(run)
+    return run
+
+
 def check_finish(finished: datetime, started: datetime) -> None:
     if finished < started:
         raise RunValidationError("completedAt", "must not be before the run was created")
@@ -103,18 +147,20 @@ def pipeline_for(user: User, name: str) -> Pipeline:
 def start_run(user: User, body: NewRun, *, created_at: datetime | None = None) -> PipelineRun:
     """A new run in `running` state, its pipeline looked up or created by name; it started at
     `created_at`, else when the body says, else now."""
+    pipeline = body.pipeline.strip()
     run = PipelineRun(
-        pipeline=pipeline_for(user, body.pipeline.strip()),
+        pipeline=pipeline_for(user, pipeline),
         user_id=user.id,
-        status=RunStatus.RUNNING,
+        status=RunStatus.RUNNING.value,
+        name=body.name.strip() if body.name else name_from_input(body.input),
+        tags=list(body.tags) if body.tags else None,
+        run_metadata=dict(body.metadata) if body.metadata else None,
         input=body.input,
         variables=body.variables,
         model=body.model,
         created_at=created_at or body.created_at or utcnow(),
     )
-    db.session.add(run)
-    db.session.flush()
-    return run
+    return store_new(run, pipeline)
 
 
 def open_run(user: User, run_id: str) -> PipelineRun:
@@ -128,7 +174,15 @@ def open_run(user: User, run_id: str) -> PipelineRun:
 
 
 def close_run(run: PipelineRun, values: dict[str, Any]) -> PipelineRun:
-    """Write a run's final state only if it is still open: of two racing writers, exactly one wins."""
+    """Write a run's final state only if it is still open: of two racing writers, exactly one wins.
+
+    The summaries move the run from its open state to its final one in the same transaction.
+    """
+    before = rollups.share_of(run)
+    values |= listing_columns(
+        values["status"], run.created_at, values["completed_at"], values["input_tokens"], values["output_tokens"],
+        values["cost"],
+    )
     # An UPDATE answers with a cursor result, which has a rowcount.
     result: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]
         update(PipelineRun)
@@ -140,6 +194,8 @@ def close_run(run: PipelineRun, values: dict[str, Any]) -> PipelineRun:
         db.session.expire(run)
         raise RunStateError(f"run {run.id} was closed by another request")
     db.session.refresh(run)
+    rollups.count([(before, -1), (rollups.share_of(run), +1)])
+    search.index_run(run)
     return run
 
 
@@ -162,8 +218,8 @@ def add_step(user: User, run_id: str, step: StepIn) -> PipelineRun:
     [checked] = [stored_step(step)]
     price_steps([checked], run.model, utcnow(), price_table())
     run.artifact_data = {"steps": [*existing, checked], "finalOutput": ""}
-    run.status = RunStatus.RUNNING
     db.session.flush()
+    search.index_step(run, checked)
     return run
 
 
@@ -222,7 +278,7 @@ def fail_run(user: User, run_id: str, body: RunFail | RunRecordFailed) -> Pipeli
 def record_run(user: User, body: RunRecordCompleted | RunRecordFailed) -> PipelineRun:
     """Record a finished run in one call (the API's one-shot create, demo data)."""
     # Nest so a rejected completion also takes back the run it started.
-    with db.session.begin_nested():
+    with db.session.begin_nested(), rollups.counted_together():
         # A run that only says when it finished started then.
         run = start_run(user, body, created_at=body.created_at or body.completed_at)
         if isinstance(body, RunRecordCompleted):
@@ -237,15 +293,14 @@ def record_legacy_run(
     run = PipelineRun(
         pipeline=pipeline_for(user, pipeline.strip()),
         user_id=user.id,
-        status=RunStatus.COMPLETED,
+        status=RunStatus.COMPLETED.value,
+        name=name_from_input(input),
         input=input,
         final_output=final_output,
         created_at=created_at,
         completed_at=completed_at,
     )
-    db.session.add(run)
-    db.session.flush()
-    return run
+    return store_new(run, pipeline.strip())
 
 
 def record_from_values(user: User, **fields: Any) -> PipelineRun:

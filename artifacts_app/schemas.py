@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -154,6 +155,34 @@ class Text:
         if self.blank_ok:
             return {"type": "string", "pattern": STORABLE_PATTERN}
         return {"type": "string", "minLength": 1, "pattern": NOT_BLANK_PATTERN}
+
+
+class Label(Text):
+    """A tag or metadata key: one line people type into a filter, so no control characters; keys
+    (`key_chars`) are further limited to what reads unambiguously in `meta.KEY=VALUE`."""
+
+    KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+    KEY_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+
+    def __init__(self, *, key_chars: bool = False) -> None:
+        super().__init__(blank_ok=False)
+        self.key_chars = key_chars
+
+    def check(self, value: Any) -> str:
+        text = super().check(value)
+        if self.key_chars:
+            if not set(text) <= self.KEY_CHARS:
+                raise fault("key_chars", "must use only letters, digits and _ . : -")
+        elif any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+            raise fault("control_character", "must not contain control characters")
+        return text.strip()
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        if self.key_chars:
+            return {"type": "string", "minLength": 1, "pattern": self.KEY_PATTERN}
+        return {"type": "string", "minLength": 1, "pattern": r"^\s*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"}
 
 
 # The outermost annotation (the last) runs first: the length, then the text checks.
@@ -333,6 +362,18 @@ class VariablesObject:
 Variables = Annotated[dict[Name, Annotated[Any, VariableValue()]], VariablesObject(), Limit("MAX_VARIABLES")]
 
 
+def distinct_tags(tags: list[str]) -> list[str]:
+    """Each tag once, in the order first given."""
+    return list(dict.fromkeys(tags))
+
+
+RunTag = Annotated[str, Label(), Limit("MAX_LABEL_LENGTH")]
+Tags = Annotated[list[RunTag], AfterValidator(distinct_tags), Limit("MAX_TAGS")]
+MetadataKey = Annotated[str, Label(key_chars=True), Limit("MAX_LABEL_LENGTH")]
+MetadataValue = Annotated[str, Text(blank_ok=True), Limit("MAX_METADATA_CHARS")]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Limit("MAX_METADATA")]
+
+
 class NotAllowed:
     """A property that must be absent for this status: any value, null included, is refused, once it
     has passed its own type's checks (so a fault inside it is still named where it is)."""
@@ -432,6 +473,9 @@ class NewRun(Body):
     """What every POST /runs says about the run."""
 
     pipeline: Name
+    name: Name | None = Field(None, description="What the list calls the run; by default the input's first line.")
+    tags: Tags | None = Field(None, description="Short labels to filter by (`tag=`); each kept once.")
+    metadata: Metadata | None = Field(None, description="String key-values to filter by (`meta.KEY=VALUE`).")
     input: Output
     variables: Variables | None = None
     model: Name | None = None
@@ -518,6 +562,8 @@ class RunSummary(Out):
     id: str
     url: str = Field(description="The run's page in the web app.")
     pipeline: str
+    name: str
+    tags: list[str]
     status: RunStatus
     model: str | None
     usage: UsageOut
@@ -537,6 +583,9 @@ class RunRecord(Out):
 
     id: str
     pipeline: str
+    name: str
+    tags: list[str]
+    metadata: dict[str, str]
     status: RunStatus
     input: str
     variables: dict[str, Any] | None
@@ -587,6 +636,9 @@ class ImportedRun(BaseModel):
 
     id: Annotated[str, Field(max_length=36), Text(blank_ok=False)] | None = None
     pipeline: Name
+    name: Name | None = None
+    tags: Tags | None = None
+    metadata: Metadata | None = None
     status: Literal["completed", "failed"]
     input: Output
     variables: Variables | None = None

@@ -14,6 +14,9 @@ def record_fields(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
     return {
         "id": run.id,
         "pipeline": pipeline_name,
+        "name": run.name,
+        "tags": run.tags or [],
+        "metadata": run.run_metadata or {},
         "status": run.status,
         "input": run.input,
         "variables": run.variables,
@@ -47,8 +50,10 @@ def run_out(run: PipelineRun, pipeline_name: str, *, url: str, warnings: list[st
 def run_summary(row: Any, *, url: str) -> RunSummary:
     """A row of queries.list_runs as the API's list shows it."""
     return RunSummary(
-        id=row.id, url=url, pipeline=row.pipeline_name, status=row.status, model=row.model,
+        id=row.id, url=url, pipeline=row.pipeline_name, name=row.name, tags=row.tags or [],
+        status=row.status, model=row.model,
         usage=UsageOut(input_tokens=row.input_tokens, output_tokens=row.output_tokens),
         cost=None if row.cost is None else format(row.cost, "f"), cost_source=row.cost_source,
-        created_at=row.created_at.isoformat(), completed_at=row.completed_at.isoformat(),
+        created_at=row.created_at.isoformat(),
+        completed_at=row.completed_at.isoformat() if row.completed_at else None,
     )

@@ -28,11 +28,12 @@ class Money(TypeDecorator[Decimal]):
 
     impl = Numeric(18, MONEY_PLACES)
     cache_ok = True
+    limit = MONEY_LIMIT
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(BigInteger())
-        return dialect.type_descriptor(Numeric(18, MONEY_PLACES, asdecimal=True))
+        return dialect.type_descriptor(Numeric(self.impl.precision, MONEY_PLACES, asdecimal=True))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
@@ -42,8 +43,8 @@ class Money(TypeDecorator[Decimal]):
         exact = value.quantize(MONEY_QUANTUM)
         if exact != value:
             raise ValueError(f"{value} has more than {MONEY_PLACES} decimal places")
-        if abs(exact) >= MONEY_LIMIT:
-            raise ValueError(f"{value} does not fit numeric(18,{MONEY_PLACES})")
+        if abs(exact) >= self.limit:
+            raise ValueError(f"{value} does not fit numeric({self.impl.precision},{MONEY_PLACES})")
         if dialect.name == "sqlite":
             return int(exact.scaleb(MONEY_PLACES))
         return exact
@@ -54,6 +55,17 @@ class Money(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return Decimal(int(value)).scaleb(-MONEY_PLACES).quantize(MONEY_QUANTUM)
         return Decimal(value).quantize(MONEY_QUANTUM)
+
+
+class MoneyTotal(Money):
+    """A sum of many runs' Money: numeric(24,12) on PostgreSQL, so a million runs' costs still fit.
+
+    On SQLite it is the same 64-bit count of 10^-12 dollars as Money (sums up to about $9.2 million).
+    """
+
+    impl = Numeric(24, MONEY_PLACES)
+    cache_ok = True
+    limit = Decimal(10) ** (24 - MONEY_PLACES)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

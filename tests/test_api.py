@@ -322,19 +322,21 @@ def follow_pages(client: FlaskClient, who: Caller, **params: str) -> list[list[d
         query = {"cursor": body["nextCursor"], "limit": params.get("limit", "25")}
 
 
-def test_listing_pages_through_every_finished_run_of_the_caller_exactly_once(
+def test_listing_pages_through_every_run_of_the_caller_exactly_once(
     client: FlaskClient, ada: Caller, bob: Caller
 ) -> None:
     ids = seed_list(ada, bob)
 
-    pages = follow_pages(client, ada, status="all", limit="2")
+    pages = follow_pages(client, ada, limit="2")
 
-    assert [len(page) for page in pages] == [2, 2, 2]
+    assert [len(page) for page in pages] == [2, 2, 2, 1]
     listed = [run["id"] for page in pages for run in page]
-    finished = [ids[name] for name in ("a", "b", "c", "d", "e", "f")]
-    assert sorted(listed) == sorted(finished)  # every run once: no duplicate, no gap
-    times = [(run["completedAt"], run["id"]) for page in pages for run in page]
-    assert times == sorted(times, reverse=True)  # newest completion first, ties by id
+    every_status = [ids[name] for name in ("a", "b", "c", "d", "e", "f", "running")]
+    assert sorted(listed) == sorted(every_status)  # every run once: no duplicate, no gap
+    assert listed[0] == ids["running"] and pages[0][0]["status"] == "running"  # started now: the newest
+    # Finished runs by completion, the running one by its start; ties by id.
+    times = [(run["completedAt"] or run["createdAt"], run["id"]) for page in pages for run in page]
+    assert times == sorted(times, reverse=True)
     summary = next(run for page in pages for run in page if run["id"] == ids["a"])
     assert summary["usage"] == {"inputTokens": 1234, "outputTokens": 567}
     assert (summary["status"], summary["model"], summary["pipeline"]) == ("completed", "gpt-4o", "Research brief")
@@ -348,11 +350,13 @@ def test_list_filters_narrow_the_runs_and_stay_in_force_across_pages(
     ids = seed_list(ada, bob)
 
     for params, expected in (
-        ({}, ["e", "c", "b", "a"]),  # completed only, by default
+        ({}, ["a", "b", "c", "d", "e", "f", "running"]),  # every status, by default
+        ({"status": "completed"}, ["e", "c", "b", "a"]),
         ({"status": "failed"}, ["d", "f"]),
-        ({"model": "gpt-4o-mini"}, ["b"]),
-        ({"model": "gpt-4o-mini", "status": "all"}, ["b", "f"]),
-        ({"model": "gpt-4o", "status": "all"}, ["e", "d", "c", "a"]),
+        ({"status": "running"}, ["running"]),
+        ({"model": "gpt-4o-mini", "status": "completed"}, ["b"]),
+        ({"model": "gpt-4o-mini"}, ["b", "f"]),
+        ({"model": "gpt-4o", "status": "completed"}, ["e", "c", "b", "a"]),  # the family: gpt-4o-mini too
         ({"model": "no-such-model"}, []),
     ):
         pages = follow_pages(client, ada, limit="1", **params)
@@ -368,7 +372,10 @@ def test_a_bad_cursor_or_filter_is_a_400_json_error(client: FlaskClient, ada: Ca
         {"limit": "0"},
         {"limit": "101"},
         {"limit": "ten"},
-        {"status": "running"},
+        {"status": "archived"},
+        {"sort": "cheapest"},
+        {"tag": "x" * 201},
+        {"meta.bad key": "v"},
         {"from": "yesterday"},
         {"from": "2025-11-02", "to": "2025-11-01"},
     ):

@@ -27,8 +27,8 @@ from tests import databases
 from tests.conftest import dispose, make_app
 
 TABLES_0001 = {"users", "api_tokens", "pipelines", "pipeline_runs"}
-APP_TABLES = TABLES_0001 | {"login_failures", "idempotency_keys"}
-HEAD = "0004"  # the newest revision; bump it with each new migration
+APP_TABLES = TABLES_0001 | {"login_failures", "idempotency_keys", "run_facets", "run_rollups"}
+HEAD = "0005"  # the newest revision; bump it with each new migration
 # The columns 0002 adds to pipeline_runs; all nullable, so 0001 rows stay valid.
 ARTIFACT_COLUMNS = ("artifact_data", "model", "input_tokens", "output_tokens", "cost", "cost_source")
 # The columns pipeline_runs had at 0001.
@@ -44,7 +44,7 @@ LEGACY_RUN_COLUMNS = (
     "created_at",
     "completed_at",
 )
-LIST_INDEX = "ix_pipeline_runs_list"
+LIST_INDEX = "ix_pipeline_runs_status_listed"
 
 USER_ID = "00000000-0000-4000-8000-000000000001"
 PIPELINE_ID = "00000000-0000-4000-8000-000000000002"
@@ -256,7 +256,7 @@ def test_upgrade_to_head_from_empty(migration_app: Flask, engine_name: str) -> N
     }
 
     (list_index,) = [i for i in inspector().get_indexes("pipeline_runs") if i["name"] == LIST_INDEX]
-    assert list_index["column_names"] == ["user_id", "status", "completed_at", "id"]
+    assert list_index["column_names"] == ["user_id", "status", "listed_at", "id"]
     assert not list_index["unique"]
     with db.engine.connect() as connection:
         if engine_name == "postgresql":
@@ -269,7 +269,7 @@ def test_upgrade_to_head_from_empty(migration_app: Flask, engine_name: str) -> N
                 sa.text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name"),
                 {"name": LIST_INDEX},
             ).scalar_one()
-    assert "completed_at DESC, id DESC" in definition
+    assert "listed_at DESC, id DESC" in definition
 
 
 def test_legacy_rows_survive_upgrade(migration_app: Flask) -> None:
@@ -362,6 +362,7 @@ def test_downgrade_to_0001_and_upgrade_again(migration_app: Flask) -> None:
         cost=Decimal("0.000000500000"),
         cost_source="computed",
         completed_at=T1,
+        listed_at=T1,
     )
     db.session.add(run)
     db.session.commit()

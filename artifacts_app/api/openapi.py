@@ -9,7 +9,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__, schemas
-from ..filters import STATUS_CHOICES
+from ..filters import SORTS, STATUS_CHOICES
 from ..limits import defaults
 
 
@@ -50,12 +50,30 @@ WRITE_ERRORS = {
 }
 RUN_ID = {"name": "run_id", "in": "path", "required": True,
           "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}}
+def repeatable(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "style": "form", "explode": True,
+            "schema": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 200}}}
+
+
 LIST_PARAMETERS = [
-    {"name": "pipeline", "in": "query", "schema": {"type": "string", "maxLength": 200}},
-    {"name": "model", "in": "query", "schema": {"type": "string", "maxLength": 200}},
-    {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUS_CHOICES)}},
-    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
-    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 500},
+     "description": "Full-text search of the name, input, final output and every step's output: words (all must "
+                    "match), \"quoted phrases\", -word (must not match), `or` between alternatives."},
+    repeatable("pipeline", "Pipeline names; a run of any of them matches."),
+    repeatable("model", "Model names; each matches its family too (gpt-4o finds gpt-4o-2024-08-06)."),
+    {"name": "status", "in": "query", "description": "One status; every status when left out.",
+     "schema": {"type": "string", "enum": [status for status in STATUS_CHOICES if status]}},
+    repeatable("tag", "Tags; the run must carry every one."),
+    {"name": "meta.{key}", "in": "query", "description": "meta.KEY=VALUE: the run's metadata KEY is VALUE. "
+     "(OpenAPI cannot name a parameter by pattern; any number of meta.* parameters may be given.)",
+     "schema": {"type": "string", "maxLength": 1000}},
+    {"name": "from", "in": "query", "description": "First day (UTC) of the time each run lists: its completion, "
+     "or its start while open.", "schema": {"type": "string", "format": "date"}},
+    {"name": "to", "in": "query", "description": "Last day (UTC), inclusive.",
+     "schema": {"type": "string", "format": "date"}},
+    {"name": "sort", "in": "query", "description": "newest (default), oldest, cost, tokens or duration (largest "
+     "first), or relevance (of a search; without q, newest).",
+     "schema": {"type": "string", "enum": list(SORTS)}},
     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
 ]

@@ -157,7 +157,7 @@ def get_run(run_id: str) -> Response:
 @bp.get("/runs")
 @token_required
 def list_runs() -> Response:
-    """The caller's finished runs, newest first; same filters and cursor as the list page."""
+    """The caller's runs, newest first unless `sort` says; same filters and cursor as the list page."""
     filters, cursor = filters_and_cursor(request.args)
     limit = parse_limit(request.args)
     rows, after = next_page(queries.list_runs(current_api_user(), filters, cursor, limit + 1), limit, filters)

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 from flask import Response, stream_with_context
 
@@ -36,8 +37,8 @@ def inert_row(values: Iterable[object]) -> list[object]:
     return [inert_cell(value) for value in values]
 
 
-CSV_HEADER = ("id", "pipeline", "status", "model", "input_tokens", "output_tokens", "cost",
-              "cost_source", "created_at", "completed_at")
+CSV_HEADER = ("id", "pipeline", "name", "status", "model", "input_tokens", "output_tokens", "cost",
+              "cost_source", "created_at", "completed_at", "tags")
 
 
 def csv_lines(user: User, filters: ListFilters) -> Iterator[str]:
@@ -58,11 +59,12 @@ def csv_lines(user: User, filters: ListFilters) -> Iterator[str]:
         rows = queries.list_runs(user, filters, after, CSV_BATCH)
         for row in rows:
             writer.writerow(inert_row((
-                row.id, row.pipeline_name, row.status, row.model or "",
+                row.id, row.pipeline_name, row.name, row.status, row.model or "",
                 "" if row.input_tokens is None else row.input_tokens,
                 "" if row.output_tokens is None else row.output_tokens,
                 "" if row.cost is None else format(row.cost, "f"),
-                row.cost_source or "", row.created_at.isoformat(), row.completed_at.isoformat(),
+                row.cost_source or "", row.created_at.isoformat(),
+                row.completed_at.isoformat() if row.completed_at else "", ", ".join(row.tags or ()),
             )))
         if rows:
             yield take()
@@ -86,11 +88,14 @@ def jsonl_lines(user: User, filters: ListFilters) -> Iterator[str]:
             yield chunk
         if len(runs) < JSONL_BATCH:
             return
-        after = cursor_after(runs[-1][0], filters)
+        last = runs[-1][0]
+        after = Cursor(value=last.listed_at, run_id=last.id, filters=filters)
 
 
 def stream(user: User, filters: ListFilters, kind: str) -> Response:
-    """A download of the filtered list, produced while it is sent."""
+    """A download of the filtered list's finished runs (an open run is not a record yet), newest
+    first, produced while it is sent."""
+    filters = replace(filters, finished_only=True, sort="newest")
     lines = csv_lines(user, filters) if kind == "csv" else jsonl_lines(user, filters)
     mimetype = "text/csv" if kind == "csv" else "application/x-ndjson"
     filename = f"artifacts-{utcnow():%Y%m%d-%H%M%S}.{kind}"

@@ -10,11 +10,10 @@ from werkzeug import Response
 
 from .. import queries
 from ..errors import error_response
+from ..filters import STATUS_CHOICES, ListFilters
 from ..htmx import is_htmx, render_fragment, render_page
 from ..paging import (
-    STATUS_CHOICES,
     BadListRequest,
-    ListFilters,
     encode_cursor,
     filters_and_cursor,
     next_page,
@@ -78,6 +77,7 @@ def page_context(filters: ListFilters, context: dict[str, Any], totals: queries.
         **context,
         "pipelines": queries.pipeline_names(current_user),
         "models": queries.model_names(current_user),
+        "tags": queries.tag_names(current_user),
         "statuses": list(STATUS_CHOICES),
         "totals": totals,
     }

@@ -1,0 +1,140 @@
+"""The summaries the list reads instead of scanning every run: facets (the pipelines, models and tags
+in use, for the filter menus) and rollups (runs, tokens and cost per pipeline, model, status and day,
+for the totals).
+
+The writer calls `count` in the same transaction as every change to a run (created, closed,
+imported, deleted), so a summary is never stale. Each change is an upsert of a delta, which is
+atomic under concurrent writers; the rows are touched in key order so two writers cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, delete, or_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .extensions import db
+from .models import PipelineRun, RunFacet, RunRollup
+from .statuses import FINISHED_STATUSES
+
+FINISHED = {status.value for status in FINISHED_STATUSES}
+
+
+@dataclass(frozen=True)
+class Share:
+    """What one run adds to the summaries in its current state."""
+
+    user_id: str
+    pipeline_id: str
+    model: str
+    status: str
+    day: date
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal | None
+    facets: tuple[tuple[str, str], ...]  # (kind, value) the run counts towards
+
+    @property
+    def unpriced(self) -> bool:
+        return self.cost is None and self.status in FINISHED
+
+
+def share_of(run: PipelineRun, pipeline_name: str | None = None) -> Share:
+    """The run's share as it stands; `pipeline_name` counts it towards that pipeline's facet too
+    (given when a run is created or deleted, not when it only changes state)."""
+    facets = [("model", run.model)] if run.model else []
+    facets += [("tag", tag) for tag in run.tags or ()]
+    if pipeline_name is not None:
+        facets.append(("pipeline", pipeline_name))
+    return Share(
+        user_id=run.user_id, pipeline_id=run.pipeline_id, model=run.model or "", status=run.status,
+        day=run.listed_at.date(), input_tokens=run.input_tokens or 0, output_tokens=run.output_tokens or 0,
+        cost=run.cost, facets=tuple(facets),
+    )
+
+
+def upsert(model: type[Any], keys: dict[str, Any], deltas: dict[str, Any]) -> None:
+    """Add `deltas` to the row with these keys, creating it when it does not exist."""
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(model).values(**keys, **deltas)
+    table = model.__table__
+    db.session.execute(statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + statement.excluded[name] for name in deltas},
+    ))
+
+
+BATCH_KEY = "rollup_changes"
+
+
+@contextmanager
+def counted_together() -> Iterator[None]:
+    """Count every change made inside as one: a one-shot run (started, then closed) touches each
+    summary row once, and in key order, like every other write, so two writers cannot deadlock."""
+    if BATCH_KEY in db.session.info:
+        yield
+        return
+    changes: list[tuple[Share, int]] = []
+    db.session.info[BATCH_KEY] = changes
+    try:
+        yield
+    finally:
+        del db.session.info[BATCH_KEY]
+    count(changes)
+
+
+def count(changes: Iterable[tuple[Share, int]]) -> None:
+    """Apply runs' shares to the summaries: +1 for a state a run enters, -1 for one it leaves."""
+    batch = db.session.info.get(BATCH_KEY)
+    if batch is not None:
+        batch.extend(changes)
+        return
+    rollups: dict[tuple[str, str, str, str, date], list[Any]] = {}
+    facets: Counter[tuple[str, str, str]] = Counter()
+    for share, sign in changes:
+        key = (share.user_id, share.pipeline_id, share.model, share.status, share.day)
+        sums = rollups.setdefault(key, [0, 0, 0, Decimal(0), 0])
+        sums[0] += sign
+        sums[1] += sign * share.input_tokens
+        sums[2] += sign * share.output_tokens
+        sums[3] += sign * (share.cost or Decimal(0))
+        sums[4] += sign * share.unpriced
+        for kind, value in share.facets:
+            facets[(share.user_id, kind, value)] += sign
+    emptied_rollups = []
+    for key, (runs, tokens_in, tokens_out, cost, unpriced) in sorted(rollups.items()):
+        if runs == tokens_in == tokens_out == unpriced == 0 and cost == 0:
+            continue  # a change that leaves the bucket as it was
+        user_id, pipeline_id, model, status, day = key
+        upsert(
+            RunRollup,
+            {"user_id": user_id, "pipeline_id": pipeline_id, "model": model, "status": status, "day": day},
+            {"runs": runs, "input_tokens": tokens_in, "output_tokens": tokens_out, "cost": cost,
+             "unpriced_runs": unpriced},
+        )
+        if runs < 0:
+            emptied_rollups.append(key)
+    emptied_facets = []
+    for (user_id, kind, value), delta in sorted(facets.items()):
+        if delta:
+            upsert(RunFacet, {"user_id": user_id, "kind": kind, "value": value}, {"runs": delta})
+        if delta < 0:
+            emptied_facets.append((user_id, kind, value))
+    # A bucket or facet whose last run left is removed, so menus offer only what is there.
+    if emptied_rollups:
+        db.session.execute(delete(RunRollup).where(RunRollup.runs <= 0, or_(*(
+            and_(RunRollup.user_id == u, RunRollup.pipeline_id == p, RunRollup.model == m,
+                 RunRollup.status == s, RunRollup.day == d)
+            for u, p, m, s, d in emptied_rollups
+        ))))
+    if emptied_facets:
+        db.session.execute(delete(RunFacet).where(RunFacet.runs <= 0, or_(*(
+            and_(RunFacet.user_id == u, RunFacet.kind == k, RunFacet.value == v) for u, k, v in emptied_facets
+        ))))
