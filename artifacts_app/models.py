@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .extensions import Model
 from .statuses import CostSource, RunStatus, sql_list
-from .types import JSONDocument, Money, MoneyTotal, UTCDateTime, utcnow
+from .types import JSONDocument, JSONOrNull, Money, MoneyTotal, UTCDateTime, utcnow
 
 
 def new_id() -> str:
@@ -113,9 +113,9 @@ class PipelineRun(Model):
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING.value)
     # What the list calls the run: the name the executor gave, else the input's first line.
     name: Mapped[str] = mapped_column(String(200), server_default="")
-    tags: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    tags: Mapped[list[str] | None] = mapped_column(JSONOrNull)
     # "metadata" is taken on declarative classes; the column keeps the API's name.
-    run_metadata: Mapped[dict[str, str] | None] = mapped_column("metadata", JSONDocument)
+    run_metadata: Mapped[dict[str, str] | None] = mapped_column("metadata", JSONOrNull)
     input: Mapped[str] = mapped_column(Text)
     variables: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     # Legacy: before artifact_data, a run's only output. Still written during the transition.

@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, or_
+from sqlalchemy import and_, delete, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
@@ -138,3 +138,34 @@ def count(changes: Iterable[tuple[Share, int]]) -> None:
         db.session.execute(delete(RunFacet).where(RunFacet.runs <= 0, or_(*(
             and_(RunFacet.user_id == u, RunFacet.kind == k, RunFacet.value == v) for u, k, v in emptied_facets
         ))))
+
+
+
+def rebuild(user_id: str | None = None) -> None:
+    """Recount the summaries from the runs themselves (one user's, or everyone's): for runs written
+    around the writer (a bulk load), and the check that the writer's counts are right."""
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    day = "CAST(r.listed_at AT TIME ZONE 'UTC' AS DATE)" if postgres else "date(r.listed_at)"
+    tags = "jsonb_array_elements_text(r.tags) AS t(value)" if postgres else "json_each(r.tags) AS t"
+    finished = ", ".join(f"'{status}'" for status in sorted(FINISHED))
+    scope = "r.user_id = :user_id" if user_id else "1 = 1"
+    params = {"user_id": user_id} if user_id else {}
+    for table in ("run_rollups", "run_facets"):
+        db.session.execute(text(f"DELETE FROM {table} AS r WHERE {scope}"), params)
+    db.session.execute(text(
+        "INSERT INTO run_facets (user_id, kind, value, runs) "
+        "SELECT r.user_id, 'pipeline', p.name, count(*) FROM pipeline_runs r JOIN pipelines p ON p.id = r.pipeline_id "
+        f"WHERE {scope} GROUP BY r.user_id, p.name "
+        "UNION ALL SELECT r.user_id, 'model', r.model, count(*) FROM pipeline_runs r "
+        f"WHERE {scope} AND r.model IS NOT NULL GROUP BY r.user_id, r.model "
+        f"UNION ALL SELECT r.user_id, 'tag', t.value, count(*) FROM pipeline_runs r, {tags} "
+        f"WHERE {scope} GROUP BY r.user_id, t.value"
+    ), params)
+    db.session.execute(text(
+        "INSERT INTO run_rollups (user_id, pipeline_id, model, status, day, runs, input_tokens, output_tokens, "
+        "cost, unpriced_runs) "
+        f"SELECT r.user_id, r.pipeline_id, COALESCE(r.model, ''), r.status, {day}, count(*), "
+        "COALESCE(sum(r.input_tokens), 0), COALESCE(sum(r.output_tokens), 0), COALESCE(sum(r.cost), 0), "
+        f"count(*) FILTER (WHERE r.cost IS NULL AND r.status IN ({finished})) "
+        f"FROM pipeline_runs r WHERE {scope} GROUP BY r.user_id, r.pipeline_id, COALESCE(r.model, ''), r.status, {day}"
+    ), params)

@@ -13,6 +13,9 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # JSONB on PostgreSQL (indexable, path queries); plain JSON text on SQLite.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+# The same, with None stored as SQL NULL rather than JSON null: for columns a filter reads, where
+# "no tags" must not be a JSON scalar that array functions refuse.
+JSONOrNull = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 MONEY_PLACES = 12
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)

@@ -32,7 +32,8 @@ def seed_mixed_runs(user: User) -> list[str]:
     runs = [
         # completed, each step with its own model and usage: the run's totals are their sums
         make_run(user, steps=steps_with_usage(), usage=None, completed_at=T0,
-                 variables={"audience": "engineers", "depth": 2, "draft": True, "ratio": 0.5, "note": None}),
+                 variables={"audience": "engineers", "depth": 2, "draft": True, "ratio": 0.5, "note": None},
+                 name="Battery brief", tags=["nightly", "eval"], metadata={"env": "prod", "git.sha": "3f2a9c1"}),
         # failed part-way: its error and the steps that ran
         make_run(user, status="failed", error="Timeout: step 3 exceeded 120 s", steps=three_steps()[:2],
                  final_output="", usage={"inputTokens": 500, "outputTokens": 50}, completed_at=T0 + timedelta(hours=1)),
@@ -106,6 +107,10 @@ def test_export_then_import_into_a_fresh_database_is_an_exact_round_trip(
     assert still_running.id not in first.read_text() and someone_else.id not in first.read_text()
     by_id = {document["id"]: document for document in documents}
     assert by_id[ids[0]]["usage"] == {"inputTokens": 3300, "outputTokens": 330}
+    assert (by_id[ids[0]]["name"], by_id[ids[0]]["tags"], by_id[ids[0]]["metadata"]) == (
+        "Battery brief", ["nightly", "eval"], {"env": "prod", "git.sha": "3f2a9c1"})
+    assert (by_id[ids[1]]["name"], by_id[ids[1]]["tags"], by_id[ids[1]]["metadata"]) == (
+        "Summarise solid-state batteries", [], {})  # no name given: the input's first line
     assert by_id[ids[1]]["status"] == "failed" and len(by_id[ids[1]]["steps"]) == 2
     assert (by_id[ids[2]]["cost"], by_id[ids[2]]["costSource"]) == (None, "unpriced")
     assert (by_id[ids[3]]["cost"], by_id[ids[3]]["costSource"]) == ("0.012300000000", "provider")
@@ -128,6 +133,8 @@ def test_export_then_import_into_a_fresh_database_is_an_exact_round_trip(
         original, copy = db.session.get(PipelineRun, run_id), copies[run_id]
         assert (copy.cost, copy.cost_source, copy.input_tokens, copy.created_at, copy.completed_at) == (
             original.cost, original.cost_source, original.input_tokens, original.created_at, original.completed_at)
+        assert (copy.name, copy.tags, copy.run_metadata, copy.listed_at) == (
+            original.name, original.tags, original.run_metadata, original.listed_at)
 
 
 def test_importing_a_file_twice_rejects_every_line_of_the_second_pass(
