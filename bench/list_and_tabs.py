@@ -3,78 +3,28 @@
 Usage (PostgreSQL; the role must be allowed to create databases):
     BENCH_DATABASE_URL=postgresql://USER:PASS@127.0.0.1/postgres .venv/bin/python bench/list_and_tabs.py
 
-It creates a scratch database, migrates it, bulk-inserts 100,000 runs for one user (10% failed, one
-run with a 20 MB artifact), serves the app with gunicorn (2 workers) on 127.0.0.1, and times each
-request 50 times from this process. It prints medians and 95th percentiles, and the plan of the
-page query. Nothing leaves 127.0.0.1.
+It creates a scratch database, bulk-inserts 100,000 runs for one user (10% failed, one run with a
+20 MB artifact) at revision 0004 and migrates to head (whose backfills add names, sort keys and
+summaries), serves the app with gunicorn (2 workers) on 127.0.0.1, and times each request 50 times
+from this process. It prints medians and 95th percentiles. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import http.cookiejar
-import os
-import re
-import socket
-import statistics
-import subprocess
-import sys
 import time
-import urllib.parse
 import urllib.request
 import uuid
-from pathlib import Path
 
 import sqlalchemy as sa
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import HX, migrate_to_head, next_rows_url, report, scratch_database, served, timed
 
 RUNS = 100_000
-REPEAT = 50
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def timed(opener: urllib.request.OpenerDirector, url: str, headers: dict[str, str] | None = None) -> list[float]:
-    samples = []
-    for _ in range(REPEAT):
-        request = urllib.request.Request(url, headers=headers or {})
-        start = time.perf_counter()
-        with opener.open(request) as response:
-            response.read()
-            assert response.status == 200, (url, response.status)
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
-def report(name: str, samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p95 = ordered[int(len(ordered) * 0.95) - 1]
-    return f"| {name} | {statistics.median(ordered):.1f} ms | {p95:.1f} ms |"
 
 
 def main() -> None:
-    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        sys.exit("set BENCH_DATABASE_URL to a PostgreSQL server where the role may create databases")
-    from tests.databases import create_postgres_database, drop_postgres_database
-
-    base = sa.engine.make_url(base).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    url = create_postgres_database(base, f"artifacts_bench_{uuid.uuid4().hex[:8]}")
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "INSECURE_COOKIES": "1"}
-    server = None
-    try:
-        subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                       capture_output=True)
-        subprocess.run([sys.executable, "-m", "flask", "users", "create", "bench@example.com", "--password-stdin"],
-                       cwd=ROOT, env=env, input=b"bench-password\n", check=True, capture_output=True)
+    with scratch_database("0004") as (url, env, user_id):
         engine = sa.create_engine(url)
         with engine.begin() as connection:
-            user_id = connection.execute(sa.text("SELECT id FROM users")).scalar_one()
             pipeline_id = str(uuid.uuid4())
             connection.execute(sa.text("INSERT INTO pipelines (id, user_id, name, created_at) VALUES (:p, :u, 'Bulk', now())"),
                                {"p": pipeline_id, "u": user_id})
@@ -104,53 +54,31 @@ def main() -> None:
                                                'output', '# Small step'))), 'unpriced')
             """), {"id": huge_id, "p": pipeline_id, "u": user_id})
             print(f"inserted {RUNS:,} runs in {time.perf_counter() - started:.1f} s")
-        with engine.begin() as connection:
-            connection.execute(sa.text("ANALYZE"))
         engine.dispose()
+        print(f"migrated to head in {migrate_to_head(env, url):.1f} s")
+        with served(env) as (root, opener):
+            measure(root, opener, huge_id)
 
-        port = free_port()
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        root = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{root}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        jar = http.cookiejar.CookieJar()
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        login_page = opener.open(f"{root}/login").read().decode()
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
-        opener.open(f"{root}/login", urllib.parse.urlencode(
-            {"csrf_token": token, "email": "bench@example.com", "password": "bench-password"}).encode())
-        first = opener.open(f"{root}/artifacts").read().decode()
-        cursor = re.search(r'id="load-more"[^>]*hx-get="([^"]+)"', first).group(1).replace("&amp;", "&")
-        hx = {"HX-Request": "true"}
-        # A cursor 50,000 rows deep: keyset pages cost the same at any depth.
-        deep = opener.open(f"{root}/artifacts?limit=100").read().decode()
-        for _ in range(499):
-            deep_cursor = re.search(r'id="load-more"[^>]*hx-get="([^"]+)"', deep).group(1).replace("&amp;", "&")
-            deep = opener.open(urllib.request.Request(f"{root}{deep_cursor}", headers=hx)).read().decode()
-        deep_cursor = re.search(r'id="load-more"[^>]*hx-get="([^"]+)"', deep).group(1).replace("&amp;", "&")
-        rows = [
-            "| request | median | p95 |",
-            "|---|---:|---:|",
-            report("GET /artifacts (full page, first 25)", timed(opener, f"{root}/artifacts")),
-            report("next 25 rows (htmx fragment, page 2)", timed(opener, f"{root}{cursor}", hx)),
-            report("next 100 rows after 50,000 (htmx fragment)", timed(opener, f"{root}{deep_cursor}", hx)),
-            report("totals over 100,000 runs (htmx fragment)", timed(opener, f"{root}/artifacts/totals?status=all", hx)),
-            report("small step tab of a run with a 20 MB step", timed(opener, f"{root}/artifacts/{huge_id}?tab=step-2", hx)),
-            report("20 MB step's tab (first 64 KB rendered, cached)", timed(opener, f"{root}/artifacts/{huge_id}?tab=step-1", hx)),
-        ]
-        print("\n".join(rows))
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=20)
-        drop_postgres_database(base, url)
+
+def measure(root: str, opener: urllib.request.OpenerDirector, huge_id: str) -> None:
+    cursor = next_rows_url(opener.open(f"{root}/artifacts").read().decode())
+    # A cursor 50,000 rows deep: keyset pages cost the same at any depth.
+    deep = opener.open(f"{root}/artifacts?limit=100").read().decode()
+    for _ in range(499):
+        deep = opener.open(urllib.request.Request(f"{root}{next_rows_url(deep)}", headers=HX)).read().decode()
+    deep_cursor = next_rows_url(deep)
+    rows = [
+        "| request | median | p95 |",
+        "|---|---:|---:|",
+        report("GET /artifacts (full page, first 25)", timed(opener, f"{root}/artifacts")),
+        report("next 25 rows (htmx fragment, page 2)", timed(opener, f"{root}{cursor}", HX)),
+        report("next 100 rows after 50,000 (htmx fragment)", timed(opener, f"{root}{deep_cursor}", HX)),
+        report("totals over 100,000 runs (htmx fragment)", timed(opener, f"{root}/artifacts/totals", HX)),
+        report("small step tab of a run with a 20 MB step", timed(opener, f"{root}/artifacts/{huge_id}?tab=step-2", HX)),
+        report("20 MB step's tab (first 64 KB rendered, cached)",
+               timed(opener, f"{root}/artifacts/{huge_id}?tab=step-1", HX)),
+    ]
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,136 @@
+"""What the benchmarks share: a scratch PostgreSQL database migrated to a revision, the app served by
+gunicorn on 127.0.0.1, a logged-in HTTP client, and medians with 95th percentiles.
+
+Runs are bulk-inserted at an older revision and then migrated to head, so the migrations' own
+backfills (names, sort keys, summaries, the search index) fill in what the writer would have written.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+EMAIL, PASSWORD = "bench@example.com", "bench-password"
+HX = {"HX-Request": "true"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def timed(opener: urllib.request.OpenerDirector, url: str, headers: dict[str, str] | None = None,
+          repeat: int = 50) -> list[float]:
+    """Milliseconds for each of `repeat` requests to `url`, each read to the end."""
+    samples = []
+    for _ in range(repeat):
+        request = urllib.request.Request(url, headers=headers or {})
+        start = time.perf_counter()
+        with opener.open(request) as response:
+            response.read()
+            assert response.status == 200, (url, response.status)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def report(name: str, samples: list[float], extra: str = "") -> str:
+    ordered = sorted(samples)
+    p95 = ordered[int(len(ordered) * 0.95) - 1]
+    return f"| {name} | {statistics.median(ordered):.1f} ms | {p95:.1f} ms |{extra}"
+
+
+def flask(env: dict[str, str], *args: str, stdin: bytes | None = None) -> None:
+    subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=env, input=stdin, check=True,
+                   capture_output=True)
+
+
+@contextmanager
+def scratch_database(revision: str) -> Iterator[tuple[str, dict[str, str], str]]:
+    """A new database migrated to `revision` with one user: (url, the app's environment, user id)."""
+    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        sys.exit("set BENCH_DATABASE_URL to a PostgreSQL server where the role may create databases")
+    from tests.databases import create_postgres_database, drop_postgres_database
+
+    base = sa.engine.make_url(base).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    url = create_postgres_database(base, f"artifacts_bench_{uuid.uuid4().hex[:8]}")
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "INSECURE_COOKIES": "1"}
+    try:
+        flask(env, "db", "upgrade", revision)
+        flask(env, "users", "create", EMAIL, "--password-stdin", stdin=f"{PASSWORD}\n".encode())
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            user_id = connection.execute(sa.text("SELECT id FROM users")).scalar_one()
+        engine.dispose()
+        yield url, env, user_id
+    finally:
+        drop_postgres_database(base, url)
+
+
+def migrate_to_head(env: dict[str, str], url: str) -> float:
+    """`flask db upgrade` (the backfills run here), then ANALYZE; the seconds the upgrade took."""
+    started = time.perf_counter()
+    flask(env, "db", "upgrade")
+    took = time.perf_counter() - started
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("ANALYZE"))
+    engine.dispose()
+    return took
+
+
+@contextmanager
+def served(env: dict[str, str]) -> Iterator[tuple[str, urllib.request.OpenerDirector]]:
+    """gunicorn (2 workers) on 127.0.0.1 and an HTTP client logged in as the bench user."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    root = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{root}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        login_page = opener.open(f"{root}/login").read().decode()
+        match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page)
+        assert match, "no CSRF token on the login page"
+        opener.open(f"{root}/login", urllib.parse.urlencode(
+            {"csrf_token": match.group(1), "email": EMAIL, "password": PASSWORD}).encode())
+        yield root, opener
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def next_rows_url(page: str) -> str:
+    """The load-more URL of a list page or fragment."""
+    match = re.search(r'id="load-more"[^>]*hx-get="([^"]+)"', page)
+    assert match, "no load-more row"
+    return match.group(1).replace("&amp;", "&")
