@@ -17,6 +17,7 @@ from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
 from .filters import ListFilters
 from .models import User
+from .statuses import RunStatus
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")
@@ -107,12 +108,21 @@ def seed_command() -> None:
                     user, pipeline=run.pipeline, input=run.input, final_output=run.final_output,
                     created_at=run.created_at, completed_at=run.completed_at,
                 )
+            elif run.status == RunStatus.RUNNING.value:
+                started = recording.start_run(user, schemas.parse(schemas.RunStart, {
+                    "pipeline": run.pipeline, "input": run.input, "variables": run.variables, "model": run.model,
+                    "tags": run.tags, "metadata": run.metadata,
+                    "createdAt": run.created_at.isoformat() if run.created_at else None,
+                }))
+                for step in run.steps:
+                    recording.add_step(user, started.id, schemas.parse(schemas.StepIn, step))
             else:
                 recording.record_from_values(
                     user, pipeline=run.pipeline, input=run.input, status=run.status,
                     variables=run.variables, model=run.model, steps=run.steps,
                     final_output=run.final_output, usage=run.usage, error=run.error,
                     created_at=run.created_at, completed_at=run.completed_at,
+                    tags=run.tags or None, metadata=run.metadata,
                 )
     db.session.commit()
     click.echo(f"Seeded {DEMO_RUN_COUNT} runs. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")

@@ -123,10 +123,19 @@ class DemoRun:
     created_at: datetime | None = None
     completed_at: datetime | None = None
     legacy: bool = False
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+TAGS = ("nightly", "eval", "prod", "regression", "customer")
+# The newest few runs are still running (started minutes ago, some steps in), so the list shows
+# live rows; they stay running, as a crashed executor's would.
+RUNNING_RUNS = 3
 
 
 def demo_runs(now: datetime | None = None, count: int = DEMO_RUN_COUNT) -> Iterator[DemoRun]:
-    """`count` runs over the last 90 days: completed, failed, mixed-model, long, and legacy ones."""
+    """`count` runs over the last 90 days: completed, failed, mixed-model, long, legacy and running
+    ones, with tags and metadata on most."""
     rng = random.Random(20260129)
     now = now or datetime.now(timezone.utc)
     for index in range(count):
@@ -138,7 +147,13 @@ def demo_runs(now: datetime | None = None, count: int = DEMO_RUN_COUNT) -> Itera
         variables = {"audience": rng.choice(["engineers", "executives", "customers"]),
                      "tone": rng.choice(["concise", "detailed"])}
         run = DemoRun(pipeline=spec.name, input=topic, status=RunStatus.COMPLETED.value, model=model,
-                      variables=variables, created_at=created_at, completed_at=completed_at)
+                      variables=variables, created_at=created_at, completed_at=completed_at,
+                      tags=sorted(rng.sample(TAGS, rng.choice((0, 1, 1, 2)))),
+                      metadata={"env": rng.choice(["prod", "staging"]), "git.sha": f"{rng.getrandbits(28):07x}"})
+        if index < RUNNING_RUNS:
+            run.status = RunStatus.RUNNING.value
+            run.created_at = now - timedelta(minutes=2 + 3 * index)
+            run.completed_at = None
         if index % 40 == 7:
             run.legacy = True
             run.final_output = markdown_output(rng, "Legacy output", topic)
@@ -147,8 +162,10 @@ def demo_runs(now: datetime | None = None, count: int = DEMO_RUN_COUNT) -> Itera
         mixed_models = index % 5 == 3  # every step reports its own model and usage
         long_step = rng.randrange(len(spec.agents)) if index % 25 == 11 else None
         failed_at = rng.randrange(1, len(spec.agents)) if index % 12 == 5 else None
+        # A running run has done its first steps; a failed one stopped at the failing step.
+        stops_at = len(spec.agents) - 1 if index < RUNNING_RUNS else failed_at
         for order, (agent_id, agent_name) in enumerate(spec.agents):
-            if failed_at is not None and order == failed_at:
+            if stops_at is not None and order == stops_at:
                 break
             step: dict[str, Any] = {
                 "agentId": agent_id,
@@ -161,6 +178,9 @@ def demo_runs(now: datetime | None = None, count: int = DEMO_RUN_COUNT) -> Itera
                 step["inputTokens"] = rng.randint(200, 20_000)
                 step["outputTokens"] = rng.randint(50, 4_000)
             run.steps.append(step)
+        if index < RUNNING_RUNS:
+            yield run
+            continue
         if failed_at is not None:
             run.status = RunStatus.FAILED.value
             run.error = rng.choice([

@@ -184,6 +184,15 @@ def test_demo_seed_creates_the_demo_user_and_varied_runs(runner: FlaskCliRunner)
         assert len(run.artifact_data["steps"]) >= 1
         assert run.completed_at is not None
 
+    # A few runs are still running, some steps in, so the list has live rows.
+    running = [run for run in runs if run.status == "running"]
+    assert len(running) == 3
+    assert all(run.artifact_data and run.artifact_data["steps"] and run.completed_at is None for run in running)
+    # Most runs carry tags and every non-legacy one metadata, for the list's filters.
+    assert sum(1 for run in runs if run.tags) > DEMO_RUNS // 2
+    assert all(run.run_metadata and run.run_metadata["env"] in ("prod", "staging")
+               for run in runs if run.artifact_data is not None)
+
     # Legacy runs: no artifact document, only the text column.
     legacy = [run for run in runs if run.artifact_data is None]
     assert legacy
@@ -222,6 +231,8 @@ def test_demo_seed_creates_the_demo_user_and_varied_runs(runner: FlaskCliRunner)
 
     # Timestamps are ordered and completed runs carry the final output of their last step.
     for run in runs:
+        if run.status == "running":
+            continue
         assert run.completed_at is not None and run.created_at <= run.completed_at
         if run.status == "completed" and run.artifact_data is not None:
             assert run.artifact_data["finalOutput"] == run.artifact_data["steps"][-1]["output"]
