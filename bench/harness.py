@@ -18,7 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,7 +85,19 @@ def scratch_database(revision: str) -> Iterator[tuple[str, dict[str, str], str]]
         engine.dispose()
         yield url, env, user_id
     finally:
-        drop_postgres_database(base, url)
+        drop_when_idle(base, url, drop_postgres_database)
+
+
+def drop_when_idle(base: str, url: str, drop: Callable[[str, str], None]) -> None:
+    """Drop the scratch database; autovacuum may still be on it after a bulk load, and a role that is
+    not a superuser cannot end that session, so wait for it."""
+    for _ in range(30):
+        try:
+            drop(base, url)
+            return
+        except sa.exc.ProgrammingError:
+            time.sleep(2)
+    print(f"could not drop {url}; drop it by hand", file=sys.stderr)
 
 
 def migrate_to_head(env: dict[str, str], url: str) -> float:

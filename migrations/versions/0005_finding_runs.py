@@ -117,8 +117,10 @@ def backfill_runs():
         f"sort_cost = COALESCE(cost, {unpriced}), "
         f"sort_duration_ms = CASE WHEN {finished} THEN {duration} ELSE -1 END"
     )
-    # Names in batches: only the first 1,000 characters of each input leave the database.
+    # Names in batches: only the first 1,000 characters of each input leave the database, and each
+    # batch goes back as one executemany.
     runs = sa.table("pipeline_runs", sa.column("id", sa.String), sa.column("name", sa.String))
+    rename = runs.update().where(runs.c.id == sa.bindparam("run_id")).values(name=sa.bindparam("new_name"))
     last = ""
     while True:
         rows = bind.execute(
@@ -127,8 +129,7 @@ def backfill_runs():
         ).all()
         if not rows:
             break
-        for run_id, text in rows:
-            bind.execute(runs.update().where(runs.c.id == run_id).values(name=name_from(text)))
+        bind.execute(rename, [{"run_id": run_id, "new_name": name_from(text)} for run_id, text in rows])
         last = rows[-1][0]
 
 
