@@ -189,7 +189,10 @@ SQLITE_PART_ROWS = f"""
     UNION ALL
     SELECT id, user_id, {INPUT_POSITION}, NULL, substr(input, 1, {PART_CHARS}) FROM pipeline_runs WHERE id = :id
 """
-SQLITE_INSERT = "INSERT INTO run_search_parts (run_id, user_id, position, agent, body) SELECT * FROM ({rows}) {where}"
+# Empty parts are not stored; the trigger on run_search_parts indexes each row in run_search.
+SQLITE_INSERT = (
+    "INSERT INTO run_search_parts (run_id, user_id, position, agent, body) SELECT * FROM ({}) WHERE body <> ''"
+)
 SQLITE_STEP_ROW = f"""
     SELECT r.id AS run_id, r.user_id, 2 + s.key AS position, json_extract(s.value, '$.agentName') AS agent,
            substr(json_extract(s.value, '$.output'), 1, {PART_CHARS}) AS body
@@ -216,7 +219,8 @@ POSTGRES_INDEX_STEP = f"""
         ARRAY[left(artifact_data->'steps'->CAST(:index AS integer)->>'output', {PART_CHARS})])
     WHERE id = :id
 """
-# Every part of the runs asked for, in snippet order, for the first that matches.
+# Each run's parts in snippet order, the first that matches: at most PART_CHARS of each part are
+# parsed, and only the chosen one is headlined.
 POSTGRES_SNIPPETS = f"""
     SELECT r.id, part.position, part.agent, ts_headline('english', part.body, q.query, :options)
     FROM pipeline_runs AS r
@@ -256,7 +260,7 @@ def index_run(run: PipelineRun) -> None:
         return
     db.session.execute(text("DELETE FROM run_search_parts WHERE run_id = :id"), {"id": run.id})
     db.session.execute(
-        text(SQLITE_INSERT.format(rows=SQLITE_PART_ROWS, where="WHERE body <> ''")), {"id": run.id}
+        text(SQLITE_INSERT.format(SQLITE_PART_ROWS)), {"id": run.id}
     )
 
 
@@ -266,7 +270,7 @@ def index_step(run: PipelineRun, step: ArtifactStep) -> None:
     if postgres():
         db.session.execute(text(POSTGRES_INDEX_STEP), values)
         return
-    db.session.execute(text(SQLITE_INSERT.format(rows=SQLITE_STEP_ROW, where="WHERE body <> ''")), values)
+    db.session.execute(text(SQLITE_INSERT.format(SQLITE_STEP_ROW)), values)
 
 
 def matches(user: User, query: str) -> Any:
@@ -280,7 +284,11 @@ def matches(user: User, query: str) -> Any:
 
 
 def relevance(query: str) -> Any:
-    """A sort key over pipeline_runs: how well the run matches (larger first), an exact Decimal."""
+    """A sort key over pipeline_runs: how well the run matches (larger first), an exact Decimal.
+
+    ts_rank depends on the run alone; SQLite's bm25 also on how common the words are among all
+    indexed parts, so there a run's score can move a little as other runs are written.
+    """
     terms = positive_terms(parse(query))
     if not terms:
         return literal(0, RELEVANCE)
