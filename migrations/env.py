@@ -5,6 +5,8 @@ from flask import current_app
 
 from alembic import context
 
+from artifacts_app import search
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -58,7 +60,7 @@ def run_migrations_offline():
     """
     url = config.get_main_option("sqlalchemy.url")
     context.configure(
-        url=url, target_metadata=get_metadata(), literal_binds=True
+        url=url, target_metadata=get_metadata(), literal_binds=True, include_name=search.include_name
     )
 
     with context.begin_transaction():
@@ -86,6 +88,8 @@ def run_migrations_online():
     conf_args = current_app.extensions['migrate'].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    # Full-text search's column, index and tables are made by migration 0006, not by the models.
+    conf_args.setdefault("include_name", search.include_name)
 
     connectable = get_engine()
 

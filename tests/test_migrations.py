@@ -20,7 +20,9 @@ from alembic.runtime.migration import MigrationContext
 from flask import Flask
 from flask_migrate import check, downgrade, upgrade
 
+from artifacts_app import queries, search
 from artifacts_app.extensions import db
+from artifacts_app.filters import ListFilters
 from artifacts_app.models import Pipeline, PipelineRun, User
 from artifacts_app.types import JSONDocument, UTCDateTime
 from tests import databases
@@ -28,7 +30,11 @@ from tests.conftest import dispose, make_app
 
 TABLES_0001 = {"users", "api_tokens", "pipelines", "pipeline_runs"}
 APP_TABLES = TABLES_0001 | {"login_failures", "idempotency_keys", "run_facets", "run_rollups"}
-HEAD = "0005"  # the newest revision; bump it with each new migration
+# Full-text search on SQLite (0006): the parts table, its FTS5 index and the index's shadow tables.
+SQLITE_SEARCH_TABLES = {"run_search_parts", "run_search"} | {
+    f"run_search_{shadow}" for shadow in ("data", "idx", "docsize", "config")
+}
+HEAD = "0006"  # the newest revision; bump it with each new migration
 # The columns 0002 adds to pipeline_runs; all nullable, so 0001 rows stay valid.
 ARTIFACT_COLUMNS = ("artifact_data", "model", "input_tokens", "output_tokens", "cost", "cost_source")
 # The columns pipeline_runs had at 0001.
@@ -237,8 +243,12 @@ def test_upgrade_to_head_from_empty(migration_app: Flask, engine_name: str) -> N
 
     migrate_to("head")
 
-    assert table_names() == APP_TABLES | {"alembic_version"}
+    search_tables = SQLITE_SEARCH_TABLES if engine_name == "sqlite" else set()
+    assert table_names() == APP_TABLES | search_tables | {"alembic_version"}
     assert alembic_versions() == [HEAD]
+    if engine_name == "postgresql":
+        assert search.SEARCH_COLUMN in column_names("pipeline_runs")
+        assert search.SEARCH_INDEX in index_names("pipeline_runs")
     assert set(ARTIFACT_COLUMNS) <= column_names("pipeline_runs")
     # The batch table copy on SQLite must keep what 0001 made on pipeline_runs.
     assert {
@@ -397,6 +407,35 @@ def test_downgrade_to_0001_and_upgrade_again(migration_app: Flask) -> None:
     assert reloaded.final_output == final_output
 
 
+def test_existing_runs_are_searchable_after_the_upgrade(migration_app: Flask) -> None:
+    migrate_to("0001")
+    insert_legacy_rows()
+    migrate_to("0002")
+    with db.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE pipeline_runs SET artifact_data = :doc WHERE id = :id").bindparams(
+                sa.bindparam("doc", type_=JSONDocument)
+            ),
+            {"id": RUNNING_RUN_ID, "doc": {"steps": [
+                {"agentId": "a", "agentName": "Poet", "output": "a worm digs into the chestnut", "stepOrder": 0},
+            ], "finalOutput": ""}},
+        )
+
+    migrate_to("head")
+
+    user = db.session.get(User, USER_ID)
+    assert user is not None
+
+    def found(q: str) -> list[str]:
+        return [row.id for row in queries.list_runs(user, ListFilters(query=q), None, 10)]
+
+    assert found("emoji") == [COMPLETED_RUN_ID]  # a legacy final_output
+    assert found("translate") == [FAILED_RUN_ID]  # an input
+    assert found("chestnuts") == [RUNNING_RUN_ID]  # a step
+    assert found("going -chestnut") == []
+    assert search.snippets(user, "chestnut", [RUNNING_RUN_ID])[RUNNING_RUN_ID].part == "Step 1 · Poet"
+
+
 def test_models_match_migrated_schema(migration_app: Flask) -> None:
     """`flask db check`: autogenerate finds nothing to migrate after upgrading to head."""
     migrate_to("head")
@@ -411,7 +450,10 @@ def test_autogenerate_compare_is_empty_on_postgres(migration_app: Flask) -> None
     """The same comparison, made directly, so a failure lists the differences."""
     migrate_to("head")
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        # As env.py compares: without the search objects, which are not models.
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": search.include_name}
+        )
         assert compare_metadata(context, db.metadata) == []
 
 
