@@ -37,8 +37,16 @@ def summary_rows() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
 def test_existing_runs_get_names_sort_keys_and_summaries(migration_app: Flask) -> None:
     migrate_to("0004")
     insert_legacy_rows()
+    with db.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, run_id, created_at) "
+            "VALUES (:u, 'nightly-1', 'hash', :r, '2026-11-01 09:30:00')"), {"u": USER_ID, "r": COMPLETED_RUN_ID})
 
-    migrate_to("0005")
+    migrate_to("head")
+
+    # SQLite copies pipeline_runs to alter it; rows that refer to a run must survive the copy.
+    assert db.session.execute(sa.text("SELECT key, run_id FROM idempotency_keys")).all() == [
+        ("nightly-1", COMPLETED_RUN_ID)]
 
     runs = {run.id: run for run in db.session.execute(sa.select(PipelineRun)).scalars()}
     completed, failed, running = runs[COMPLETED_RUN_ID], runs[FAILED_RUN_ID], runs[RUNNING_RUN_ID]
