@@ -20,18 +20,28 @@ from artifacts_app import queries, recording
 from artifacts_app.artifacts import exports
 from artifacts_app.extensions import db
 from artifacts_app.models import User
-from tests.factories import T0, make_run, make_user, record_many
+from tests.factories import T0, make_run, make_user, record_many, start_run
 
 HX = {"HX-Request": "true"}
 ROW_LINK = re.compile(r'<a class="row-link" href="/artifacts/([0-9a-f-]{36})">')
 NEXT = re.compile(r'id="load-more"[^>]*hx-get="([^"]+)"')
 
 
-def newest_first(user: User) -> list[str]:
-    """Every finished run id of the user in the list's order, straight from the database."""
+# Each order of the list, straight from the database: the sort-key column and its direction.
+ORDERS = {
+    "newest": "listed_at DESC, id DESC",
+    "oldest": "listed_at ASC, id ASC",
+    "cost": "sort_cost DESC, id DESC",
+    "tokens": "total_tokens DESC, id DESC",
+    "duration": "sort_duration_ms DESC, id DESC",
+    "relevance": "listed_at DESC, id DESC",  # without a search, relevance is newest first
+}
+
+
+def newest_first(user: User, sort: str = "newest") -> list[str]:
+    """Every run id of the user (any status) in the list's order, straight from the database."""
     rows = db.session.execute(
-        sa.text("SELECT id FROM pipeline_runs WHERE user_id = :u AND status = 'completed' "
-                "ORDER BY completed_at DESC, id DESC"),
+        sa.text(f"SELECT id FROM pipeline_runs WHERE user_id = :u ORDER BY {ORDERS[sort]}"),
         {"u": user.id},
     ).scalars()
     return list(rows)
@@ -119,13 +129,23 @@ def test_filters_combine_and_survive_paging(signed_in: FlaskClient, user: User) 
     wanted = record_many(user, 30, model="claude-haiku-4-5", pipeline="Code review")
     record_many(user, 20, model="claude-haiku-4-5", pipeline="Research brief")
     record_many(user, 20, model="gpt-4o", pipeline="Code review")
-    record_many(user, 5, model="claude-haiku-4-5", pipeline="Code review", status="failed", error="boom")
+    failed = record_many(user, 5, model="claude-haiku-4-5", pipeline="Code review", status="failed", error="boom",
+                         start=T0 + timedelta(days=1))
+    # Every status by default: the failed runs are there too, newest first.
     ids, _ = scroll_all(signed_in, "/artifacts?model=claude-haiku-4-5&pipeline=Code+review")
-    assert sorted(ids) == sorted(wanted)
-    failed, _ = scroll_all(signed_in, "/artifacts?model=claude-haiku-4-5&pipeline=Code+review&status=failed")
-    assert len(failed) == 5
+    assert ids == newest(failed) + newest(wanted)
+    only_failed, _ = scroll_all(signed_in, "/artifacts?model=claude-haiku-4-5&pipeline=Code+review&status=failed")
+    assert only_failed == newest(failed)
+    completed, _ = scroll_all(signed_in, "/artifacts?model=claude-haiku-4-5&pipeline=Code+review&status=completed")
+    assert completed == newest(wanted)
+    # "all", the default's earlier name, still works.
     everything, _ = scroll_all(signed_in, "/artifacts?pipeline=Code+review&status=all&model=claude-haiku-4-5")
-    assert len(everything) == 35 and len(set(everything)) == 35
+    assert everything == ids
+
+
+def newest(ids: list[str]) -> list[str]:
+    """record_many's ids (oldest first, a minute apart) in the default order."""
+    return list(reversed(ids))
 
 
 def test_a_cursor_keeps_its_filters_and_refuses_contradicting_ones(signed_in: FlaskClient, user: User) -> None:
@@ -136,7 +156,8 @@ def test_a_cursor_keeps_its_filters_and_refuses_contradicting_ones(signed_in: Fl
     assert url is not None and "model" not in url.split("cursor=")[0]
     page_two = signed_in.get(url).get_data(as_text=True)  # a plain "Load more" click, no filter params
     assert len(page_ids(page_two)) == 5
-    assert 'value="gpt-4o-mini" selected' in page_two  # the full page shows the filter in force
+    assert 'name="model" value="gpt-4o-mini" checked' in page_two  # the full page shows the filter in force
+    assert 'name="model" value="gpt-4o" >' in page_two
     assert signed_in.get(url + "&model=gpt-4o").status_code == 400
 
 
@@ -172,7 +193,7 @@ def test_the_sentinel_loads_on_reveal_and_works_without_javascript(signed_in: Fl
     sentinel = re.search(r'<tr id="load-more"[^>]*>.*?</tr>', html, re.S).group(0)
     assert 'hx-trigger="revealed"' in sentinel and 'hx-swap="outerHTML"' in sentinel
     link = re.search(r'<a href="([^"]+)">Load more</a>', sentinel).group(1).replace("&amp;", "&")
-    assert link.startswith("/artifacts?cursor=")
+    assert link.startswith("/artifacts?") and "cursor=" in link
     last = signed_in.get(link)
     assert "<html" in last.get_data(as_text=True) and len(page_ids(last.get_data(as_text=True))) == 1
     assert "That is every run" in last.get_data(as_text=True)
@@ -190,7 +211,10 @@ def test_rows_show_what_a_person_reads(signed_in: FlaskClient, user: User) -> No
     assert "3 hours ago" in html and re.search(r'<time datetime="\d{4}-\d\d-\d\dT', html)
     assert "42 s" in html  # make_run's runs take 42 seconds
     assert "unpriced" in html
-    assert re.findall(r'class="row-link"[^>]*>([^<]+)<', html) == ["Research brief", "Research brief"]
+    # A run is called by its name (by default its input's first line); its pipeline is beside it.
+    assert re.findall(r'class="row-link"[^>]*>([^<]+)<', html) == ["Summarise solid-state batteries"] * 2
+    assert re.findall(r'<td class="pipeline"[^>]*>([^<]+)<', html) == ["Research brief"] * 2
+    assert "Completed / started" in html
 
 
 def test_totals_count_unpriced_runs_apart(signed_in: FlaskClient, user: User) -> None:
@@ -214,17 +238,27 @@ def test_totals_count_unpriced_runs_apart(signed_in: FlaskClient, user: User) ->
 def test_the_list_reads_no_artifact_data_and_no_query_per_row(
     app: Flask, signed_in: FlaskClient, user: User
 ) -> None:
-    record_many(user, 30, status="failed", error="x")
-    record_many(user, 30)
-    with captured_sql() as statements:
-        signed_in.get("/artifacts?status=all")
-        signed_in.get("/artifacts/totals?status=all", headers=HX)
-    run_queries = [sql for sql in statements if "pipeline_runs" in sql]
-    assert run_queries, statements
-    assert not [sql for sql in run_queries if "artifact_data" in sql]
-    assert all("final_output" not in sql for sql in run_queries)
-    # The page of rows, the model menu, the totals: the same three for 60 runs as for one.
-    assert len(run_queries) == 3, run_queries
+    def list_statements() -> list[str]:
+        with captured_sql() as statements:
+            assert signed_in.get("/artifacts").status_code == 200
+            assert signed_in.get("/artifacts?shown=60").status_code == 200
+            assert signed_in.get("/artifacts/totals", headers=HX).status_code == 200
+        return statements
+
+    make_run(user, tags=["one"])
+    with_one = list_statements()
+    record_many(user, 30, status="failed", error="x", tags=["a", "b"])
+    record_many(user, 30, tags=["c"])
+    start_run(user, pipeline="Live", input="still going", tags=["d"])
+    db.session.commit()
+    with_sixty = list_statements()
+    # The same statements for 62 runs as for one: nothing is asked per row.
+    assert len(with_sixty) == len(with_one), with_sixty
+    run_queries = [sql for sql in with_sixty if "pipeline_runs" in sql]
+    assert not [sql for sql in run_queries if "artifact_data" in sql or "final_output" in sql]
+    # Only the two pages of rows read runs: the menus come from run_facets, the totals from run_rollups.
+    assert len(run_queries) == 2, run_queries
+    assert any("run_facets" in sql for sql in with_sixty) and any("run_rollups" in sql for sql in with_sixty)
 
 
 @contextmanager
@@ -313,27 +347,43 @@ def test_the_page_query_is_an_index_scan_without_a_sort_for_100k_runs(app: Flask
 
     pipeline = recording.pipeline_for(user, "Bulk")
     db.session.commit()
-    # Bulk rows straight in SQL: 100,000 runs through the writer would take minutes.
+    # Bulk rows straight in SQL: 100,000 runs through the writer would take minutes. Every tenth
+    # failed, every hundredth still running (listed by its start, no cost or duration yet).
     db.session.execute(sa.text("""
-        INSERT INTO pipeline_runs (id, pipeline_id, user_id, status, input, created_at, completed_at, model,
-                                   input_tokens, output_tokens, cost, cost_source)
-        SELECT gen_random_uuid()::text, :p, :u, CASE WHEN n % 10 = 0 THEN 'failed' ELSE 'completed' END,
-               'bulk', now() - n * interval '1 minute', now() - n * interval '1 minute' + interval '5 seconds',
-               'gpt-4o', 100, 10, 0.000350000000, 'computed'
+        INSERT INTO pipeline_runs (id, pipeline_id, user_id, status, name, input, created_at, completed_at, model,
+                                   input_tokens, output_tokens, cost, cost_source,
+                                   listed_at, total_tokens, sort_cost, sort_duration_ms)
+        SELECT gen_random_uuid()::text, :p, :u,
+               CASE WHEN n % 100 = 0 THEN 'running' WHEN n % 10 = 0 THEN 'failed' ELSE 'completed' END,
+               'bulk ' || n, 'bulk', now() - n * interval '1 minute',
+               CASE WHEN n % 100 = 0 THEN NULL ELSE now() - n * interval '1 minute' + interval '5 seconds' END,
+               'gpt-4o', 100, 10 + n % 7, 0.000350000000 + (n % 13) * 0.000001, 'computed',
+               now() - n * interval '1 minute' + CASE WHEN n % 100 = 0 THEN interval '0' ELSE interval '5 seconds' END,
+               110 + n % 7, 0.000350000000 + (n % 13) * 0.000001, 5000 + n % 11
         FROM generate_series(1, 100000) AS n
     """), {"p": pipeline.id, "u": user.id})
     db.session.commit()
     db.session.execute(sa.text("ANALYZE pipeline_runs"))
-    first = queries.list_statement(user, ListFilters(), None, 26)
-    deep_row = queries.list_runs(user, ListFilters(), None, 50001)[-1]
-    deep = queries.list_statement(user, ListFilters(), Cursor(deep_row.completed_at, deep_row.id, ListFilters()), 26)
-    for statement in (first, deep):
-        compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
-        plan = db.session.execute(sa.text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
-        nodes = list(plan_nodes(plan[0]["Plan"]))
-        kinds = {node["Node Type"] for node in nodes}
-        assert "Sort" not in kinds and "Seq Scan" not in kinds, kinds
-        assert any(node.get("Index Name") == "ix_pipeline_runs_list" for node in nodes), kinds
+    # The default order (every status) and a status, by their two indexes; each other order by its own.
+    cases = [
+        (ListFilters(), "ix_pipeline_runs_listed"),
+        (ListFilters(status="failed"), "ix_pipeline_runs_status_listed"),
+        (ListFilters(sort="oldest"), "ix_pipeline_runs_listed"),
+        (ListFilters(sort="cost"), "ix_pipeline_runs_cost"),
+        (ListFilters(sort="tokens"), "ix_pipeline_runs_tokens"),
+        (ListFilters(sort="duration"), "ix_pipeline_runs_duration"),
+    ]
+    for filters, index in cases:
+        first = queries.list_statement(user, filters, None, 26)
+        deep_row = queries.list_runs(user, filters, None, 5001)[-1]
+        deep = queries.list_statement(user, filters, Cursor(deep_row.sort_key, deep_row.id, filters), 26)
+        for statement in (first, deep):
+            compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
+            plan = db.session.execute(sa.text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
+            nodes = list(plan_nodes(plan[0]["Plan"]))
+            kinds = {node["Node Type"] for node in nodes}
+            assert "Sort" not in kinds and "Seq Scan" not in kinds, (filters, kinds)
+            assert any(node.get("Index Name") == index for node in nodes), (filters, index, nodes)
 
 
 def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
