@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -75,10 +76,9 @@ def poll_seconds() -> int:
 def list_url(filters: ListFilters, **extra: Any) -> str:
     """The list under these filters, empty parameters left out (what goes into the address bar)."""
     if request.args.get("limit"):
-        try:
+        # The page explaining a bad limit links to lists without it.
+        with suppress(BadListRequest):
             extra.setdefault("limit", parse_limit(request.args))
-        except BadListRequest:
-            pass  # the page explaining that very mistake links to lists without it
     return url_for("artifacts.index", **dict[str, Any](filters.as_params()), **extra)
 
 
