@@ -173,12 +173,20 @@
   // the run last opened from the list is scrolled back into view and focused on Back or reload.
   const LAST_RUN = "artifacts:last-run";
 
+  // The list a row was opened from, however far it had been loaded (more rows may arrive and
+  // move shown=N on while the run's page opens).
+  function listKey(href) {
+    const url = new URL(href, location.origin);
+    url.searchParams.delete("shown");
+    return url.pathname + "?" + url.searchParams.toString();
+  }
+
   document.addEventListener("click", function (event) {
     const link = event.target instanceof Element ? event.target.closest("tr.run-row a.row-link") : null;
     if (!link) return;
     try {
       sessionStorage.setItem(LAST_RUN, JSON.stringify({
-        page: location.pathname + location.search, row: link.closest("tr").id,
+        page: listKey(location.href), row: link.closest("tr").id,
       }));
     } catch (error) { /* storage refused (private mode): nothing to restore, nothing broken */ }
   });
@@ -191,7 +199,7 @@
   function restorePlace() {
     let saved = null;
     try { saved = JSON.parse(sessionStorage.getItem(LAST_RUN) || "null"); } catch (error) { return; }
-    if (!saved || saved.page !== location.pathname + location.search || !returning()) return;
+    if (!saved || saved.page !== listKey(location.href) || !returning()) return;
     const row = document.getElementById(saved.row);
     const link = row && row.querySelector("a.row-link");
     if (!link) return;
