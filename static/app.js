@@ -101,4 +101,111 @@
       setTimeout(function () { button.textContent = label; }, 1500);
     });
   });
+  // ---- The run list
+
+  // With JavaScript a filter applies as soon as it changes, so the Apply button can step aside
+  // (a class, not an inline style: the CSP allows neither).
+  document.documentElement.classList.add("js");
+
+  // Empty fields ("any status", a cleared date) stay out of the request and the pushed address.
+  document.addEventListener("htmx:configRequest", function (event) {
+    const detail = event.detail;
+    if (detail.verb !== "get" || !detail.formData) return;
+    const data = detail.formData;
+    for (const name of Array.from(new Set(data.keys()))) {
+      const values = data.getAll(name).filter(function (value) { return value !== ""; });
+      data.delete(name);
+      for (const value of values) data.append(name, value);
+    }
+  });
+
+  // A date preset fills in both dates and applies them like any other change; without
+  // JavaScript it is a plain link to the same list.
+  document.addEventListener("click", function (event) {
+    const preset = event.target instanceof Element ? event.target.closest("a.preset") : null;
+    if (!preset) return;
+    const form = document.getElementById("filters");
+    if (!form) return;
+    event.preventDefault();
+    form.elements.namedItem("from").value = preset.dataset.from;
+    form.elements.namedItem("to").value = preset.dataset.to;
+    for (const other of form.querySelectorAll("a.preset")) other.removeAttribute("aria-current");
+    preset.setAttribute("aria-current", "true");
+    form.elements.namedItem("to").dispatchEvent(new Event("change", { bubbles: true }));
+  });
+
+  // A menu's summary says how many of its values are chosen.
+  document.addEventListener("change", function (event) {
+    const box = event.target;
+    if (!(box instanceof HTMLInputElement) || box.type !== "checkbox") return;
+    const menu = box.closest("details.menu");
+    const count = menu && menu.querySelector(".menu-count");
+    if (!count) return;
+    const chosen = menu.querySelectorAll("input[type=checkbox]:checked").length;
+    count.textContent = chosen ? "· " + chosen : "";
+  });
+
+  // An open menu closes when the person clicks elsewhere or presses Escape.
+  document.addEventListener("click", function (event) {
+    for (const menu of document.querySelectorAll("details.menu[open]")) {
+      if (!(event.target instanceof Node) || !menu.contains(event.target)) menu.open = false;
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    const menu = event.target instanceof Element ? event.target.closest("details.menu[open]") : null;
+    if (!menu) return;
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  });
+
+  // A run that refreshes itself and is gone (deleted elsewhere) leaves the list instead of
+  // turning into an error message in the middle of the table.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const elt = event.detail.elt;
+    if (elt instanceof Element && elt.matches("tr.run-row") && event.detail.xhr.status === 404) {
+      event.detail.shouldSwap = false;
+      elt.remove();
+    }
+  });
+
+  // Keep my place: the address says how many rows were loaded (shown=N, set by the server), and
+  // the run last opened from the list is scrolled back into view and focused on Back or reload.
+  const LAST_RUN = "artifacts:last-run";
+
+  // The list a row was opened from, however far it had been loaded (more rows may arrive and
+  // move shown=N on while the run's page opens).
+  function listKey(href) {
+    const url = new URL(href, location.origin);
+    url.searchParams.delete("shown");
+    return url.pathname + "?" + url.searchParams.toString();
+  }
+
+  document.addEventListener("click", function (event) {
+    const link = event.target instanceof Element ? event.target.closest("tr.run-row a.row-link") : null;
+    if (!link) return;
+    try {
+      sessionStorage.setItem(LAST_RUN, JSON.stringify({
+        page: listKey(location.href), row: link.closest("tr").id,
+      }));
+    } catch (error) { /* storage refused (private mode): nothing to restore, nothing broken */ }
+  });
+
+  function returning() {
+    const entry = performance.getEntriesByType("navigation")[0];
+    return !entry || entry.type === "back_forward" || entry.type === "reload";
+  }
+
+  function restorePlace() {
+    let saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(LAST_RUN) || "null"); } catch (error) { return; }
+    if (!saved || saved.page !== listKey(location.href) || !returning()) return;
+    const row = document.getElementById(saved.row);
+    const link = row && row.querySelector("a.row-link");
+    if (!link) return;
+    row.scrollIntoView({ block: "center" });
+    link.focus({ preventScroll: true });
+  }
+  document.addEventListener("DOMContentLoaded", restorePlace);
+  window.addEventListener("pageshow", function (event) { if (event.persisted) restorePlace(); });
 })();

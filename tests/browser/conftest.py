@@ -182,3 +182,10 @@ def scroll_to_end(page: Any, most: int = 50) -> None:
         page.mouse.wheel(0, 20000)
         page.wait_for_function(ROWS_GREW_OR_LIST_ENDED, arg=rows)
     raise AssertionError(f"the list did not end after {most} fragments")
+
+
+def choose(page: Any, menu: str, value: str) -> None:
+    """Open a filter menu (pipeline, model, tag) and tick one of its values, as a person would."""
+    if not page.locator(f"#menu-{menu}[open]").count():
+        page.click(f"#menu-{menu} summary")
+    page.check(f"#menu-{menu} input[value='{value}']")

@@ -9,7 +9,7 @@ from typing import Any
 from artifacts_app import tokens
 from artifacts_app.extensions import db
 from artifacts_app.models import User
-from tests.browser.conftest import LiveServer, PageWatch, scroll_to_end, sign_in
+from tests.browser.conftest import LiveServer, PageWatch, choose, scroll_to_end, sign_in
 from tests.factories import HOSTILE_OUTPUTS, PASSWORD, make_run, record_many
 
 HOSTILE = "".join(HOSTILE_OUTPUTS[:3]) + "<style>body{display:none}</style>"  # script, onerror, onload; a style
@@ -33,8 +33,7 @@ def test_every_page_and_fragment_works_under_the_policy(watched_page: tuple[Any,
     sign_in(page, user.email)
     page.wait_for_selector("#totals strong")  # the totals fragment
     scroll_to_end(page)  # infinite scroll fragments
-    page.select_option("select[name=model]", "gpt-4o")
-    page.click("button:has-text('Apply')")
+    choose(page, "model", "gpt-4o")  # applies at once
     page.wait_for_url(re.compile(r"model=gpt-4o"))
     page.wait_for_load_state("networkidle")
 
