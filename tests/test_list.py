@@ -591,27 +591,19 @@ def test_totals_say_how_many_runs_are_still_running(signed_in: FlaskClient, user
     assert "unpriced" not in text  # open runs are not unpriced ones
 
 
-def test_a_search_page_shows_where_each_run_matched(
-    signed_in: FlaskClient, user: User, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # search.py is being written elsewhere: stand in for its match and snippets with the run's name.
-    from markupsafe import Markup
-
-    from artifacts_app import search
-    from artifacts_app.models import PipelineRun
-
-    asked: list[tuple[str, list[str]]] = []
-
-    def snippets(_user: User, query: str, run_ids: list[str]) -> dict[str, search.Snippet]:
-        asked.append((query, run_ids))
-        return {run_ids[0]: search.Snippet("Name", Markup("the <mark>solid</mark> <b>one</b>").replace("<b>", "&lt;b&gt;"))}
-
-    monkeypatch.setattr(search, "matches", lambda _user, query: PipelineRun.name.contains(query))
-    monkeypatch.setattr(search, "snippets", snippets)
-    solid = make_run(user, name="A solid brief")
+def test_a_search_page_shows_where_each_run_matched(signed_in: FlaskClient, user: User) -> None:
+    wanted = make_run(user, name="Battery brief", steps=[
+        {"agentId": "r", "agentName": "Researcher", "stepOrder": 0, "output": "Notes on anodes."},
+        {"agentId": "v", "agentName": "Reviewer", "stepOrder": 1,
+         "output": "The <b>pagination</b> breaks on page two <script>alert(1)</script>."},
+    ], final_output="All good.")
     make_run(user, name="Something else")
-    html = signed_in.get("/artifacts?q=solid").get_data(as_text=True)
-    assert page_ids(html) == [solid.id] and asked == [("solid", [solid.id])]
-    row = row_html(html, solid.id)
-    assert '<p class="snippet"><span class="snippet-part">Name</span> the <mark>solid</mark>' in row
-    assert 'value="solid"' in html
+
+    html = signed_in.get("/artifacts?q=pagination").get_data(as_text=True)
+
+    assert page_ids(html) == [wanted.id]
+    row = row_html(html, wanted.id)
+    assert '<span class="snippet-part">Step 2 · Reviewer</span>' in row
+    assert "<mark>pagination</mark>" in row
+    assert "<script>" not in row and "<b>" not in row  # the output is escaped, only <mark> is ours
+    assert 'value="pagination"' in html
