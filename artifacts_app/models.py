@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .extensions import Model
 from .statuses import CostSource, RunStatus, sql_list
-from .types import JSONDocument, JSONOrNull, Money, MoneyTotal, UTCDateTime, utcnow
+from .types import JSONDocument, JSONOrNull, Money, MoneyTotal, StringList, UTCDateTime, utcnow
 
 
 def new_id() -> str:
@@ -113,7 +113,7 @@ class PipelineRun(Model):
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING.value)
     # What the list calls the run: the name the executor gave, else the input's first line.
     name: Mapped[str] = mapped_column(String(200), server_default="")
-    tags: Mapped[list[str] | None] = mapped_column(JSONOrNull)
+    tags: Mapped[list[str] | None] = mapped_column(StringList)
     # "metadata" is taken on declarative classes; the column keeps the API's name.
     run_metadata: Mapped[dict[str, str] | None] = mapped_column("metadata", JSONOrNull)
     input: Mapped[str] = mapped_column(Text)
@@ -158,6 +158,8 @@ Index(
     PipelineRun.user_id, PipelineRun.status, PipelineRun.listed_at.desc(), PipelineRun.id.desc(),
 )
 Index("ix_pipeline_runs_cost", PipelineRun.user_id, PipelineRun.sort_cost, PipelineRun.id)
+# Finds the runs with a rare tag (GIN on PostgreSQL; on SQLite a plain index the tag filter does not use).
+Index("ix_pipeline_runs_tags", PipelineRun.tags, postgresql_using="gin")
 Index("ix_pipeline_runs_tokens", PipelineRun.user_id, PipelineRun.total_tokens, PipelineRun.id)
 Index("ix_pipeline_runs_duration", PipelineRun.user_id, PipelineRun.sort_duration_ms, PipelineRun.id)
 

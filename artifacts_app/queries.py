@@ -12,6 +12,7 @@ from sqlalchemy import (
     Row,
     Select,
     String,
+    Text,
     and_,
     exists,
     func,
@@ -22,7 +23,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy import true as sa_true
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import defer
 
 from . import search
@@ -152,14 +153,14 @@ def model_family(column: Any, models: tuple[str, ...]) -> ColumnElement[bool]:
     ))
 
 
-def json_has_all(column: Any, values: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
-    """Every value is in the JSON array `column`."""
+def has_all_tags(tags: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
+    """Every one of these tags is on the run (a text[] on PostgreSQL, a JSON array on SQLite)."""
     if dialect == "postgresql":
-        return cast(ColumnElement[bool], column.op("@>")(literal(list(values), JSONB)))
+        return cast(ColumnElement[bool], PipelineRun.tags.op("@>")(literal(list(tags), ARRAY(Text()))))
     return and_(*(
-        exists(select(literal(1)).select_from(func.json_each(column).table_valued("value").alias("tag"))
-               .where(literal_column("tag.value") == value))
-        for value in values
+        exists(select(literal(1)).select_from(func.json_each(PipelineRun.tags).table_valued("value").alias("tag"))
+               .where(literal_column("tag.value") == tag))
+        for tag in tags
     ))
 
 
@@ -185,7 +186,7 @@ def filtered(statement: Select[Any], user: User, filters: ListFilters) -> Select
     if filters.models:
         statement = statement.where(model_family(PipelineRun.model, filters.models))
     if filters.tags:
-        statement = statement.where(json_has_all(PipelineRun.tags, filters.tags, dialect))
+        statement = statement.where(has_all_tags(filters.tags, dialect))
     if filters.metadata:
         statement = statement.where(json_has_pairs(PipelineRun.run_metadata, filters.metadata, dialect))
     if (start := filters.range_start()) is not None:

@@ -146,7 +146,7 @@ def rebuild(user_id: str | None = None) -> None:
     around the writer (a bulk load), and the check that the writer's counts are right."""
     postgres = db.session.get_bind().dialect.name == "postgresql"
     day = "CAST(r.listed_at AT TIME ZONE 'UTC' AS DATE)" if postgres else "date(r.listed_at)"
-    tags = "jsonb_array_elements_text(r.tags) AS t(value)" if postgres else "json_each(r.tags) AS t"
+    tags = "unnest(r.tags) AS t(value)" if postgres else "json_each(r.tags) AS t"
     finished = ", ".join(f"'{status}'" for status in sorted(FINISHED))
     scope = "r.user_id = :user_id" if user_id else "1 = 1"
     params = {"user_id": user_id} if user_id else {}

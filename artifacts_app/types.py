@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Numeric
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, BigInteger, DateTime, Numeric, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -16,6 +16,9 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 # The same, with None stored as SQL NULL rather than JSON null: for columns a filter reads, where
 # "no tags" must not be a JSON scalar that array functions refuse.
 JSONOrNull = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+# A list of strings: a text[] on PostgreSQL, whose statistics count each element, so the planner
+# knows a common tag from a rare one (for jsonb it assumes every containment is rare); JSON on SQLite.
+StringList = JSON(none_as_null=True).with_variant(ARRAY(Text()), "postgresql")
 
 MONEY_PLACES = 12
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)

@@ -99,7 +99,7 @@ def tag_and_recount(url: str) -> None:
     app = create_app()
     with app.app_context():
         db.session.execute(sa.text(
-            """UPDATE pipeline_runs SET tags = '["nightly"]'::jsonb WHERE substr(id, 1, 1) IN ('0', '1', '2', '3', '4')"""
+            """UPDATE pipeline_runs SET tags = ARRAY['nightly'] WHERE substr(id, 1, 1) IN ('0', '1', '2', '3', '4')"""
         ))
         rollups.rebuild()
         db.session.commit()

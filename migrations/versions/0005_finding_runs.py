@@ -11,7 +11,7 @@ Create Date: 2026-12-02
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 revision = "0005"
 down_revision = "0004"
@@ -19,6 +19,7 @@ branch_labels = None
 depends_on = None
 
 JSONDocument = sa.JSON().with_variant(JSONB(), "postgresql")
+StringList = sa.JSON().with_variant(ARRAY(sa.Text()), "postgresql")
 NAME_LENGTH = 80
 BATCH = 2000
 
@@ -45,7 +46,7 @@ def name_from(text):
 def upgrade():
     with op.batch_alter_table("pipeline_runs") as batch:
         batch.add_column(sa.Column("name", sa.String(length=200), server_default="", nullable=False))
-        batch.add_column(sa.Column("tags", JSONDocument, nullable=True))
+        batch.add_column(sa.Column("tags", StringList, nullable=True))
         batch.add_column(sa.Column("metadata", JSONDocument, nullable=True))
         batch.add_column(sa.Column("listed_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("total_tokens", sa.BigInteger(), server_default="0", nullable=False))
@@ -62,6 +63,7 @@ def upgrade():
     )
     op.create_index("ix_pipeline_runs_cost", "pipeline_runs", ["user_id", "sort_cost", "id"])
     op.create_index("ix_pipeline_runs_tokens", "pipeline_runs", ["user_id", "total_tokens", "id"])
+    op.create_index("ix_pipeline_runs_tags", "pipeline_runs", ["tags"], postgresql_using="gin")
     op.create_index("ix_pipeline_runs_duration", "pipeline_runs", ["user_id", "sort_duration_ms", "id"])
 
     op.create_table(
@@ -159,7 +161,7 @@ def backfill_summaries():
 def downgrade():
     op.drop_table("run_rollups")
     op.drop_table("run_facets")
-    for name in ("ix_pipeline_runs_duration", "ix_pipeline_runs_tokens", "ix_pipeline_runs_cost",
+    for name in ("ix_pipeline_runs_duration", "ix_pipeline_runs_tags", "ix_pipeline_runs_tokens", "ix_pipeline_runs_cost",
                  "ix_pipeline_runs_status_listed", "ix_pipeline_runs_listed"):
         op.drop_index(name, table_name="pipeline_runs")
     with op.batch_alter_table("pipeline_runs") as batch:
