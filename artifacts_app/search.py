@@ -44,7 +44,7 @@ from .models import ArtifactStep, PipelineRun, User
 
 PART_CHARS = 100_000  # of each part indexed and searched for a snippet; an output may hold 32 MB
 INPUT_POSITION = 1_000_000_000  # parts in snippet order: 0 name, 1 final output, 2 + i step i, input
-SNIPPET_WORDS = 30
+SNIPPET_WORDS = 16
 MAX_TERMS = 100  # of a query's terms, on SQLite (each is a subquery); q= is at most 500 characters
 RELEVANCE = Numeric(20, 6)  # rounded, so the keyset cursor binds back exactly the value sorted by
 
@@ -323,7 +323,7 @@ def snippets(user: User, query: str, run_ids: list[str]) -> dict[str, Snippet]:
     start, stop = f"searchmarkstart{token}", f"searchmarkstop{token}"
     values = {"ids": list(dict.fromkeys(run_ids)), "user_id": user.id}
     if postgres():
-        options = f"StartSel={start}, StopSel={stop}, MaxWords={SNIPPET_WORDS}, MinWords=10, MaxFragments=1"
+        options = f"StartSel={start}, StopSel={stop}, MaxWords={SNIPPET_WORDS}, MinWords=8, MaxFragments=1"
         statement = text(POSTGRES_SNIPPETS).bindparams(bindparam("ids", expanding=True))
         values |= {"terms": any_of(terms), "options": options}
     else:
