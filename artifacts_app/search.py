@@ -279,18 +279,7 @@ def matches(user: User, query: str) -> Any:
     if not groups:
         return false()
     if postgres():
-        # The matches are found through the GIN index first (a materialised CTE), then listed in
-        # order. Left to itself the planner, which keeps no word frequencies for this wide column,
-        # guesses that 0.5% of runs match and walks the list's index testing every run's vector: a
-        # rare word took 1 s at 100,000 runs (bench/find_runs.py); this way it takes what the
-        # matches take.
-        hits = (
-            select(PipelineRun.id)
-            .where(PipelineRun.user_id == user.id, VECTOR.op("@@")(func.websearch_to_tsquery(ENGLISH, query)))
-            .cte("search_hits")
-            .prefix_with("MATERIALIZED")
-        )
-        return PipelineRun.id.in_(select(hits.c.id))
+        return (PipelineRun.user_id == user.id) & VECTOR.op("@@")(func.websearch_to_tsquery(ENGLISH, query))
     return PipelineRun.id.in_(sqlite_matches(user, groups))
 
 
