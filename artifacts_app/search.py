@@ -25,6 +25,8 @@ from markupsafe import Markup, escape
 from sqlalchemy import (
     Numeric,
     Select,
+    String,
+    any_,
     bindparam,
     except_,
     false,
@@ -38,6 +40,7 @@ from sqlalchemy import (
     union,
 )
 from sqlalchemy import column as sql_column
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from .extensions import db
 from .models import ArtifactStep, PipelineRun, User
@@ -45,6 +48,7 @@ from .models import ArtifactStep, PipelineRun, User
 PART_CHARS = 100_000  # of each part indexed and searched for a snippet; an output may hold 32 MB
 INPUT_POSITION = 1_000_000_000  # parts in snippet order: 0 name, 1 final output, 2 + i step i, input
 SNIPPET_WORDS = 16
+FEW_MATCHES = 2000  # a PostgreSQL search with at most this many matches lists them by id
 MAX_TERMS = 100  # of a query's terms, on SQLite (each is a subquery); q= is at most 500 characters
 RELEVANCE = Numeric(20, 6)  # rounded, so the keyset cursor binds back exactly the value sorted by
 
@@ -279,8 +283,33 @@ def matches(user: User, query: str) -> Any:
     if not groups:
         return false()
     if postgres():
-        return (PipelineRun.user_id == user.id) & VECTOR.op("@@")(func.websearch_to_tsquery(ENGLISH, query))
+        return postgres_matches(user, query)
     return PipelineRun.id.in_(sqlite_matches(user, groups))
+
+
+def postgres_matches(user: User, query: str) -> Any:
+    """The search as a condition the planner cannot get badly wrong.
+
+    PostgreSQL keeps frequencies only for the commonest words of a tsvector column and guesses that
+    any other word is in about 0.5% of runs. For a rare word it then walks the list's index testing
+    every run (1 s at 100,000 runs, bench/find_runs.py) instead of asking the GIN index. So the
+    matches are fetched first, at most FEW_MATCHES + 1 of them (this query the planner does get
+    right: the GIN index for a rare word, a scan stopping early for a common one): when they are
+    few, the list is those ids; when many, walking the list's index finds a page at once.
+    """
+    found = list(db.session.execute(first_matches(user, query)).scalars())
+    if len(found) > FEW_MATCHES:
+        return postgres_condition(user, query)
+    return PipelineRun.id == any_(literal(found, ARRAY(String())))
+
+
+def postgres_condition(user: User, query: str) -> Any:
+    return (PipelineRun.user_id == user.id) & VECTOR.op("@@")(func.websearch_to_tsquery(ENGLISH, query))
+
+
+def first_matches(user: User, query: str) -> Select[Any]:
+    """The ids of up to FEW_MATCHES + 1 of the user's runs that match, in no order (PostgreSQL)."""
+    return select(PipelineRun.id).where(postgres_condition(user, query)).limit(FEW_MATCHES + 1)
 
 
 def relevance(query: str) -> Any:

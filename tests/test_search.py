@@ -395,9 +395,18 @@ def test_a_search_uses_the_gin_index_for_a_user_with_many_runs(app: Flask, user:
     db.session.commit()
     db.session.execute(sa.text("ANALYZE pipeline_runs"))
 
-    statement = queries.list_statement(user, ListFilters(query="pangolin"), None, 26)
-    compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
-    plan = "\n".join(db.session.execute(sa.text(f"EXPLAIN {compiled}")).scalars())
+    def plan_of(statement: Any) -> str:
+        compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
+        return "\n".join(db.session.execute(sa.text(f"EXPLAIN {compiled}")).scalars())
 
-    assert f"Bitmap Index Scan on {search.SEARCH_INDEX}" in plan, plan
+    # The matches come from the GIN index; the page is then those runs, by primary key.
+    matching = plan_of(search.first_matches(user, "pangolin"))
+    page = plan_of(queries.list_statement(user, ListFilters(query="pangolin"), None, 26))
+
+    assert f"Bitmap Index Scan on {search.SEARCH_INDEX}" in matching, matching
+    assert "pk_pipeline_runs" in page and "Seq Scan on pipeline_runs" not in page, page
     assert len(queries.list_runs(user, ListFilters(query="pangolin"), None, 26)) == 4
+    # A word in every run: more than FEW_MATCHES, so the page walks the list's index and stops.
+    common = plan_of(queries.list_statement(user, ListFilters(query="bulk"), None, 26))
+    assert "ix_pipeline_runs_listed" in common, common
+    assert len(queries.list_runs(user, ListFilters(query="bulk"), None, 26)) == 26
