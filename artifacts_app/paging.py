@@ -25,7 +25,7 @@ META_PREFIX = "meta."
 MAX_FILTER_LENGTH = 200
 MAX_QUERY_LENGTH = 500
 MAX_VALUES = 20  # of one repeated parameter, and of meta.* parameters
-LIMIT_DIGITS = re.compile(r"[0-9]{1,3}")
+COUNT_DIGITS = re.compile(r"[1-9][0-9]{0,8}")  # no leading zeros, as a person writes a count
 KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 
 
@@ -134,7 +134,7 @@ def parse_count(args: MultiDict[str, str], name: str, default: int, most: int) -
     if not raw:
         return default
     # ASCII digits only: str.isdigit() also accepts "²" and "①", which int() refuses.
-    if not LIMIT_DIGITS.fullmatch(raw) or not 1 <= int(raw) <= most:
+    if not COUNT_DIGITS.fullmatch(raw) or not 1 <= int(raw) <= most:
         raise BadListRequest(f"{name} must be a whole number from 1 to {most}", name)
     return int(raw)
 

@@ -581,6 +581,19 @@ def test_shown_renders_that_many_rows_at_once_and_load_more_records_how_far(
         assert signed_in.get(f"/artifacts?shown={bad}").status_code == 400
 
 
+def test_load_more_keeps_working_past_a_thousand_rows(signed_in: FlaskClient, user: User) -> None:
+    record_many(user, 130)
+    everything = newest_first(user)
+    html = signed_in.get("/artifacts?limit=100").get_data(as_text=True)
+    deep = next_url(html).replace("seen=100", "seen=1200")  # as if 1,200 rows were already loaded
+
+    response = signed_in.get(deep, headers=HX)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert page_ids(response.get_data(as_text=True)) == everything[100:]
+    assert "shown=500" in response.headers["HX-Replace-Url"], response.headers  # a reload renders at most 500
+
+
 def test_totals_say_how_many_runs_are_still_running(signed_in: FlaskClient, user: User) -> None:
     make_run(user)
     start_run(user, pipeline="Live", input="one")
