@@ -15,6 +15,7 @@ from artifacts_app import recording
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
 from tests.browser.conftest import LiveServer, PageWatch, sign_in
+from tests import factories
 from tests.factories import HOSTILE_OUTPUTS, make_run, steps
 
 # `make screenshots` names docs/screenshots here to refresh the README's pictures; otherwise they go
@@ -152,12 +153,22 @@ def test_screenshots_for_the_readme(
     folder = Path(os.environ.get(SCREENSHOTS_VARIABLE) or tmp_path).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc)
-    pipelines = [("Code review", "claude-sonnet-4-5-20250929"), ("Support triage", "gpt-4o-mini"),
-                 ("Release notes", "mistral-large-latest"), ("Data extraction", "gemini-2.5-flash"),
-                 ("Research brief", "llama-3.1-70b-local")] * 3
-    for index, (pipeline, model) in enumerate(pipelines):
-        recording.record_from_values(user, pipeline=pipeline, input="demo", model=model, steps=steps("a", "b"),
-                             final_output="done", usage={"inputTokens": 1200 * (index + 1), "outputTokens": 310 * (index + 2)},
+    pipelines = [("Code review", "claude-sonnet-4-5-20250929", "Review PR #482: add keyset pagination"),
+                 ("Support triage", "gpt-4o-mini", "Customer cannot export CSV over 10k rows"),
+                 ("Release notes", "mistral-large-latest", "Draft notes for v2.5.0"),
+                 ("Data extraction", "gemini-2.5-flash", "Extract line items from the attached invoices"),
+                 ("Research brief", "llama-3.1-70b-local", "Compare vector databases for a 10M corpus")] * 3
+    tags = (["nightly"], [], ["eval", "prod"], ["customer"], [])
+    # One run still going, one failed: the list shows every status.
+    factories.start_run(user, pipeline="Code review", input="Review PR #503: rate-limit the login form",
+                        model="gpt-4o", tags=["prod"])
+    for index, (pipeline, model, prompt) in enumerate(pipelines):
+        failed = index == 2
+        recording.record_from_values(user, pipeline=pipeline, input=prompt, model=model, steps=steps("a", "b"),
+                             final_output=None if failed else "done", tags=tags[index % 5] or None,
+                             status="failed" if failed else "completed",
+                             error="Timeout: step exceeded 120 s" if failed else None,
+                             usage={"inputTokens": 1200 * (index + 1), "outputTokens": 310 * (index + 2)},
                              created_at=now - timedelta(hours=index, seconds=95), completed_at=now - timedelta(hours=index))
     db.session.commit()
     width, height = 1280, 820
@@ -167,10 +178,11 @@ def test_screenshots_for_the_readme(
         page = context.new_page()
         sign_in(page, user.email)
         page.wait_for_selector("#totals strong")
-        # The list: the 16 runs, newest first, their total, the filters; nothing off to the side.
-        assert page.locator("tr.run-row").count() == 16
+        # The list: the 17 runs, newest first, their total, the filters; nothing off to the side.
+        assert page.locator("tr.run-row").count() == 17
+        assert page.locator("tr.run-row .badge").first.inner_text().strip().endswith("running")
         assert page.locator("tr.run-row td.pipeline").first.inner_text() == "Code review"
-        assert page.locator("#totals strong").first.inner_text() == "16"
+        assert page.locator("#totals strong").first.inner_text() == "17"
         assert page.locator("tr.list-end").count() == 1
         assert_fits_and_follows_the_scheme(page, scheme)
         page.screenshot(path=str(folder / f"list-{scheme}.png"))
