@@ -14,8 +14,8 @@ import pytest
 from artifacts_app import recording
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
-from tests.browser.conftest import LiveServer, PageWatch, sign_in
 from tests import factories
+from tests.browser.conftest import LiveServer, PageWatch, sign_in
 from tests.factories import HOSTILE_OUTPUTS, make_run, steps
 
 # `make screenshots` names docs/screenshots here to refresh the README's pictures; otherwise they go
