@@ -75,6 +75,28 @@ def test_the_page_shows_the_runs_metadata(signed_in: FlaskClient, user: User) ->
     assert "42 s" in html
 
 
+def test_the_page_is_titled_by_the_runs_name_and_shows_its_tags_and_metadata(
+    signed_in: FlaskClient, user: User
+) -> None:
+    run = make_run(user, name="Nightly <eval>", pipeline="Code review", tags=["nightly", "a&b"],
+                   metadata={"env": "prod", "git.sha": "3f2a9c1"})
+    plain = make_run(user, pipeline="Code review", input="")  # no name given, no input line: the pipeline
+
+    html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+
+    assert f"<title>Nightly &lt;eval&gt; · Code review · run {run.id[:8]} · Artifacts</title>" in html
+    assert "<h1>Nightly &lt;eval&gt; <span" in html
+    assert 'href="/artifacts?pipeline=Code+review">Code review</a></nav>' in html
+    assert 'href="/artifacts?tag=nightly"' in html and 'href="/artifacts?tag=a%26b"' in html
+    assert '<dt>env</dt><dd><a href="/artifacts?meta.env=prod"' in html
+    assert '<dt>git.sha</dt><dd><a href="/artifacts?meta.git.sha=3f2a9c1"' in html
+    other = signed_in.get(f"/artifacts/{plain.id}").get_data(as_text=True)
+    assert "<h1>Code review <span" in other and 'aria-label="Metadata"' not in other
+    # The links lead to the runs they name.
+    listed = signed_in.get("/artifacts?meta.git.sha=3f2a9c1").get_data(as_text=True)
+    assert f"/artifacts/{run.id}" in listed and f"/artifacts/{plain.id}" not in listed
+
+
 def test_step_with_its_own_usage_shows_its_model_tokens_and_cost(signed_in: FlaskClient, user: User) -> None:
     mixed = steps("a", "b", model="claude-haiku-4-5", inputTokens=1000, outputTokens=200)
     run = make_run(user, steps=mixed, usage=None)
