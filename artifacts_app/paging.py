@@ -13,7 +13,9 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.datastructures import MultiDict
 
+from . import limits
 from .filters import DEFAULT_SORT, SORTS, STATUS_CHOICES, Cursor, ListFilters, SortValue
+from .schemas import Label
 
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -26,7 +28,6 @@ MAX_FILTER_LENGTH = 200
 MAX_QUERY_LENGTH = 500
 MAX_VALUES = 20  # of one repeated parameter, and of meta.* parameters
 COUNT_DIGITS = re.compile(r"[1-9][0-9]{0,8}")  # no leading zeros, as a person writes a count
-KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 
 
 R = TypeVar("R")
@@ -85,9 +86,10 @@ def metadata_of(args: MultiDict[str, str]) -> tuple[tuple[str, str], ...]:
         if not name.startswith(META_PREFIX):
             continue
         key = name[len(META_PREFIX):]
-        if not key or len(key) > 64 or not set(key) <= KEY_CHARS:
+        # The same rules as the API's (schemas.Label), so every key a run can carry can be asked for.
+        if not key or len(key) > limits.value("MAX_LABEL_LENGTH") or not set(key) <= Label.KEY_CHARS:
             raise BadListRequest(f"{name}: a metadata key uses only letters, digits and _ . : -", name)
-        value = checked(name, value, 1000)
+        value = checked(name, value, limits.value("MAX_METADATA_CHARS"))
         if not value:
             continue
         if key in pairs and pairs[key] != value:

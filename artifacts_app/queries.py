@@ -165,7 +165,7 @@ def has_all_tags(tags: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
 
 
 def json_has_pairs(column: Any, pairs: tuple[tuple[str, str], ...], dialect: str) -> ColumnElement[bool]:
-    """The JSON object `column` holds every (key, value); keys are plain (paging.KEY_CHARS)."""
+    """The JSON object `column` holds every (key, value); keys are plain (schemas.Label.KEY_CHARS)."""
     if dialect == "postgresql":
         return cast(ColumnElement[bool], column.op("@>")(literal(dict(pairs), JSONB)))
     return and_(*(func.json_extract(column, f'$."{key}"') == value for key, value in pairs))

@@ -21,10 +21,8 @@ from sqlalchemy import and_, delete, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
+from .filters import FINISHED
 from .models import PipelineRun, RunFacet, RunRollup
-from .statuses import FINISHED_STATUSES
-
-FINISHED = {status.value for status in FINISHED_STATUSES}
 
 
 @dataclass(frozen=True)

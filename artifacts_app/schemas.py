@@ -161,6 +161,7 @@ class Label(Text):
     """A tag or metadata key: one line people type into a filter, so no control characters; keys
     (`key_chars`) are further limited to what reads unambiguously in `meta.KEY=VALUE`."""
 
+    # paging.py checks meta.KEY filters with these too.
     KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
     KEY_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 

@@ -61,6 +61,21 @@ def stored() -> dict[str, list[tuple[Any, ...]]]:
     return snapshot
 
 
+def follow_pages(client: Any, who: Caller, **params: Any) -> list[list[dict[str, Any]]]:
+    """Every page of GET /runs with these parameters, following nextCursor until it is null."""
+    pages: list[list[dict[str, Any]]] = []
+    query: dict[str, Any] = dict(params)
+    while True:
+        response = client.get(f"{API}/runs", query_string=query, headers=who.headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        pages.append(body["runs"])
+        assert len(pages) < 100, "the cursor does not advance"
+        if body["nextCursor"] is None:
+            return pages
+        query = {"cursor": body["nextCursor"], "limit": params.get("limit", "25")}
+
+
 def assert_json_error(response: TestResponse, status: int, error: str | None = None) -> dict[str, Any]:
     """An error answered as the API's JSON {error, message}, never an HTML page."""
     assert response.status_code == status, response.get_data(as_text=True)

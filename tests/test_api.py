@@ -24,7 +24,7 @@ from artifacts_app.api import openapi
 from artifacts_app.extensions import db
 from artifacts_app.models import ApiToken, IdempotencyKey, Pipeline, PipelineRun
 from tests import factories
-from tests.api_helpers import API, Caller, ada, assert_json_error, caller, stored  # noqa: F401 (ada: a fixture)
+from tests.api_helpers import API, Caller, ada, assert_json_error, caller, follow_pages, stored  # noqa: F401 (ada: a fixture)
 from tests.factories import make_run, three_steps
 from tests.http_helpers import log_in
 
@@ -305,21 +305,6 @@ def seed_list(ada: Caller, bob: Caller) -> dict[str, str]:
     ids["running"] = running.id
     ids["bobs"] = make_run(bob.user(), completed_at=base).id
     return ids
-
-
-def follow_pages(client: FlaskClient, who: Caller, **params: str) -> list[list[dict[str, Any]]]:
-    """Every page of GET /runs, following nextCursor until it is null."""
-    pages = []
-    query: dict[str, str] = dict(params)
-    while True:
-        response = client.get(f"{API}/runs", query_string=query, headers=who.headers)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        body = response.get_json()
-        pages.append(body["runs"])
-        assert len(pages) < 20, "the cursor does not advance"
-        if body["nextCursor"] is None:
-            return pages
-        query = {"cursor": body["nextCursor"], "limit": params.get("limit", "25")}
 
 
 def test_listing_pages_through_every_run_of_the_caller_exactly_once(

@@ -18,7 +18,7 @@ from artifacts_app.extensions import db
 from artifacts_app.filters import ListFilters
 from artifacts_app.models import RunFacet, RunRollup, User
 from tests import factories
-from tests.api_helpers import API, Caller, ada, assert_json_error, caller, stored  # noqa: F401 (fixture)
+from tests.api_helpers import API, Caller, ada, assert_json_error, caller, follow_pages, stored  # noqa: F401 (fixture)
 from tests.factories import make_run, make_user, start_run
 
 BASE = datetime(2025, 11, 1, 12, tzinfo=timezone.utc)
@@ -34,17 +34,7 @@ def post_run(client: FlaskClient, who: Caller, **body: Any) -> dict[str, Any]:
 
 def listed(client: FlaskClient, who: Caller, **params: Any) -> list[dict[str, Any]]:
     """Every run GET /runs lists for these parameters, following the cursor to the end."""
-    runs: list[dict[str, Any]] = []
-    query = dict(params)
-    for _ in range(100):
-        response = client.get(f"{API}/runs", query_string=query, headers=who.headers)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        body = response.get_json()
-        runs += body["runs"]
-        if body["nextCursor"] is None:
-            return runs
-        query = {"cursor": body["nextCursor"], "limit": params.get("limit", 25)}
-    raise AssertionError("the cursor does not advance")
+    return [run for page in follow_pages(client, who, **params) for run in page]
 
 
 # ---------------------------------------------------------------- names, tags, metadata

@@ -19,7 +19,7 @@ from artifacts_app.extensions import db
 from artifacts_app.filters import ListFilters
 from artifacts_app.models import User
 from tests import factories
-from tests.api_helpers import API, Caller, ada, caller  # noqa: F401 (ada: a fixture)
+from tests.api_helpers import API, Caller, ada, caller, follow_pages  # noqa: F401 (ada: a fixture)
 from tests.factories import make_run, record_many, steps
 from tests.http_helpers import log_in
 
@@ -32,24 +32,9 @@ def bob(app: Flask) -> Caller:
     return caller("bob@example.com")
 
 
-def pages(client: FlaskClient, who: Caller, **params: str) -> list[list[dict[str, Any]]]:
-    """Every page of GET /runs with these parameters, following nextCursor to the end."""
-    found: list[list[dict[str, Any]]] = []
-    query = dict(params)
-    while True:
-        response = client.get(f"{API}/runs", query_string=query, headers=who.headers)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        body = response.get_json()
-        found.append(body["runs"])
-        assert len(found) < 50, "the cursor does not advance"
-        if body["nextCursor"] is None:
-            return found
-        query = {"cursor": body["nextCursor"], "limit": params.get("limit", "25")}
-
-
 def found(client: FlaskClient, who: Caller, q: str, **params: str) -> list[str]:
     """The ids GET /runs?q= lists for `who`, every page, in order."""
-    return [run["id"] for page in pages(client, who, q=q, **params) for run in page]
+    return [run["id"] for page in follow_pages(client, who, q=q, **params) for run in page]
 
 
 def run_with(user: User, *outputs: str, minutes: int = 0, **fields: Any) -> str:
@@ -172,7 +157,7 @@ def test_sixty_matching_runs_page_without_duplicates_or_gaps_newest_first(
     ])
     record_many(user, 5, start=BASE)  # not matching
 
-    listed = pages(client, ada, q="quokka", limit="25")
+    listed = follow_pages(client, ada, q="quokka", limit="25")
 
     assert [len(page) for page in listed] == [25, 25, 10]
     ids = [run["id"] for page in listed for run in page]
@@ -190,7 +175,7 @@ def test_relevance_orders_by_rank_then_id_and_pages_exactly(client: FlaskClient,
         make_run(user, steps=steps(text), name=f"run {index}", completed_at=BASE + timedelta(minutes=index))
     filters = ListFilters(query="lemur", sort="relevance")
 
-    listed = [run["id"] for page in pages(client, ada, q="lemur", sort="relevance", limit="25") for run in page]
+    listed = [run["id"] for page in follow_pages(client, ada, q="lemur", sort="relevance", limit="25") for run in page]
     rows = queries.list_runs(user, filters, None, 100)
 
     assert len(listed) == 60 and len(set(listed)) == 60
