@@ -14,7 +14,6 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-
 _open_responses = threading.local()
 
 
