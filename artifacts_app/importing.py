@@ -34,7 +34,7 @@ def import_run(user: User, line: ImportedRun) -> PipelineRun:
         input=line.input,
         variables=line.variables,
         model=line.model,
-        artifact_data=None if legacy else {"steps": stored_steps(line.steps), "finalOutput": final_output},
+        artifact_data=None if legacy else {"finalOutput": final_output},
         final_output=final_output if legacy or line.status == RunStatus.COMPLETED else None,
         input_tokens=usage.input_tokens if usage else None,
         output_tokens=usage.output_tokens if usage else None,
@@ -44,4 +44,4 @@ def import_run(user: User, line: ImportedRun) -> PipelineRun:
         created_at=line.created_at,
         completed_at=line.completed_at,
     )
-    return store_new(run, pipeline)
+    return store_new(run, pipeline, None if legacy else stored_steps(line.steps))

@@ -13,7 +13,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Str
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .extensions import Model
-from .statuses import CostSource, RunStatus, sql_list
+from .statuses import CostSource, RunStatus, StepStatus, sql_list
 from .types import JSONDocument, JSONOrNull, Money, MoneyTotal, StringList, UTCDateTime, utcnow
 
 
@@ -28,22 +28,26 @@ def new_session_token() -> str:
 
 
 class ArtifactStep(TypedDict):
-    """One step's output inside artifact_data, in the executors' camelCase."""
+    """One step as the executors and the exports spell it (camelCase): what the writer checks and
+    prices before it becomes a RunStep row, and what a row is read back as."""
 
     agentId: str
     agentName: str
     output: str
     stepOrder: int
+    status: NotRequired[str]  # StepStatus; "completed" when not given
     model: NotRequired[str]
     inputTokens: NotRequired[int]
     outputTokens: NotRequired[int]
     cost: NotRequired[str]  # a decimal string: JSON numbers would be read back as floats
+    startedAt: NotRequired[datetime]
+    completedAt: NotRequired[datetime]
 
 
 class ArtifactOutput(TypedDict):
-    """The artifact_data document: every step's output in order, and the final output."""
+    """The artifact_data document: the final output. A run's steps are rows of their own
+    (RunStep); a document with "steps" is from before migration 0007."""
 
-    steps: list[ArtifactStep]
     finalOutput: str
 
 
@@ -140,9 +144,63 @@ class PipelineRun(Model):
     sort_duration_ms: Mapped[int] = mapped_column(BigInteger, server_default="-1")
 
     pipeline: Mapped[Pipeline] = relationship()
+    # Loaded only when asked for (a whole run's download, the API, exports): a tab reads its own row.
+    steps: Mapped[list[RunStep]] = relationship(
+        order_by="RunStep.step_order", cascade="all, delete-orphan", passive_deletes=True,
+    )
 
     def __repr__(self) -> str:
         return f"<PipelineRun {self.id} {self.status}>"
+
+
+class RunStep(Model):
+    """One step of a run: a row of its own, so reading or adding one step never touches the others
+    (on PostgreSQL each output is its own TOASTed value). stepOrder runs contiguously from 0."""
+
+    __tablename__ = "pipeline_run_steps"
+    __table_args__ = (CheckConstraint(f"status IN ({sql_list(StepStatus)})", name="status"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="CASCADE"), primary_key=True)
+    step_order: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    agent_id: Mapped[str] = mapped_column(String(200))
+    agent_name: Mapped[str] = mapped_column(String(200))
+    output: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=StepStatus.COMPLETED.value)
+    model: Mapped[str | None] = mapped_column(String(200))
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cost: Mapped[Decimal | None] = mapped_column(Money())
+    # Unknown for steps stored before they were recorded (migration 0007) or sent without them in bulk.
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @classmethod
+    def from_values(cls, run_id: str, step: ArtifactStep) -> RunStep:
+        """The row for a checked and priced step."""
+        return cls(
+            run_id=run_id, step_order=step["stepOrder"], agent_id=step["agentId"], agent_name=step["agentName"],
+            output=step["output"], status=step.get("status", StepStatus.COMPLETED.value), model=step.get("model"),
+            input_tokens=step.get("inputTokens"), output_tokens=step.get("outputTokens"),
+            cost=Decimal(step["cost"]) if "cost" in step else None,
+            started_at=step.get("startedAt"), completed_at=step.get("completedAt"),
+        )
+
+    def values(self, *, output: bool = True) -> ArtifactStep:
+        """The step in the executors' shape; what it does not have is left out (and its output,
+        as "", when output=False: pricing needs only the usage)."""
+        step: ArtifactStep = {
+            "agentId": self.agent_id, "agentName": self.agent_name, "output": self.output if output else "",
+            "stepOrder": self.step_order, "status": self.status,
+        }
+        for key, value in (
+            ("model", self.model), ("inputTokens", self.input_tokens), ("outputTokens", self.output_tokens),
+            ("startedAt", self.started_at), ("completedAt", self.completed_at),
+        ):
+            if value is not None:
+                step[key] = value  # type: ignore[literal-required]
+        if self.cost is not None:
+            step["cost"] = format(self.cost, "f")
+        return step
 
 
 # What an unpriced run sorts by as its cost, and an open one as its duration: below every real

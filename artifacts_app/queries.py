@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -22,14 +23,13 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy import true as sa_true
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, selectinload
 
 from . import search
 from .extensions import db
 from .filters import Cursor, ListFilters
-from .models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, RunFacet, RunRollup, User
+from .models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, RunFacet, RunRollup, RunStep, User
 from .statuses import FINISHED_STATUSES
 
 
@@ -314,10 +314,13 @@ def tag_names(user: User) -> list[str]:
 def export_runs(
     user: User, filters: ListFilters, after: Cursor | None, limit: int
 ) -> list[tuple[PipelineRun, str]]:
-    """Whole runs (artifact_data included) with their pipeline names, newest first, for exports."""
+    """Whole runs (artifact_data and steps included) with their pipeline names, newest first, for
+    exports; the batch's steps come in one more query."""
     newest = replace(filters, sort="newest")
     key, descending = sort_key(newest)
-    statement = filtered(select(PipelineRun, Pipeline.name).join(Pipeline), user, newest)
+    statement = filtered(
+        select(PipelineRun, Pipeline.name).join(Pipeline).options(selectinload(PipelineRun.steps)), user, newest
+    )
     if after is not None:
         statement = statement.where(keyset_after(key, descending, after))
     statement = statement.order_by(key.desc(), PipelineRun.id.desc()).limit(limit)
@@ -331,6 +334,9 @@ class StepHeader:
     number: int  # 1-based, as people count: tab "step-1" is stepOrder 0
     agent_id: str
     agent_name: str
+    status: str  # StepStatus
+    started_at: datetime | None
+    completed_at: datetime | None
     model: str | None
     input_tokens: int | None
     output_tokens: int | None
@@ -351,7 +357,7 @@ def json_text(*path: str | int) -> ColumnElement[str]:
     return cast(ColumnElement[str], PipelineRun.artifact_data[path].as_string())
 
 
-def byte_length(expression: ColumnElement[str]) -> ColumnElement[int]:
+def byte_length(expression: Any) -> ColumnElement[int]:
     """The UTF-8 size of a text expression, computed in the database."""
     if db.session.get_bind().dialect.name == "postgresql":
         return func.octet_length(expression)
@@ -370,62 +376,63 @@ def run_summary(user: User, run_id: str) -> tuple[PipelineRun, str] | None:
 
 
 def step_headers(user: User, run_id: str) -> list[StepHeader]:
-    """Each step's name, order, model, usage and output size; no output leaves the database.
+    """Each step's name, order, status, times, model, usage and output size; no output leaves the
+    database (its size comes from the TOAST header on PostgreSQL, without decompressing it)."""
+    statement = (
+        select(
+            RunStep.step_order, RunStep.agent_id, RunStep.agent_name, RunStep.status, RunStep.started_at,
+            RunStep.completed_at, RunStep.model, RunStep.input_tokens, RunStep.output_tokens, RunStep.cost,
+            byte_length(RunStep.output),
+        )
+        .join(PipelineRun, PipelineRun.id == RunStep.run_id)
+        .where(RunStep.run_id == run_id, PipelineRun.user_id == user.id)
+        .order_by(RunStep.step_order)
+    )
+    return [
+        StepHeader(
+            number=order + 1, agent_id=agent_id, agent_name=agent_name, status=status, started_at=started_at,
+            completed_at=completed_at, model=model, input_tokens=tokens_in, output_tokens=tokens_out, cost=cost,
+            output_bytes=int(size or 0),
+        )
+        for order, agent_id, agent_name, status, started_at, completed_at, model, tokens_in, tokens_out, cost, size
+        in db.session.execute(statement).all()
+    ]
 
-    The writer keeps steps sorted and contiguous, so array position i holds stepOrder i.
-    """
-    owned = (PipelineRun.id == run_id, PipelineRun.user_id == user.id)
-    if db.session.get_bind().dialect.name == "postgresql":
-        # One jsonb_array_elements over the document: a large artifact is detoasted once,
-        # where a JSON path per field would decompress all of it again for every field.
-        step = func.jsonb_array_elements(PipelineRun.artifact_data["steps"]).table_valued(
-            "value", with_ordinality="position"
-        ).render_derived()
-        value = step.c.value
-        names = ("agentId", "agentName", "model", "inputTokens", "outputTokens", "cost")
-        fields: list[ColumnElement[Any]] = [value.op("->>")(name) for name in names]
-        statement = (
-            select(*fields, func.octet_length(value.op("->>")("output")))
-            .select_from(PipelineRun).join(step, sa_true()).where(*owned).order_by(step.c.position)
-        )
-    else:
-        step = func.json_each(PipelineRun.artifact_data, "$.steps").table_valued("value", "key")
-        fields = [func.json_extract(step.c.value, f"$.{name}") for name in (
-            "agentId", "agentName", "model", "inputTokens", "outputTokens", "cost")]
-        output = func.json_extract(step.c.value, "$.output")
-        statement = (
-            select(*fields, func.length(func.cast(output, LargeBinary)))
-            .select_from(PipelineRun).join(step, sa_true()).where(*owned).order_by(step.c.key)
-        )
-    headers = []
-    for index, (agent_id, agent_name, model, tokens_in, tokens_out, cost, size) in enumerate(
-        db.session.execute(statement).all(), start=1
-    ):
-        headers.append(StepHeader(
-            number=index, agent_id=agent_id, agent_name=agent_name, model=model,
-            input_tokens=None if tokens_in is None else int(tokens_in),
-            output_tokens=None if tokens_out is None else int(tokens_out),
-            cost=None if cost is None else Decimal(str(cost)), output_bytes=int(size or 0),
-        ))
-    return headers
+
+def step_rows(run_id: str) -> list[RunStep]:
+    """A run's step rows without their outputs, for the writer (which has checked the run is the caller's)."""
+    return list(db.session.execute(
+        select(RunStep).options(defer(RunStep.output)).where(RunStep.run_id == run_id).order_by(RunStep.step_order)
+    ).scalars())
+
+
+def steps_so_far(run_id: str) -> tuple[int, datetime | None]:
+    """How many steps a run has and when its last one ended: one row read from the key's end."""
+    last = db.session.execute(
+        select(RunStep.step_order, RunStep.completed_at)
+        .where(RunStep.run_id == run_id).order_by(RunStep.step_order.desc()).limit(1)
+    ).one_or_none()
+    return (0, None) if last is None else (last[0] + 1, last[1])
 
 
 def output_text(user: User, run_id: str, part: int | None, max_chars: int | None = None) -> OutputText | None:
     """One output: step `part` (1-based) or the final output (None), at most max_chars of it.
 
-    Only that output, and only its first max_chars, crosses from the database into Python.
-    Legacy runs have no artifact_data; their text final_output is the final output.
+    Only that output, and only its first max_chars, crosses from the database into Python; a
+    step's is its own row's value. Legacy runs have no artifact_data; their text final_output is
+    the final output.
     """
-    text: ColumnElement[str]
+    owned = select(PipelineRun.id).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
     if part is None:
         text = func.coalesce(json_text("finalOutput"), PipelineRun.final_output, "")
+        found = select(text.label("text")).where(PipelineRun.id.in_(owned))
     else:
-        text = json_text("steps", part - 1, "output")
+        found = select(RunStep.output.label("text")).where(
+            RunStep.run_id.in_(owned), RunStep.step_order == part - 1
+        )
     # Extracted once in a subquery (OFFSET 0 keeps the planner from inlining it), so a large
-    # document is decompressed once, not once for the text and again for its size.
-    extracted = (
-        select(text.label("text")).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id).offset(0).subquery()
-    )
+    # value is decompressed once, not once for the text and again for its size.
+    extracted = found.offset(0).subquery()
     shown = extracted.c.text if max_chars is None else func.substr(extracted.c.text, 1, max_chars)
     row = db.session.execute(select(shown, byte_length(extracted.c.text))).one_or_none()
     if row is None or row[0] is None:
@@ -436,7 +443,7 @@ def output_text(user: User, run_id: str, part: int | None, max_chars: int | None
 def run_with_artifact(user: User, run_id: str) -> tuple[PipelineRun, str] | None:
     """The user's whole run, outputs included (downloads of everything)."""
     row = db.session.execute(
-        select(PipelineRun, Pipeline.name).join(Pipeline)
+        select(PipelineRun, Pipeline.name).join(Pipeline).options(selectinload(PipelineRun.steps))
         .where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
     ).one_or_none()
     return None if row is None else (row[0], row[1])

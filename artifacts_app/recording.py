@@ -14,12 +14,21 @@ from typing import Any, cast
 
 from flask import current_app
 from pydantic.alias_generators import to_camel
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, delete, update
 from sqlalchemy.exc import IntegrityError
 
 from . import limits, queries, rollups, schemas, search
 from .extensions import db
-from .models import SORTS_LAST_COST, SORTS_LAST_DURATION, ArtifactOutput, ArtifactStep, Pipeline, PipelineRun, User
+from .models import (
+    SORTS_LAST_COST,
+    SORTS_LAST_DURATION,
+    ArtifactOutput,
+    ArtifactStep,
+    Pipeline,
+    PipelineRun,
+    RunStep,
+    User,
+)
 from .pricing import PriceTable, price_run, price_steps
 from .schemas import (
     NewRun,
@@ -55,9 +64,10 @@ def price_table() -> PriceTable:
 
 
 def stored_step(step: StepIn) -> ArtifactStep:
-    """A step in the stored artifact shape, its own model and usage kept only when given."""
+    """A step in the executors' shape, its own model, usage and times kept only when given."""
     stored: ArtifactStep = {
         "agentId": step.agent_id, "agentName": step.agent_name, "output": step.output, "stepOrder": step.step_order,
+        "status": step.status,
     }
     if step.model is not None:
         stored["model"] = step.model
@@ -68,6 +78,10 @@ def stored_step(step: StepIn) -> ArtifactStep:
         stored["outputTokens"] = usage.output_tokens
     if usage.cost is not None:
         stored["cost"] = format(usage.cost, "f")
+    if step.started_at is not None:
+        stored["startedAt"] = step.started_at
+    if step.completed_at is not None:
+        stored["completedAt"] = step.completed_at
     return stored
 
 
@@ -77,6 +91,26 @@ def stored_steps(steps: list[StepIn] | None) -> list[ArtifactStep]:
     if steps is not None and len(steps) > most:
         raise RunValidationError("steps", limits.refusal("MAX_STEPS", most))
     return [stored_step(step) for step in steps or []]
+
+
+def write_steps(run: PipelineRun, steps: list[ArtifactStep]) -> None:
+    """Store a run's steps as rows, replacing any it had (a closing body brings all of them)."""
+    db.session.execute(delete(RunStep).where(RunStep.run_id == run.id))
+    db.session.add_all(RunStep.from_values(run.id, step) for step in steps)
+    db.session.flush()
+    db.session.expire(run, ["steps"])
+
+
+def priced_existing_steps(run: PipelineRun, model: str | None, at: datetime) -> list[ArtifactStep]:
+    """The run's stored steps, those with usage but no cost priced now (the run's model may just have
+    been given); their outputs stay in the database."""
+    rows = queries.step_rows(run.id)
+    steps = [row.values(output=False) for row in rows]
+    price_steps(steps, model, at, price_table())
+    for row, step in zip(rows, steps, strict=True):
+        if row.cost is None and "cost" in step:
+            row.cost = Decimal(step["cost"])
+    return steps
 
 
 NAME_LENGTH = 80  # a name taken from the input is cut to this, at a word
@@ -109,14 +143,17 @@ def listing_columns(
     }
 
 
-def store_new(run: PipelineRun, pipeline_name: str) -> PipelineRun:
-    """Write a new run with its sort keys, count it into the summaries and index it for search."""
+def store_new(run: PipelineRun, pipeline_name: str, steps: list[ArtifactStep] | None = None) -> PipelineRun:
+    """Write a new run (and its steps, for an import) with its sort keys, count it into the
+    summaries and index it for search."""
     for name, value in listing_columns(
         run.status, run.created_at, run.completed_at, run.input_tokens, run.output_tokens, run.cost
     ).items():
         setattr(run, name, value)
     db.session.add(run)
     db.session.flush()
+    if steps:
+        write_steps(run, steps)
     rollups.count([(rollups.share_of(run, pipeline_name), +1)])
     search.index_run(run)
     return run
@@ -157,6 +194,7 @@ def start_run(user: User, body: NewRun, *, created_at: datetime | None = None) -
         run_metadata=dict(body.metadata) if body.metadata else None,
         input=body.input,
         variables=body.variables,
+        artifact_data={"finalOutput": ""},  # not a legacy run: its steps are rows, its final output to come
         model=body.model,
         created_at=created_at or body.created_at or utcnow(),
     )
@@ -199,28 +237,50 @@ def close_run(run: PipelineRun, values: dict[str, Any]) -> PipelineRun:
     return run
 
 
-def existing_steps(run: PipelineRun) -> list[ArtifactStep]:
-    return list(run.artifact_data["steps"]) if run.artifact_data else []
-
-
 def add_step(user: User, run_id: str, step: StepIn) -> PipelineRun:
-    """Append one step's output to a running run; its stepOrder must be the next one."""
+    """Append one step to a running run as a row of its own (nothing else of the run is rewritten);
+    its stepOrder must be the next one.
+
+    A step sent without its times ended when it arrived and started when the one before it ended
+    (or the run started).
+    """
     run = open_run(user, run_id)
-    existing = existing_steps(run)
+    count, last_end = queries.steps_so_far(run.id)
     most = limits.value("MAX_STEPS")
-    if len(existing) + 1 > most:
+    if count + 1 > most:
         raise RunValidationError("steps", limits.refusal("MAX_STEPS", most))
-    if step.step_order != len(existing):
+    if step.step_order != count:
         raise RunValidationError(
-            "steps", f"stepOrder values must be unique and contiguous from {len(existing)}; "
-                     f"expected {len(existing)}, found {step.step_order}",
+            "steps", f"stepOrder values must be unique and contiguous from {count}; "
+                     f"expected {count}, found {step.step_order}",
         )
-    [checked] = [stored_step(step)]
-    price_steps([checked], run.model, utcnow(), price_table())
-    run.artifact_data = {"steps": [*existing, checked], "finalOutput": ""}
+    received = utcnow()
+    checked = stored_step(step)
+    completed = checked.setdefault("completedAt", received)
+    if "startedAt" not in checked:
+        started = last_end or run.created_at
+        if started <= completed:  # else unknown: the executor's clock and ours disagree
+            checked["startedAt"] = started
+    price_steps([checked], run.model, received, price_table())
+    db.session.add(RunStep.from_values(run.id, checked))
     db.session.flush()
-    search.index_step(run, checked)
+    db.session.expire(run, ["steps"])
+    search.index_step(run, step.step_order)
     return run
+
+
+def closing_steps(
+    run: PipelineRun, body: RunComplete | RunRecordCompleted | RunFail | RunRecordFailed, model: str | None,
+    finished: datetime,
+) -> list[ArtifactStep]:
+    """The steps a run closes with, priced as of its end: the body's (which replace those posted
+    before), else the ones already stored."""
+    if body.steps is None:
+        return priced_existing_steps(run, model, finished)
+    steps = stored_steps(body.steps)
+    price_steps(steps, model, finished, price_table())
+    write_steps(run, steps)
+    return steps
 
 
 def complete_run(user: User, run_id: str, body: RunComplete | RunRecordCompleted) -> PipelineRun:
@@ -229,10 +289,9 @@ def complete_run(user: User, run_id: str, body: RunComplete | RunRecordCompleted
     model = run.model if body.model is None else body.model
     finished = body.completed_at or utcnow()
     check_finish(finished, run.created_at)
-    steps = stored_steps(body.steps) if body.steps is not None else existing_steps(run)
-    price_steps(steps, model, finished, price_table())
+    steps = closing_steps(run, body, model, finished)
     pricing = price_run(steps, model, body.usage, finished, price_table())
-    document: ArtifactOutput = {"steps": steps, "finalOutput": body.final_output}
+    document: ArtifactOutput = {"finalOutput": body.final_output}
     return close_run(
         run,
         {
@@ -255,11 +314,10 @@ def fail_run(user: User, run_id: str, body: RunFail | RunRecordFailed) -> Pipeli
     run = open_run(user, run_id)
     finished = body.completed_at or utcnow()
     check_finish(finished, run.created_at)
-    steps = stored_steps(body.steps) if body.steps is not None else existing_steps(run)
     # A failed run still spent tokens on the steps that ran; price them like a completed one.
-    price_steps(steps, run.model, finished, price_table())
+    steps = closing_steps(run, body, run.model, finished)
     pricing = price_run(steps, run.model, body.usage, finished, price_table())
-    document: ArtifactOutput = {"steps": steps, "finalOutput": ""}
+    document: ArtifactOutput = {"finalOutput": ""}
     return close_run(
         run,
         {

@@ -37,13 +37,14 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from . import limits
-from .statuses import CostSource, RunStatus
+from .statuses import CostSource, RunStatus, StepStatus
 from .types import MONEY_LIMIT, MONEY_PLACES, MONEY_QUANTUM
 
 MAX_TOKENS = 2**31 - 1  # the columns are 32-bit integers
@@ -420,6 +421,17 @@ class StepIn(Body):
     input_tokens: Tokens | None = None
     output_tokens: Tokens | None = None
     cost: Dollars | None = None
+    status: Literal["completed", "failed"] = "completed"
+    started_at: Time | None = None
+    completed_at: Time | None = None
+
+    @field_validator("completed_at")
+    @classmethod
+    def ends_after_it_starts(cls, completed_at: datetime | None, info: ValidationInfo) -> datetime | None:
+        started_at = info.data.get("started_at")
+        if completed_at is not None and started_at is not None and completed_at < started_at:
+            raise fault("step_times", "must not be before startedAt")
+        return completed_at
 
     def own_usage(self) -> UsageIn:
         if self.usage is not None:
@@ -550,6 +562,9 @@ class StepOut(Out):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost: str | None = None
+    status: StepStatus = StepStatus.COMPLETED
+    started_at: str | None = None
+    completed_at: str | None = None
 
 
 class UsageOut(Out):
@@ -752,11 +767,11 @@ def faults(error: ValidationError, *, tagged: bool = False) -> list[dict[str, st
         if tagged and location and location[0] in TAGS:
             location = location[1:]
         field = field_path(location)
-        message = (
-            STATUS_MESSAGE
-            if item["type"] == "literal_error" and field == "status"
-            else MESSAGES.get(item["type"], item["msg"])
-        )
+        message = MESSAGES.get(item["type"], item["msg"])
+        if item["type"] == "literal_error" and tagged and field == "status":
+            message = STATUS_MESSAGE  # the run's status chooses the body's shape
+        elif item["type"] == "literal_error" and "expected" in item.get("ctx", {}):
+            message = "must be " + str(item["ctx"]["expected"]).replace("'", '"')
         listed.append({"field": field, "message": message})
     return listed[:MAX_FAULTS]
 

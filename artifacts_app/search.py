@@ -43,7 +43,7 @@ from sqlalchemy import column as sql_column
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from .extensions import db
-from .models import ArtifactStep, PipelineRun, User
+from .models import PipelineRun, User
 
 PART_CHARS = 100_000  # of each part indexed and searched for a snippet; an output may hold 32 MB
 INPUT_POSITION = 1_000_000_000  # parts in snippet order: 0 name, 1 final output, 2 + i step i, input
@@ -187,9 +187,8 @@ SQLITE_PART_ROWS = f"""
            substr(coalesce(nullif(json_extract(artifact_data, '$.finalOutput'), ''), final_output), 1, {PART_CHARS})
     FROM pipeline_runs WHERE id = :id
     UNION ALL
-    SELECT r.id, r.user_id, 2 + s.key, json_extract(s.value, '$.agentName'),
-           substr(json_extract(s.value, '$.output'), 1, {PART_CHARS})
-    FROM pipeline_runs AS r, json_each(r.artifact_data, '$.steps') AS s WHERE r.id = :id
+    SELECT r.id, r.user_id, 2 + s.step_order, s.agent_name, substr(s.output, 1, {PART_CHARS})
+    FROM pipeline_runs AS r JOIN pipeline_run_steps AS s ON s.run_id = r.id WHERE r.id = :id
     UNION ALL
     SELECT id, user_id, {INPUT_POSITION}, NULL, substr(input, 1, {PART_CHARS}) FROM pipeline_runs WHERE id = :id
 """
@@ -198,29 +197,28 @@ SQLITE_INSERT = (
     "INSERT INTO run_search_parts (run_id, user_id, position, agent, body) SELECT * FROM ({}) WHERE body <> ''"
 )
 SQLITE_STEP_ROW = f"""
-    SELECT r.id AS run_id, r.user_id, 2 + s.key AS position, json_extract(s.value, '$.agentName') AS agent,
-           substr(json_extract(s.value, '$.output'), 1, {PART_CHARS}) AS body
-    FROM pipeline_runs AS r, json_each(r.artifact_data, '$.steps') AS s WHERE r.id = :id AND s.key = :index
+    SELECT r.id AS run_id, r.user_id, 2 + s.step_order AS position, s.agent_name AS agent,
+           substr(s.output, 1, {PART_CHARS}) AS body
+    FROM pipeline_runs AS r JOIN pipeline_run_steps AS s ON s.run_id = r.id
+    WHERE r.id = :id AND s.step_order = :index
 """
 
 # --- PostgreSQL: pipeline_runs.search_vector ----------------------------------------------------
 
 VECTOR: Any = literal_column(f"pipeline_runs.{SEARCH_COLUMN}")
 ENGLISH: Any = literal_column("'english'::regconfig")
-STEPS_ARRAY = "CASE WHEN jsonb_typeof(artifact_data->'steps') = 'array' THEN artifact_data->'steps' END"
 POSTGRES_INDEX_RUN = f"""
     UPDATE pipeline_runs SET search_vector = run_search_append(''::tsvector, ARRAY[
         name, input, coalesce(nullif(artifact_data->>'finalOutput', ''), final_output)
     ] || ARRAY(
-        SELECT left(step->>'output', {PART_CHARS})
-        FROM jsonb_array_elements({STEPS_ARRAY}) WITH ORDINALITY AS s(step, n) ORDER BY n
+        SELECT left(output, {PART_CHARS}) FROM pipeline_run_steps WHERE run_id = :id ORDER BY step_order
     ))
     WHERE id = :id
 """
 POSTGRES_INDEX_STEP = f"""
     UPDATE pipeline_runs SET search_vector = run_search_append(
         coalesce(search_vector, ''::tsvector),
-        ARRAY[left(artifact_data->'steps'->CAST(:index AS integer)->>'output', {PART_CHARS})])
+        ARRAY(SELECT left(output, {PART_CHARS}) FROM pipeline_run_steps WHERE run_id = :id AND step_order = :index))
     WHERE id = :id
 """
 # Each run's parts in snippet order, the first that matches: at most PART_CHARS of each part are
@@ -235,9 +233,8 @@ POSTGRES_SNIPPETS = f"""
             UNION ALL
             SELECT 1, NULL, left(coalesce(nullif(r.artifact_data->>'finalOutput', ''), r.final_output), {PART_CHARS})
             UNION ALL
-            SELECT 1 + s.n, s.step->>'agentName', left(s.step->>'output', {PART_CHARS})
-            FROM jsonb_array_elements({STEPS_ARRAY.replace("artifact_data", "r.artifact_data")})
-                 WITH ORDINALITY AS s(step, n)
+            SELECT 2 + s.step_order, s.agent_name, left(s.output, {PART_CHARS})
+            FROM pipeline_run_steps AS s WHERE s.run_id = r.id
             UNION ALL
             SELECT {INPUT_POSITION}, NULL, left(r.input, {PART_CHARS})
         ) AS parts
@@ -268,9 +265,9 @@ def index_run(run: PipelineRun) -> None:
     )
 
 
-def index_step(run: PipelineRun, step: ArtifactStep) -> None:
+def index_step(run: PipelineRun, step_order: int) -> None:
     """Index one step just added to a running run."""
-    values = {"id": run.id, "index": step["stepOrder"]}  # the writer keeps array index == stepOrder
+    values = {"id": run.id, "index": step_order}
     if postgres():
         db.session.execute(text(POSTGRES_INDEX_STEP), values)
         return

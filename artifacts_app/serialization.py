@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import PipelineRun
+from .models import PipelineRun, RunStep
 from .schemas import RunOut, RunRecord, RunSummary, UsageOut
+
+
+def step_fields(step: RunStep) -> dict[str, Any]:
+    """A step as data: its times in ISO 8601, what it lacks left out."""
+    fields: dict[str, Any] = dict(step.values())
+    for name in ("startedAt", "completedAt"):
+        if name in fields:
+            fields[name] = fields[name].isoformat()
+    return fields
 
 
 def record_fields(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
@@ -22,7 +31,7 @@ def record_fields(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
         "variables": run.variables,
         "model": run.model,
         # null marks a legacy run, stored before artifact_data existed: only finalOutput is real.
-        "steps": list(document["steps"]) if document else None,
+        "steps": [step_fields(step) for step in run.steps] if document else None,
         # Legacy runs have only the text column; newer runs keep both in step.
         "final_output": document["finalOutput"] if document else run.final_output,
         "usage": UsageOut(input_tokens=run.input_tokens, output_tokens=run.output_tokens),

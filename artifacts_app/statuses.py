@@ -1,4 +1,4 @@
-"""The words a run's state is stored and spoken in: one enum for its status, one for where its cost came from."""
+"""The words a run's state is stored and spoken in: its status, its steps' status, where its cost came from."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ class RunStatus(str, Enum):
 
 OPEN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
 FINISHED_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED)
+
+
+class StepStatus(str, Enum):
+    """A step is recorded once it has ended: it either did its work or it is where the run broke."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
 
 
 class CostSource(str, Enum):

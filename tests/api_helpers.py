@@ -18,7 +18,7 @@ from tests.factories import make_user
 API = "/api/v1"
 ADA = "ada@example.com"
 # Tables an API write may change; users and api_tokens (last_used_at) are not the API's to write.
-WRITTEN_TABLES = ("pipelines", "pipeline_runs", "idempotency_keys")
+WRITTEN_TABLES = ("pipelines", "pipeline_runs", "pipeline_run_steps", "idempotency_keys")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,16 @@ class Caller:
 
     def user(self) -> User:
         return db.session.get(User, self.user_id)  # type: ignore[return-value]
+
+
+def as_recorded(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps as the API answers with them: a step sent without a status completed."""
+    return [{"status": "completed", **step} for step in steps]
+
+
+def untimed(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps without their times (which a step posted alone gets from the server's clock)."""
+    return [{key: value for key, value in step.items() if key not in ("startedAt", "completedAt")} for step in steps]
 
 
 def caller(email: str) -> Caller:

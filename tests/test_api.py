@@ -24,7 +24,17 @@ from artifacts_app.api import openapi
 from artifacts_app.extensions import db
 from artifacts_app.models import ApiToken, IdempotencyKey, Pipeline, PipelineRun
 from tests import factories
-from tests.api_helpers import API, Caller, ada, assert_json_error, caller, follow_pages, stored  # noqa: F401 (ada: a fixture)
+from tests.api_helpers import (  # noqa: F401 (ada: a fixture)
+    API,
+    Caller,
+    ada,
+    as_recorded,
+    assert_json_error,
+    caller,
+    follow_pages,
+    stored,
+    untimed,
+)
 from tests.factories import make_run, three_steps
 from tests.http_helpers import log_in
 
@@ -132,13 +142,14 @@ def test_one_call_records_a_finished_run_priced_at_its_completion_time(
     assert body["cost"] == cost
     assert body["costSource"] == "computed"
     assert body["usage"] == {"inputTokens": 1234, "outputTokens": 567}
-    assert body["steps"] == three_steps()
+    assert body["steps"] == as_recorded(three_steps())
     assert body["finalOutput"] == "Final **draft**"
     assert datetime.fromisoformat(body["completedAt"]) == datetime.fromisoformat(completed_at.replace("Z", "+00:00"))
     assert "warnings" not in body
     run = stored_run(body["id"])
     assert run.cost == Decimal(cost) and run.cost_source == "computed"
-    assert run.artifact_data == {"steps": three_steps(), "finalOutput": "Final **draft**"}
+    assert run.artifact_data == {"finalOutput": "Final **draft**"}
+    assert [step.values() for step in run.steps] == as_recorded(three_steps())
 
 
 def test_an_unknown_model_is_unpriced_with_a_warning_never_a_zero_cost(client: FlaskClient, ada: Caller) -> None:
@@ -206,7 +217,7 @@ def test_steps_are_appended_in_order_then_the_run_completes_priced(client: Flask
     for index, step in enumerate(three_steps()):
         response = client.post(f"{API}/runs/{run['id']}/steps", json=step, headers=ada.headers)
         assert response.status_code == 200, response.get_data(as_text=True)
-        assert response.get_json()["steps"] == three_steps()[: index + 1]
+        assert untimed(response.get_json()["steps"]) == as_recorded(three_steps()[: index + 1])
         assert response.get_json()["status"] == "running"
 
     response = client.post(
@@ -221,7 +232,7 @@ def test_steps_are_appended_in_order_then_the_run_completes_priced(client: Flask
     fetched = client.get(f"{API}/runs/{run['id']}", headers=ada.headers)
     assert fetched.status_code == 200
     assert fetched.get_json() == done
-    assert fetched.get_json()["steps"] == three_steps()
+    assert untimed(fetched.get_json()["steps"]) == as_recorded(three_steps())
     assert fetched.get_json()["finalOutput"] == "LGTM"
 
 
@@ -239,7 +250,7 @@ def test_a_step_out_of_order_is_a_422_and_leaves_the_run_as_it_was(client: Flask
     assert stored() == before
     accepted = client.post(f"{API}/runs/{run['id']}/steps", json=three_steps()[1], headers=ada.headers)
     assert accepted.status_code == 200
-    assert accepted.get_json()["steps"] == three_steps()[:2]
+    assert untimed(accepted.get_json()["steps"]) == as_recorded(three_steps()[:2])
 
 
 def test_failing_a_run_keeps_its_steps_and_error_text(client: FlaskClient, ada: Caller) -> None:
@@ -255,10 +266,10 @@ def test_failing_a_run_keeps_its_steps_and_error_text(client: FlaskClient, ada: 
     failed = response.get_json()
     assert failed["status"] == "failed"
     assert failed["error"] == "Timeout: step 3 exceeded 120 s"
-    assert failed["steps"] == three_steps()[:2]
+    assert untimed(failed["steps"]) == as_recorded(three_steps()[:2])
     assert failed["completedAt"] is not None
     fetched = client.get(f"{API}/runs/{run['id']}", headers=ada.headers).get_json()
-    assert fetched["steps"] == three_steps()[:2] and fetched["error"] == "Timeout: step 3 exceeded 120 s"
+    assert untimed(fetched["steps"]) == as_recorded(three_steps()[:2]) and fetched["error"] == "Timeout: step 3 exceeded 120 s"
 
 
 @pytest.mark.parametrize("close", ["complete", "fail"])
@@ -514,7 +525,7 @@ def test_two_concurrent_completions_of_one_run_give_one_200_and_one_409(app: Fla
     stored_ = stored_run(run["id"])
     assert stored_.status == "completed"
     assert stored_.final_output == winner["finalOutput"]
-    assert stored_.artifact_data == {"steps": [], "finalOutput": winner["finalOutput"]}
+    assert stored_.artifact_data == {"finalOutput": winner["finalOutput"]} and stored_.steps == []
 
 
 # ---------------------------------------------------------------- authentication

@@ -45,8 +45,8 @@ def demo_run_rows() -> list[PipelineRun]:
 def texts_of(run: PipelineRun) -> Iterator[str]:
     """Every piece of markdown a run carries: each step's output and the final output."""
     if run.artifact_data:
-        for step in run.artifact_data["steps"]:
-            yield step["output"]
+        for step in run.steps:
+            yield step.output
         yield run.artifact_data["finalOutput"]
     if run.final_output:
         yield run.final_output
@@ -181,13 +181,13 @@ def test_demo_seed_creates_the_demo_user_and_varied_runs(runner: FlaskCliRunner)
     for run in failed:
         assert run.error and run.error.strip()
         assert run.artifact_data is not None
-        assert len(run.artifact_data["steps"]) >= 1
+        assert len(run.steps) >= 1
         assert run.completed_at is not None
 
     # A few runs are still running, some steps in, so the list has live rows.
     running = [run for run in runs if run.status == "running"]
     assert len(running) == 3
-    assert all(run.artifact_data and run.artifact_data["steps"] and run.completed_at is None for run in running)
+    assert all(run.artifact_data and run.steps and run.completed_at is None for run in running)
     # Most runs carry tags and every non-legacy one metadata, for the list's filters.
     assert sum(1 for run in runs if run.tags) > DEMO_RUNS // 2
     assert all(run.run_metadata and run.run_metadata["env"] in ("prod", "staging")
@@ -201,16 +201,16 @@ def test_demo_seed_creates_the_demo_user_and_varied_runs(runner: FlaskCliRunner)
         assert run.final_output and run.final_output.strip()
 
     # Mixed-model runs: each step reports its own model, tokens and cost.
-    steps = [step for run in runs if run.artifact_data for step in run.artifact_data["steps"]]
-    own_usage = [step for step in steps if {"model", "inputTokens", "outputTokens", "cost"} <= step.keys()]
+    steps = [step for run in runs if run.artifact_data for step in run.steps]
+    own_usage = [step for step in steps if None not in (step.model, step.input_tokens, step.output_tokens, step.cost)]
     assert own_usage
     for step in own_usage:
-        assert isinstance(step["cost"], str)
-        assert Decimal(step["cost"]) > 0
-    assert len({step["model"] for step in own_usage}) >= 2
+        assert isinstance(step.cost, Decimal)
+        assert step.cost > 0
+    assert len({step.model for step in own_usage}) >= 2
 
     # At least one step output is past the render limit, counted in bytes.
-    assert any(len(step["output"].encode("utf-8")) > RENDER_LIMIT for step in steps)
+    assert any(len(step.output.encode("utf-8")) > RENDER_LIMIT for step in steps)
 
     # Markdown with a table and fenced code in several languages.
     texts = [text for run in runs for text in texts_of(run)]
@@ -235,7 +235,7 @@ def test_demo_seed_creates_the_demo_user_and_varied_runs(runner: FlaskCliRunner)
             continue
         assert run.completed_at is not None and run.created_at <= run.completed_at
         if run.status == "completed" and run.artifact_data is not None:
-            assert run.artifact_data["finalOutput"] == run.artifact_data["steps"][-1]["output"]
+            assert run.artifact_data["finalOutput"] == run.steps[-1].output
 
 
 def test_demo_seed_a_second_time_adds_nothing(runner: FlaskCliRunner) -> None:

@@ -60,6 +60,6 @@ def test_concurrent_one_shot_and_step_by_step_writers_all_succeed(app: Flask) ->
     runs = db.session.execute(sa.select(PipelineRun).where(PipelineRun.user_id == user.id)).scalars().all()
     assert len(runs) == CLIENTS * RUNS_PER_CLIENT
     assert {run.status for run in runs} == {"completed"}
-    assert all([step["stepOrder"] for step in run.artifact_data["steps"]] == [0, 1, 2] for run in runs)
+    assert all([step.step_order for step in run.steps] == [0, 1, 2] for run in runs)
     assert sorted(run.input for run in runs) == sorted(f"client {c} run {i}" for c in range(CLIENTS)
                                                       for i in range(RUNS_PER_CLIENT))

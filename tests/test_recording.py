@@ -37,7 +37,8 @@ def test_record_run_stores_the_artifact_and_prices_it_at_completion(app: Flask) 
     run = make_run(user, model="gpt-4o-2024-08-06", completed_at=NOV_2024,
                    usage={"inputTokens": 1234, "outputTokens": 567})
     assert run.status == "completed"
-    assert run.artifact_data == {"steps": three_steps(), "finalOutput": "Final **draft**"}
+    assert run.artifact_data == {"finalOutput": "Final **draft**"}
+    assert [step.values() for step in run.steps] == [{"status": "completed", **step} for step in three_steps()]
     assert run.final_output == "Final **draft**"  # the legacy column, written during the transition
     assert (run.input_tokens, run.output_tokens) == (1234, 567)
     # gpt-4o from 2024-10-02: $2.50 in, $10.00 out per million tokens.
@@ -74,10 +75,10 @@ def test_run_without_usage_is_unpriced(app: Flask) -> None:
 
 def test_steps_with_their_own_usage_sum_exactly_to_the_run(app: Flask) -> None:
     run = make_run(make_user(), steps=steps_with_usage(), usage=None, completed_at=NOV_2024)
-    steps = run.artifact_data["steps"]
+    steps = run.steps
     mini = pricing.calculate_cost("gpt-4o-mini", 1000, 100, at=NOV_2024, table=PRICES)
     sonnet = pricing.calculate_cost("claude-sonnet-4-5", 2000, 200, at=NOV_2024, table=PRICES)
-    assert [step["cost"] for step in steps] == [format(mini, "f"), format(sonnet, "f"), "0.000123000000"]
+    assert [step.cost for step in steps] == [mini, sonnet, Decimal("0.000123")]
     assert (run.input_tokens, run.output_tokens) == (3300, 330)
     assert run.cost == mini + sonnet + Decimal("0.000123")
     assert run.cost_source == "computed"
@@ -97,7 +98,7 @@ def test_one_unpriced_step_makes_the_run_unpriced(app: Flask) -> None:
     del steps[2]["cost"]  # llama-local has no price and no reported cost
     run = make_run(make_user(), steps=steps, usage=None)
     assert run.cost is None and run.cost_source == "unpriced"
-    assert "cost" not in run.artifact_data["steps"][2]
+    assert run.steps[2].cost is None
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,7 @@ def test_step_by_step_run_then_complete(app: Flask) -> None:
     db.session.rollback()
     done = recording.complete_run(user, run.id, completion(finalOutput="LGTM", usage={"inputTokens": 10, "outputTokens": 5}))
     db.session.commit()
-    assert [s["stepOrder"] for s in done.artifact_data["steps"]] == [0, 1, 2]
+    assert [s.step_order for s in done.steps] == [0, 1, 2]
     assert done.artifact_data["finalOutput"] == "LGTM"
     assert done.status == "completed" and done.cost_source == "computed"
 
@@ -199,7 +200,7 @@ def test_failed_run_keeps_its_error_partial_steps_and_their_cost(app: Flask) -> 
                    final_output="", usage={"inputTokens": 500, "outputTokens": 50})
     assert run.status == "failed"
     assert run.error == "Timeout: step 3 exceeded 120 s"
-    assert [s["agentName"] for s in run.artifact_data["steps"]] == ["Researcher", "Analyst"]
+    assert [s.agent_name for s in run.steps] == ["Researcher", "Analyst"]
     assert run.cost_source == "computed" and run.cost > 0
 
 

@@ -79,8 +79,8 @@ def test_artifact_data_reads_back_as_the_document(app: Flask) -> None:
     run = make_run(make_user())
     stored = reread(run.id)
     assert isinstance(stored.artifact_data, dict)
-    assert [step["agentName"] for step in stored.artifact_data["steps"]] == ["Researcher", "Analyst", "Writer"]
-    assert stored.artifact_data["finalOutput"] == "Final **draft**"
+    assert stored.artifact_data == {"finalOutput": "Final **draft**"}
+    assert [step.agent_name for step in stored.steps] == ["Researcher", "Analyst", "Writer"]
     assert stored.variables == {"audience": "engineers"}
 
 
@@ -90,13 +90,13 @@ def test_artifact_data_is_a_jsonb_object_not_a_string(app: Flask) -> None:
     run = make_run(make_user())
     kinds = db.session.execute(
         sa.text(
-            "SELECT jsonb_typeof(artifact_data), jsonb_typeof(artifact_data->'steps'), "
-            "jsonb_typeof(variables), artifact_data->'steps'->1->>'agentName' "
+            "SELECT jsonb_typeof(artifact_data), jsonb_typeof(artifact_data->'finalOutput'), "
+            "jsonb_typeof(variables), variables->>'audience' "
             "FROM pipeline_runs WHERE id = :id"
         ),
         {"id": run.id},
     ).one()
-    assert tuple(kinds) == ("object", "array", "object", "Analyst")
+    assert tuple(kinds) == ("object", "string", "object", "engineers")
 
 
 def test_emails_are_case_insensitive(app: Flask) -> None:
