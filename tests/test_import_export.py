@@ -25,6 +25,10 @@ from tests.factories import PASSWORD, make_run, make_user, start_run, steps_with
 
 EMAIL = "exporter@example.com"
 T0 = datetime(2024, 11, 1, 9, 0, tzinfo=timezone.utc)
+FAILED_STEPS = [
+    {**three_steps()[0], "startedAt": "2024-11-01T09:00:00.250000+00:00", "completedAt": "2024-11-01T09:00:04+00:00"},
+    {**three_steps()[1], "status": "failed", "startedAt": "2024-11-01T09:00:04+00:00"},
+]
 
 
 def seed_mixed_runs(user: User) -> list[str]:
@@ -34,8 +38,8 @@ def seed_mixed_runs(user: User) -> list[str]:
         make_run(user, steps=steps_with_usage(), usage=None, completed_at=T0,
                  variables={"audience": "engineers", "depth": 2, "draft": True, "ratio": 0.5, "note": None},
                  name="Battery brief", tags=["nightly", "eval"], metadata={"env": "prod", "git.sha": "3f2a9c1"}),
-        # failed part-way: its error and the steps that ran
-        make_run(user, status="failed", error="Timeout: step 3 exceeded 120 s", steps=three_steps()[:2],
+        # failed part-way: its error and the steps that ran, the second the one that failed, with their times
+        make_run(user, status="failed", error="Timeout: step 3 exceeded 120 s", steps=FAILED_STEPS,
                  final_output="", usage={"inputTokens": 500, "outputTokens": 50}, completed_at=T0 + timedelta(hours=1)),
         # an unknown model: unpriced, never zero
         make_run(user, model="llama-3.1-70b-local", completed_at=T0 + timedelta(hours=2)),
@@ -111,7 +115,8 @@ def test_export_then_import_into_a_fresh_database_is_an_exact_round_trip(
         "Battery brief", ["nightly", "eval"], {"env": "prod", "git.sha": "3f2a9c1"})
     assert (by_id[ids[1]]["name"], by_id[ids[1]]["tags"], by_id[ids[1]]["metadata"]) == (
         "Summarise solid-state batteries", [], {})  # no name given: the input's first line
-    assert by_id[ids[1]]["status"] == "failed" and len(by_id[ids[1]]["steps"]) == 2
+    assert by_id[ids[1]]["status"] == "failed"
+    assert by_id[ids[1]]["steps"] == [{"status": "completed", **FAILED_STEPS[0]}, FAILED_STEPS[1]]
     assert (by_id[ids[2]]["cost"], by_id[ids[2]]["costSource"]) == (None, "unpriced")
     assert (by_id[ids[3]]["cost"], by_id[ids[3]]["costSource"]) == ("0.012300000000", "provider")
     assert by_id[ids[5]]["steps"] is None and by_id[ids[5]]["finalOutput"] == "plain **text** output"
