@@ -53,7 +53,7 @@ def test_the_full_page_renders_only_the_active_tab(signed_in: FlaskClient, run: 
     assert "beta output" in panel_of(html, "step-2")
     for other in ("alpha", "gamma", "omega"):
         assert f"{other} output" not in html
-    labels = re.findall(r'role="tab"[^>]*>([^<]+)</a>', html)
+    labels = re.findall(r'<span class="step-title">([^<]+)</span>', html)
     assert labels == ["Final output", "1 · Researcher", "2 · Analyst", "3 · Writer"]
     tab = re.search(r'<a role="tab" id="tab-step-3"[^>]*>', html).group(0)
     assert f'href="/artifacts/{run.id}?tab=step-3"' in tab  # a real link without JavaScript
@@ -85,13 +85,13 @@ def test_the_page_is_titled_by_the_runs_name_and_shows_its_tags_and_metadata(
     html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
 
     assert f"<title>Nightly &lt;eval&gt; · Code review · run {run.id[:8]} · Artifacts</title>" in html
-    assert "<h1>Nightly &lt;eval&gt; <span" in html
+    assert "<h1>Nightly &lt;eval&gt;</h1>" in html
     assert 'href="/artifacts?pipeline=Code+review">Code review</a></nav>' in html
     assert 'href="/artifacts?tag=nightly"' in html and 'href="/artifacts?tag=a%26b"' in html
     assert '<dt>env</dt><dd><a href="/artifacts?meta.env=prod"' in html
     assert '<dt>git.sha</dt><dd><a href="/artifacts?meta.git.sha=3f2a9c1"' in html
     other = signed_in.get(f"/artifacts/{plain.id}").get_data(as_text=True)
-    assert "<h1>Code review <span" in other and 'aria-label="Metadata"' not in other
+    assert "<h1>Code review</h1>" in other and 'aria-label="Metadata"' not in other
     # The links lead to the runs they name.
     listed = signed_in.get("/artifacts?meta.git.sha=3f2a9c1").get_data(as_text=True)
     assert f"/artifacts/{run.id}" in listed and f"/artifacts/{plain.id}" not in listed
@@ -121,7 +121,7 @@ def test_a_legacy_run_shows_its_text_output_as_the_only_tab(signed_in: FlaskClie
                                       created_at=when, completed_at=when + timedelta(seconds=2))
     db.session.commit()
     html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
-    assert re.findall(r'role="tab"[^>]*>([^<]+)</a>', html) == ["Final output"]
+    assert re.findall(r'<span class="step-title">([^<]+)</span>', html) == ["Final output"]
     assert "<h2>Legacy <em>text</em></h2>" in html
     download = signed_in.get(f"/artifacts/{run.id}/download?part=final&format=md")
     assert download.get_data(as_text=True) == "## Legacy *text*"

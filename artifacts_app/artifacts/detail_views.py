@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
-from flask import abort, current_app, request
+from flask import abort, current_app, make_response, request
+from jinja2_fragments.flask import render_block
 from flask_login import current_user
 from werkzeug import Response
 
 from .. import queries, rendering
+from ..models import PipelineRun
+from ..statuses import FINISHED_STATUSES, RunStatus
+from ..types import utcnow
 from ..errors import error_response
-from ..htmx import is_htmx, render_fragment, render_page
+from ..htmx import is_htmx, render_fragment, render_page, vary_on_htmx
 from . import bp
-from .tabs import BadTab, NoSuchTab, Tab, find_tab, tabs_for
+from .list_views import poll_seconds
+from .tabs import BadTab, NoSuchTab, Tab, find_tab, opening_tab, tabs_for
 
 DETAIL_TEMPLATE = "artifacts/detail.html"
 LONG_INPUT_CHARS = 600
+STEP_COUNT = re.compile(r"0|[1-9][0-9]{0,5}")
 
 
 @bp.errorhandler(BadTab)
@@ -51,19 +59,64 @@ def panel_context(run_id: str, tab: Tab) -> dict[str, Any]:
     }
 
 
+def run_end(run: PipelineRun) -> datetime | None:
+    """Where the run's timeline ends: its completion, or now while it is still open."""
+    if run.status in FINISHED_STATUSES:
+        return run.completed_at
+    return utcnow()
+
+
+def page_context(run: PipelineRun, tabs: list[Tab]) -> dict[str, Any]:
+    """What the page's live parts need besides the open tab: the failing step, the polling pace."""
+    failing = next((tab for tab in tabs if tab.failed), None) if run.status == RunStatus.FAILED else None
+    return {"failing": failing, "poll_seconds": poll_seconds()}
+
+
 @bp.get("/artifacts/<id:run_id>")
 def detail(run_id: str) -> Response:
-    """The run's page with the active tab's panel; htmx asking for a tab gets only that panel."""
+    """The run's page with the active tab's panel; htmx asking for a tab gets only that panel.
+
+    Without ?tab= a failed run opens on the step that failed, any other on its final output.
+    """
     found = queries.run_summary(current_user, run_id)
     if found is None:
         abort(404)
     run, pipeline_name = found
-    tabs = tabs_for(queries.step_headers(current_user, run_id))
-    active = find_tab(tabs, request.args.get("tab"))
+    tabs = tabs_for(queries.step_headers(current_user, run_id), run.created_at, run_end(run))
+    key = request.args.get("tab")
+    active = find_tab(tabs, key) if key else opening_tab(tabs, run.status)
     panel = panel_context(run_id, active)
     if is_htmx():
         return render_fragment(DETAIL_TEMPLATE, "tab_panel", run=run, **panel)
     return render_page(
         DETAIL_TEMPLATE, run=run, pipeline_name=pipeline_name, tabs=tabs, active=active,
-        long_input=len(run.input) > LONG_INPUT_CHARS, **panel,
+        long_input=len(run.input) > LONG_INPUT_CHARS, **page_context(run, tabs), **panel,
     )
+
+
+@bp.get("/artifacts/<id:run_id>/live")
+def live(run_id: str) -> Response:
+    """What changed on an open run's page since it had `steps` steps: the new steps' tabs and
+    panels, the run's facts, and once it has finished, its final output and any error (out of band,
+    so the open tab and the reader's place stay as they are). The answer for a finished run has no
+    trigger, so polling stops. `steps` must be a whole number from 0 to the run's step count."""
+    found = queries.run_summary(current_user, run_id)
+    if found is None:
+        abort(404)
+    run, _ = found
+    known = request.args.get("steps", "")
+    if not STEP_COUNT.fullmatch(known):
+        return error_response(400, "steps must be a whole number")
+    tabs = tabs_for(queries.step_headers(current_user, run_id), run.created_at, run_end(run))
+    if int(known) > len(tabs) - 1:
+        return error_response(400, f"this run has {len(tabs) - 1} steps")
+    finished = run.status in FINISHED_STATUSES
+    context = {"run": run, "tabs": tabs, "new_tabs": tabs[1 + int(known):], "finished": finished, "oob": True,
+               **page_context(run, tabs)}
+    body = render_block(DETAIL_TEMPLATE, "live_update", **context)
+    if finished:
+        final = panel_context(run_id, tabs[0])
+        body += render_block(DETAIL_TEMPLATE, "final_panel_oob", run=run, oob=True, **final)
+    return vary_on_htmx(make_response(body))
+
+

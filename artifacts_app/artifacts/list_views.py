@@ -36,7 +36,7 @@ SORT_LABELS = {
     "newest": "Newest first", "oldest": "Oldest first", "cost": "Highest cost", "tokens": "Most tokens",
     "duration": "Longest", "relevance": "Best match (with a search)",
 }
-DEFAULT_POLL_SECONDS = 5
+DEFAULT_POLL_SECONDS = 3
 
 
 @bp.errorhandler(BadListRequest)
@@ -69,7 +69,7 @@ def home() -> Response:
 
 
 def poll_seconds() -> int:
-    """How often an open row asks for its own state (LIST_POLL_SECONDS; tests make it short)."""
+    """How often an open run's row, or its page, asks for its state (LIST_POLL_SECONDS; tests make it short)."""
     return int(current_app.config.get("LIST_POLL_SECONDS", DEFAULT_POLL_SECONDS))
 
 
