@@ -62,7 +62,8 @@
     }
   });
 
-  // Left/Right/Home/End move between tabs; moving selects (automatic activation).
+  // Arrows, Home and End move between tabs (Up/Down too: the navigator is vertical on wide screens);
+  // moving selects (automatic activation).
   document.addEventListener("keydown", function (event) {
     const tab = tabFromEvent(event);
     if (!tab) return;
@@ -70,7 +71,9 @@
     const index = tabs.indexOf(tab);
     const moves = {
       ArrowRight: (index + 1) % tabs.length,
+      ArrowDown: (index + 1) % tabs.length,
       ArrowLeft: (index - 1 + tabs.length) % tabs.length,
+      ArrowUp: (index - 1 + tabs.length) % tabs.length,
       Home: 0,
       End: tabs.length - 1,
     };
@@ -79,6 +82,41 @@
     const next = tabs[moves[event.key]];
     next.focus();
     next.click();
+    next.scrollIntoView({ block: "nearest", inline: "nearest" });
+  });
+
+  // A tab whose request failed says so in its panel, with a Retry button, instead of "Loading…":
+  // the server's own message when it answered (its error fragment is swapped in), ours when not.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    const elt = event.detail && event.detail.elt;
+    if (!event.detail.failed || !(elt instanceof Element) || elt.getAttribute("role") !== "tab") return;
+    const panel = panelOf(elt);
+    if (!panel) return;
+    const status = event.detail.xhr ? event.detail.xhr.status : 0;
+    const box = document.createElement("div");
+    box.className = "panel-failed";
+    box.setAttribute("role", "alert");
+    const text = document.createElement("p");
+    text.textContent = status
+      ? "This output could not be loaded (the server answered " + status + ")."
+      : "This output could not be loaded: the server did not answer.";
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "retry-button";
+    retry.textContent = "Retry";
+    retry.dataset.tab = elt.id;
+    box.append(text, retry);
+    panel.prepend(box);
+    for (const loading of panel.querySelectorAll(".panel-loading")) loading.remove();
+    panel.classList.remove("loaded");
+  });
+  document.addEventListener("click", function (event) {
+    const retry = event.target instanceof Element ? event.target.closest(".retry-button") : null;
+    const tab = retry && document.getElementById(retry.dataset.tab);
+    if (!tab) return;
+    const panel = panelOf(tab);
+    panel.replaceChildren(Object.assign(document.createElement("p"), { className: "panel-loading", textContent: "Loading…" }));
+    htmx.ajax("GET", tab.getAttribute("hx-get"), { source: tab, target: panel, swap: "innerHTML" });
   });
 
   // Copy buttons need JavaScript, so they stay hidden without it.
@@ -90,17 +128,43 @@
     if (event.detail.elt instanceof Element) revealCopyButtons(event.detail.elt);
   });
 
+  // Copy copies the whole output: what the page holds, or, when the page shows only the start of
+  // a long output, the whole text fetched from its download. The button says what it is doing.
+  function say(button, label, restore) {
+    const original = button.dataset.label || button.textContent;
+    button.dataset.label = original;
+    button.textContent = label;
+    if (restore) setTimeout(function () { button.textContent = original; button.disabled = false; }, 2000);
+  }
+
+  function wholeText(button) {
+    const source = document.getElementById(button.dataset.copy);
+    if (!button.dataset.full) return Promise.resolve(source ? source.textContent : "");
+    return fetch(button.dataset.full, { credentials: "same-origin" }).then(function (response) {
+      if (!response.ok) throw new Error("status " + response.status);
+      return response.text();
+    });
+  }
+
   document.addEventListener("click", function (event) {
     const button = event.target instanceof Element ? event.target.closest(".copy-button") : null;
-    if (!button) return;
-    const source = document.getElementById(button.dataset.copy);
-    if (!source || !navigator.clipboard) return;
-    navigator.clipboard.writeText(source.textContent).then(function () {
-      const label = button.textContent;
-      button.textContent = "Copied";
-      setTimeout(function () { button.textContent = label; }, 1500);
-    });
+    if (!button || button.disabled || !navigator.clipboard) return;
+    button.disabled = true;
+    say(button, button.dataset.full ? "Copying the whole output…" : "Copying…", false);
+    const text = wholeText(button);
+    // A ClipboardItem takes the text while it is still on its way, so the copy keeps the click's
+    // permission however long the download takes; writeText is the fallback where it is missing.
+    const written = typeof ClipboardItem === "function"
+      ? navigator.clipboard.write([new ClipboardItem({
+          "text/plain": text.then(function (value) { return new Blob([value], { type: "text/plain" }); }),
+        })])
+      : text.then(function (value) { return navigator.clipboard.writeText(value); });
+    written.then(
+      function () { say(button, "Copied", true); },
+      function () { say(button, "Copy failed", true); }
+    );
   });
+
   // ---- The run list
 
   // With JavaScript a filter applies as soon as it changes, so the Apply button can step aside

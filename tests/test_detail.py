@@ -262,3 +262,23 @@ def test_downloads_carry_the_right_headers_and_bytes(signed_in: FlaskClient, use
     # A step the run does not have is missing; a part or format that cannot exist is a bad request.
     for bad, status in (("part=step-7", 404), ("part=everything", 400), ("format=pdf", 400)):
         assert signed_in.get(f"/artifacts/{run.id}/download?{bad}").status_code == status, bad
+
+
+def test_the_whole_run_markdown_holds_its_facts_input_variables_and_error_before_the_steps(
+    signed_in: FlaskClient, user: User
+) -> None:
+    run = make_run(user, status="failed", error="Timeout: step 2 exceeded 120 s\n```\nnot a fence", model="gpt-4o",
+                   steps=steps("alpha", "beta"), final_output="", input="Review PR #482\n```python\nx = 1\n```",
+                   variables={"tone": "formal", "depth": 2}, usage={"inputTokens": 12345, "outputTokens": 950})
+
+    markdown = signed_in.get(f"/artifacts/{run.id}/download?part=all&format=md").get_data(as_text=True)
+
+    facts = markdown[: markdown.index("## Input")]
+    for fact in ("**Status:** failed", "**Model:** gpt-4o", "**Tokens:** 12,345 in / 950 out",
+                 f"**Cost:** ${format(run.cost, 'f')}", f"**Run:** {run.id}"):
+        assert fact in facts, fact
+    # The input, variables and error come before the first step, each in a fence it cannot close.
+    assert (markdown.index("## Input") < markdown.index("## Variables") < markdown.index("## Error")
+            < markdown.index("## Step 1 · Researcher") < markdown.index("## Final output"))
+    assert "````\nReview PR #482\n```python\nx = 1\n```\n````" in markdown
+    assert '"depth": 2' in markdown and "````\nTimeout: step 2 exceeded 120 s" in markdown

@@ -7,16 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from flask import abort, current_app, make_response, request
-from jinja2_fragments.flask import render_block
 from flask_login import current_user
+from jinja2_fragments.flask import render_block
 from werkzeug import Response
 
 from .. import queries, rendering
+from ..errors import error_response
+from ..htmx import is_htmx, render_fragment, render_page, vary_on_htmx
 from ..models import PipelineRun
 from ..statuses import FINISHED_STATUSES, RunStatus
 from ..types import utcnow
-from ..errors import error_response
-from ..htmx import is_htmx, render_fragment, render_page, vary_on_htmx
 from . import bp
 from .list_views import poll_seconds
 from .tabs import BadTab, NoSuchTab, Tab, find_tab, opening_tab, tabs_for

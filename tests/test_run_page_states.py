@@ -1,0 +1,93 @@
+"""A run's page in the states that are not "completed": a failed run opens on the step that failed,
+an open run says it is running and is watched through its live fragment until it finishes."""
+
+from __future__ import annotations
+
+import re
+
+from flask.testing import FlaskClient
+
+from artifacts_app import recording, schemas
+from artifacts_app.extensions import db
+from artifacts_app.models import User
+from tests.factories import make_run, start_run, steps
+
+SELECTED = re.compile(r'<a role="tab" id="tab-([a-z0-9-]+)"[^>]*aria-selected="true"')
+
+
+def panel_of(html: str, key: str) -> str:
+    match = re.search(rf'<div role="tabpanel" id="panel-{key}"[^>]*>(.*?)\n  </div>', html, re.S)
+    assert match, key
+    return match.group(1)
+
+
+def test_a_failed_run_opens_on_its_failing_step_with_the_error_beside_it(signed_in: FlaskClient, user: User) -> None:
+    failing = steps("alpha", "beta", "gamma")
+    failing[1]["status"] = "failed"
+    run = make_run(user, status="failed", error="Timeout: the reviewer took 120 s", steps=failing, final_output="")
+
+    html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+
+    assert SELECTED.findall(html) == ["step-2"]
+    assert "This run failed at step 2 · Analyst" in html
+    panel = panel_of(html, "step-2")
+    assert "The run failed at this step" in panel and "Timeout: the reviewer took 120 s" in panel and "beta" in panel
+    tab = re.search(r'<a role="tab" id="tab-step-2"[^>]*>', html)
+    assert tab and "step-failed" in tab.group(0)
+    assert html.count('class="step-mark"') == 1
+    # The final output says why it is empty; ?tab= still opens any tab.
+    final = signed_in.get(f"/artifacts/{run.id}?tab=final").get_data(as_text=True)
+    assert SELECTED.findall(final) == ["final"]
+    assert "This run failed before producing a final output." in panel_of(final, "final")
+
+
+def test_a_failed_run_without_a_failed_step_opens_on_the_error(signed_in: FlaskClient, user: User) -> None:
+    run = make_run(user, status="failed", error="RateLimitError: 429", steps=steps("alpha"), final_output="")
+
+    html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+
+    assert SELECTED.findall(html) == ["final"]
+    assert html.index("RateLimitError: 429") < html.index('id="panel-final"')
+    assert "This run failed before producing a final output." in panel_of(html, "final")
+
+
+def test_an_open_run_says_running_and_its_live_fragment_brings_new_steps_then_the_end(
+    signed_in: FlaskClient, user: User
+) -> None:
+    run = start_run(user, pipeline="Code review", input="PR #482", model="gpt-4o")
+    db.session.commit()
+    html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+    assert "unpriced" not in html
+    assert '<span class="muted">running</span>' in html  # the cost, while it runs
+    assert "This run is still running" in panel_of(html, "final")
+    assert f'hx-get="/artifacts/{run.id}/live?steps=0"' in html and 'hx-trigger="every' in html
+
+    recording.add_step(user, run.id, schemas.parse(schemas.StepIn, steps("alpha output")[0]))
+    db.session.commit()
+    live = signed_in.get(f"/artifacts/{run.id}/live?steps=0", headers={"HX-Request": "true"})
+
+    assert live.status_code == 200
+    update = live.get_data(as_text=True)
+    assert f'hx-get="/artifacts/{run.id}/live?steps=1"' in update  # polls on, knowing one step
+    assert 'hx-swap-oob="beforeend:#step-tabs"' in update and 'id="tab-step-1"' in update
+    assert 'hx-swap-oob="beforeend:#panels"' in update and 'id="panel-step-1"' in update
+    assert 'id="run-facts" hx-swap-oob="true"' in update
+    assert "1 new step: 1 · Researcher." in update
+    nothing_new = signed_in.get(f"/artifacts/{run.id}/live?steps=1").get_data(as_text=True)
+    assert 'id="tab-step-1"' not in nothing_new and "hx-trigger" in nothing_new
+
+    recording.complete_run(user, run.id, schemas.parse(schemas.RunComplete, {"finalOutput": "All **good**"}))
+    db.session.commit()
+    done = signed_in.get(f"/artifacts/{run.id}/live?steps=1").get_data(as_text=True)
+
+    assert "hx-trigger" not in done  # polling stops
+    assert '<div id="panel-final" hx-swap-oob="innerHTML">' in done and "<strong>good</strong>" in done
+    assert "badge-completed" in done and "The run completed." in done
+
+
+def test_the_live_fragment_refuses_a_step_count_it_cannot_use(signed_in: FlaskClient, user: User) -> None:
+    run = start_run(user, pipeline="Code review", input="PR #482")
+    db.session.commit()
+    for bad in ("", "-1", "01", "1.5", "x", "9999999", "3"):
+        response = signed_in.get(f"/artifacts/{run.id}/live?steps={bad}")
+        assert response.status_code == 400, bad
