@@ -131,6 +131,19 @@ TAGS = ("nightly", "eval", "prod", "regression", "customer")
 # The newest few runs are still running (started minutes ago, some steps in), so the list shows
 # live rows; they stay running, as a crashed executor's would.
 RUNNING_RUNS = 3
+LONG_RUN = 13  # the run with 40 steps
+
+
+def timed(rng: random.Random, run: DemoRun, end: datetime) -> None:
+    """Give the run's steps start and end times that share its duration unevenly, one after another."""
+    assert run.created_at is not None
+    weights = [rng.uniform(0.2, 3.0) for _ in run.steps]
+    total = (end - run.created_at) * 0.95
+    moment = run.created_at
+    for step, weight in zip(run.steps, weights, strict=True):
+        took = total * (weight / sum(weights))
+        step["startedAt"], step["completedAt"] = moment.isoformat(), (moment + took).isoformat()
+        moment += took
 
 
 def demo_runs(now: datetime | None = None, count: int = DEMO_RUN_COUNT) -> Iterator[DemoRun]:
@@ -164,8 +177,17 @@ def demo_runs(now: datetime | None = None, count: int = DEMO_RUN_COUNT) -> Itera
         failed_at = rng.randrange(1, len(spec.agents)) if index % 12 == 5 else None
         # A running run has done its first steps; a failed one stopped at the failing step.
         stops_at = len(spec.agents) - 1 if index < RUNNING_RUNS else failed_at
-        for order, (agent_id, agent_name) in enumerate(spec.agents):
+        agents = spec.agents
+        if index == LONG_RUN:
+            run.pipeline, run.input = "Agent swarm", "Port the billing service to the new ledger API"
+            agents = tuple((f"{role.lower()}-{n}", f"{role} {n}") for n in range(1, 11)
+                           for role in ("Planner", "Coder", "Tester", "Reviewer"))
+        for order, (agent_id, agent_name) in enumerate(agents):
             if stops_at is not None and order == stops_at:
+                if failed_at is not None and index >= RUNNING_RUNS:
+                    # The step that failed is recorded too, with what it managed before it broke.
+                    run.steps.append({"agentId": agent_id, "agentName": agent_name, "stepOrder": order,
+                                      "status": "failed", "output": ""})
                 break
             step: dict[str, Any] = {
                 "agentId": agent_id,
@@ -178,6 +200,7 @@ def demo_runs(now: datetime | None = None, count: int = DEMO_RUN_COUNT) -> Itera
                 step["inputTokens"] = rng.randint(200, 20_000)
                 step["outputTokens"] = rng.randint(50, 4_000)
             run.steps.append(step)
+        timed(rng, run, run.completed_at or now)
         if index < RUNNING_RUNS:
             yield run
             continue

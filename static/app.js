@@ -88,11 +88,14 @@
   // A tab whose request failed says so in its panel, with a Retry button, instead of "Loading…":
   // the server's own message when it answered (its error fragment is swapped in), ours when not.
   document.addEventListener("htmx:afterRequest", function (event) {
-    const elt = event.detail && event.detail.elt;
-    if (!event.detail.failed || !(elt instanceof Element) || elt.getAttribute("role") !== "tab") return;
+    const config = event.detail.requestConfig;
+    const elt = config ? config.elt : event.detail.elt;
+    if (!(elt instanceof Element) || elt.getAttribute("role") !== "tab") return;
+    const status = event.detail.xhr ? event.detail.xhr.status : 0;
+    // A request that never got an answer has no "failed" flag, only status 0.
+    if (!(event.detail.failed || status === 0 || status >= 400)) return;
     const panel = panelOf(elt);
     if (!panel) return;
-    const status = event.detail.xhr ? event.detail.xhr.status : 0;
     const box = document.createElement("div");
     box.className = "panel-failed";
     box.setAttribute("role", "alert");
