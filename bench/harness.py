@@ -90,8 +90,9 @@ def scratch_database(revision: str) -> Iterator[tuple[str, dict[str, str], str]]
 
 def drop_when_idle(base: str, url: str, drop: Callable[[str, str], None]) -> None:
     """Drop the scratch database; autovacuum may still be on it after a bulk load, and a role that is
-    not a superuser cannot end that session, so wait for it."""
-    for _ in range(30):
+    not a superuser cannot end that session, so wait for it (up to five minutes: at 300,000 runs it
+    took longer than one)."""
+    for _ in range(150):
         try:
             drop(base, url)
             return
