@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from artifacts_app import recording
+from artifacts_app import recording, schemas
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
 from tests import factories
@@ -200,3 +200,64 @@ def test_screenshots_for_the_readme(
     assert png_size(folder / f"list-{scheme}.png") == (width, height)
     detail_width, detail_height = png_size(folder / f"detail-{scheme}.png")
     assert detail_width == width and detail_height >= height
+
+
+def timed_steps(count: int, start: datetime, *, failing_at: int | None = None) -> list[dict[str, Any]]:
+    """`count` steps one after another from `start`, of uneven lengths; the one at `failing_at` failed."""
+    agents = ("Planner", "Coder", "Tester", "Reviewer")
+    listed, moment = [], start
+    for order in range(count):
+        took = timedelta(seconds=2 + (order * 7) % 11)
+        step: dict[str, Any] = {
+            "agentId": f"agent-{order}", "agentName": f"{agents[order % 4]} {order // 4 + 1}", "stepOrder": order,
+            "output": f"## Step {order + 1}\n\n- checked the ledger calls\n- {order * 3} tests pass\n",
+            "startedAt": moment.isoformat(), "completedAt": (moment + took).isoformat(),
+            "model": "gpt-4o-mini", "inputTokens": 900 + 37 * order, "outputTokens": 120 + 11 * order,
+        }
+        if order == failing_at:
+            step |= {"status": "failed", "output": ""}
+        listed.append(step)
+        moment += took
+    return listed
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots_for_the_readme_of_long_running_and_failed_runs(
+    browser: Any, live_server: LiveServer, user: User, scheme: str, width: int, tmp_path: Path
+) -> None:
+    folder = Path(os.environ.get(SCREENSHOTS_VARIABLE) or tmp_path).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(timezone.utc)
+    long_run = recording.record_from_values(
+        user, pipeline="Agent swarm", input="Port the billing service to the new ledger API",
+        steps=timed_steps(40, now - timedelta(minutes=10)), final_output="All 40 steps done.",
+        created_at=now - timedelta(minutes=10), completed_at=now - timedelta(minutes=3))
+    failed = recording.record_from_values(
+        user, pipeline="Code review", input="Review PR #503: rate-limit the login form", status="failed",
+        error="ContextLengthExceeded: prompt is 212,480 tokens; the model accepts 200,000",
+        steps=timed_steps(3, now - timedelta(minutes=2), failing_at=2),
+        created_at=now - timedelta(minutes=2), completed_at=now - timedelta(seconds=70))
+    running = factories.start_run(user, pipeline="Research brief", input="Compare vector databases",
+                                  model="gpt-4o", created_at=(now - timedelta(seconds=40)).isoformat())
+    for step in timed_steps(2, now - timedelta(seconds=40)):
+        recording.add_step(user, running.id, schemas.parse(schemas.StepIn, step))
+    db.session.commit()
+    context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": 900},
+                                  color_scheme=scheme)
+    try:
+        page = context.new_page()
+        sign_in(page, user.email, next_path=f"/artifacts/{long_run.id}?tab=step-1")
+        assert page.locator("#step-tabs [role=tab]").count() == 41
+        assert_fits_and_follows_the_scheme(page, scheme)
+        page.screenshot(path=str(folder / f"run-long-{width}-{scheme}.png"))
+        page.goto(f"/artifacts/{failed.id}")
+        assert page.get_attribute("#tab-step-3", "aria-selected") == "true"
+        assert_fits_and_follows_the_scheme(page, scheme)
+        page.screenshot(path=str(folder / f"run-failed-{width}-{scheme}.png"))
+        page.goto(f"/artifacts/{running.id}")
+        assert page.locator("#run-facts .badge").inner_text() == "running"
+        assert_fits_and_follows_the_scheme(page, scheme)
+        page.screenshot(path=str(folder / f"run-running-{width}-{scheme}.png"))
+    finally:
+        context.close()
