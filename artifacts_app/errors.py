@@ -6,7 +6,7 @@ from flask import Flask, Response, current_app, jsonify, make_response, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from .htmx import render_page_or_block
+from .htmx import is_htmx, render_page_or_block
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -21,6 +21,14 @@ MESSAGES = {
 }
 
 
+# What an error page is headed and titled by: said plainly, the number beside it.
+TITLES = {
+    400: "Bad request", 401: "Sign in first", 403: "Not allowed", 404: "Page not found",
+    405: "Not allowed here", 409: "Conflict", 413: "Too large", 422: "Could not be processed",
+    429: "Too many requests", 500: "Something went wrong", 503: "Unavailable for a moment",
+}
+
+
 def wants_json() -> bool:
     """The API speaks JSON, errors included."""
     return request.blueprint == "api" or request.path.startswith("/api/")
@@ -31,7 +39,8 @@ def error_response(status: int, message: str) -> Response:
     if wants_json():
         return make_response(jsonify(error=HTTP_NAMES.get(status, "error"), message=message), status)
     return render_page_or_block(
-        "errors/error.html", "error_content", status=status, status_code=status, message=message
+        "errors/error.html", "error_content", status=status, status_code=status, message=message,
+        title=TITLES.get(status, f"Error {status}"), fragment=is_htmx(),
     )
 
 

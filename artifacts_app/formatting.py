@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 from flask import Flask
+from markupsafe import Markup
 
 from .types import utcnow
 
@@ -134,9 +135,39 @@ def when(moment: datetime | None, precision: str = "minute", *, zone: bool = Tru
     return f"{text} UTC" if zone else text
 
 
+def _in_utc(moment: datetime) -> datetime:
+    """The same instant in UTC (a naive value is taken to be UTC already, as the database keeps it)."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def time_tag(moment: datetime | None, precision: str = "minute") -> Markup:
+    """A moment as a <time>: its ISO form, the UTC time to the second on hover, and the UTC text.
+
+    static/local_times.js rewrites the text into the reader's time zone and keeps the UTC title;
+    without JavaScript the UTC text stays. "—" when unknown.
+    """
+    if moment is None:
+        return Markup(DASH)
+    moment = _in_utc(moment)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        moment.isoformat(), when(moment, "second"), when(moment, precision)
+    )
+
+
+def relative_time_tag(moment: datetime | None, now: datetime | None = None) -> Markup:
+    """"3 hours ago" as a <time> whose title is the UTC time (local_times.js adds the local one)."""
+    if moment is None:
+        return Markup(DASH)
+    moment = _in_utc(moment)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        moment.isoformat(), when(moment, "second"), relative_time(moment, now)
+    )
+
+
 def register_filters(app: Flask) -> None:
     """Make the filters available to every template."""
     app.jinja_env.filters.update(
         cost=format_cost, tokens=format_tokens, exact_cost=exact_cost, exact_count=exact_count,
         relative_time=relative_time, duration=duration, iso=iso, when=when,
+        time_tag=time_tag, relative_time_tag=relative_time_tag,
     )

@@ -122,7 +122,7 @@ def test_a_legacy_run_shows_its_text_output_as_the_only_tab(signed_in: FlaskClie
     db.session.commit()
     html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
     assert re.findall(r'<span class="step-title">([^<]+)</span>', html) == ["Final output"]
-    assert "<h2>Legacy <em>text</em></h2>" in html
+    assert "<h3>Legacy <em>text</em></h3>" in html  # rendered headings start at h2
     download = signed_in.get(f"/artifacts/{run.id}/download?part=final&format=md")
     assert download.get_data(as_text=True) == "## Legacy *text*"
 
@@ -156,7 +156,7 @@ def test_rendered_and_raw_views_and_copy(signed_in: FlaskClient, user: User) -> 
     source = "# Title\n\n```python\nprint('<b>')\n```\n"
     run = make_run(user, final_output=source)
     html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
-    assert '<h1>Title</h1>' in html and 'class="highlight"' in html
+    assert '<h2>Title</h2>' in html and 'class="highlight"' in html  # the page's h1 stays the only one
     raw = re.search(r'<pre class="raw wrap" id="view-final-source">(.*?)</pre>', html, re.S).group(1)
     assert raw == "# Title\n\n```python\nprint(&#39;&lt;b&gt;&#39;)\n```\n"
     assert 'value="raw"' in html and 'data-copy="view-final-source"' in html

@@ -40,7 +40,7 @@ ALLOWED_ATTRIBUTES = {
     "code": {"class"},
     "th": {"class"},
     "td": {"class"},
-    "pre": {"class"},  # only the plain-text fallback's own <pre class="wrap render-fallback">
+    "pre": {"class", "tabindex"},  # the fallback's own <pre class="wrap render-fallback">; tabindex="0" (below)
     "p": {"class", "role"},  # only the fallback's notice, <p class="render-notice" role="note">
 }
 VOID_TAGS = {"br", "hr"}
@@ -138,6 +138,8 @@ def assert_inert(html: str) -> Collector:
             assert name in ALLOWED_ATTRIBUTES.get(tag, set()), (tag, name)
             if name in ("href", "src"):
                 assert scheme(value) in SAFE_SCHEMES, (tag, name, value)
+            if name == "tabindex":
+                assert value == "0", (tag, name, value)  # focusable in order, never a jump ahead
         if tag == "a":
             assert set(attributes.get("rel", "").split()) >= REL, attributes
     return collector
@@ -160,10 +162,34 @@ def test_returns_markup_that_jinja_does_not_escape_again() -> None:
 
 def test_headings_paragraphs_and_inline_markup() -> None:
     html = render_markdown("# One\n\n## Two\n\n### Three\n\nText with `code`, *em* and **strong**.\n\n> quoted\n\n---")
-    for fragment in ("<h1>One</h1>", "<h2>Two</h2>", "<h3>Three</h3>", "<code>code</code>",
+    for fragment in ("<h2>One</h2>", "<h3>Two</h3>", "<h4>Three</h4>", "<code>code</code>",
                      "<em>em</em>", "<strong>strong</strong>", "<blockquote>", "<hr>"):
         assert fragment in html
     assert_inert(html)
+
+
+def test_headings_start_at_h2_so_the_page_keeps_its_one_h1() -> None:
+    markdown = "# One\n\n## Two\n\n### Three\n\n#### Four\n\n##### Five\n\n###### Six\n\nSetext\n======\n"
+    html = render_markdown(markdown + "\n<h1>Raw one</h1>\n\n<h6 id=x>Raw six</h6>\n")
+    collector = assert_inert(html)
+    headings = [tag for tag, _ in collector.tags if re.fullmatch(r"h[1-6]", tag)]
+    assert headings == ["h2", "h3", "h4", "h5", "h6", "h6", "h2", "h2", "h6"]
+    assert "<h2>One</h2>" in html and "<h6>Six</h6>" in html and "<h2>Raw one</h2>" in html
+
+
+def test_heading_tags_in_text_and_code_are_left_alone() -> None:
+    html = render_markdown("Write `<h1>` for a title.\n\n```html\n<h1>Title</h1>\n```\n\n    <h2>indented</h2>\n")
+    assert "<h1>" not in html and "<h2>" not in html and "<h3>" not in html
+    assert "&lt;h1&gt;" in html and "&lt;h2&gt;indented&lt;/h2&gt;" in html
+
+
+def test_every_code_block_is_keyboard_focusable_and_only_with_our_tabindex() -> None:
+    html = render_markdown("```python\nprint(1)\n```\n\n```\nplain\n```\n\n    indented\n\n"
+                           '<pre tabindex="5" onfocus="x()">raw</pre>\n\n<p tabindex="1">para</p>\n')
+    collector = assert_inert(html)
+    pres = [attributes for tag, attributes in collector.tags if tag == "pre"]
+    assert pres == [{"tabindex": "0"}] * 4
+    assert [tag for tag, attributes in collector.tags if "tabindex" in attributes] == ["pre"] * 4
 
 
 def test_tables_keep_alignment_as_classes_not_styles() -> None:
@@ -185,7 +211,7 @@ def test_tables_keep_alignment_as_classes_not_styles() -> None:
 def test_fenced_code_is_highlighted_with_pygments_classes(language: str, source: str, token: tuple[str, str]) -> None:
     html = render_markdown(f"Before.\n\n```{language}\n{source}```\n\nAfter.")
     collector = assert_inert(html)
-    assert '<div class="highlight"><pre>' in html
+    assert '<div class="highlight"><pre tabindex="0">' in html
     assert f'<span class="{token[0]}">{token[1]}</span>' in html
     classes = {attributes["class"] for tag, attributes in collector.tags if tag == "span" and "class" in attributes}
     assert len(classes) > 1
@@ -603,6 +629,15 @@ def test_other_key_text_or_renderer_version_renders_again(
     assert len(renders) == 4
     render_cached("a", "text")
     assert len(renders) == 4
+
+
+def test_a_render_cached_by_an_older_renderer_is_not_served(cache_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Version 3 kept the model's h1 and left <pre> unfocusable; those entries must stop matching.
+    monkeypatch.setattr(rendering, "RENDERER_VERSION", "3")
+    rendering.cache.set(rendering.cache_key_for("run-1:final", "# Title"), "<h1>Title</h1>")
+    assert render_cached("run-1:final", "# Title") == Markup("<h1>Title</h1>")
+    monkeypatch.undo()
+    assert render_cached("run-1:final", "# Title") == Markup("<h2>Title</h2>")
 
 
 def test_cache_lives_in_the_instance_folder_and_survives_a_restart(tmp_path: Path, renders: list[str]) -> None:

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 # Bump whenever the HTML for the same text would change (extensions, allowlists, the rewrites in
 # markdown.py, the fallback): cached renders are keyed on it, so old entries simply stop matching.
-RENDERER_VERSION: str = "3"  # 3: fallbacks carry a notice; time budget
+RENDERER_VERSION: str = "4"  # 3: fallbacks carry a notice; time budget. 4: headings from h2, focusable <pre>
 DEFAULT_TIME_BUDGET_SECONDS = 1.0
 
 _sandbox = Sandbox(render_in_process)

@@ -14,7 +14,7 @@ from markdown.inlinepatterns import LinkInlineProcessor
 from markdown.treeprocessors import Treeprocessor
 
 from .notices import FAILED_NOTICE, LINK_NOTICE, plain_fallback
-from .sanitize import ALIGN_CLASSES, sanitize
+from .sanitize import ALIGN_CLASSES, fit_to_page, sanitize
 
 logger = logging.getLogger(__name__)
 
@@ -191,4 +191,4 @@ def render_in_process(text: str) -> str:
         logger.exception("markdown render failed; showing the text as plain text")
         _local.renderer = None
         return str(plain_fallback(text, FAILED_NOTICE))
-    return sanitize(html)
+    return fit_to_page(sanitize(html))

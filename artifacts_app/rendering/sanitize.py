@@ -3,6 +3,8 @@ anything not listed here."""
 
 from __future__ import annotations
 
+import re
+
 import nh3
 from pygments.token import STANDARD_TYPES
 
@@ -65,3 +67,22 @@ def sanitize(html: str) -> str:
         url_schemes=set(URL_SCHEMES),
         allowed_classes=ALLOWED_CLASSES,
     )
+
+
+# In nh3's output every "<" of text is escaped and headings and <pre> carry no attributes (the allowlist
+# gives them none), so these match exactly the real tags.
+_HEADING_TAG = re.compile(r"<(/?)h([1-6])>")
+SCROLLABLE_CODE = '<pre tabindex="0">'
+
+
+def fit_to_page(html: str) -> str:
+    """Sanitized HTML made to sit inside a page: headings one level down, code blocks focusable.
+
+    The page's own h1 stays its only one: a model's h1 becomes an h2, h2 an h3, and so on (h5 and h6
+    both end as h6). A <pre> scrolls sideways when its lines are long, and a region that scrolls must
+    be reachable by the keyboard (WCAG 2.1.1), so each gets tabindex="0". Set here, after sanitizing,
+    rather than allowed through nh3: model-written HTML then cannot set a tabindex of its own (a
+    positive one reorders the page's tab sequence), and it works without JavaScript, in fragments too.
+    """
+    html = _HEADING_TAG.sub(lambda match: f"<{match[1]}h{min(int(match[2]) + 1, 6)}>", html)
+    return html.replace("<pre>", SCROLLABLE_CODE)

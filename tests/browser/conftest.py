@@ -25,6 +25,12 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "browser_context(**options): more options for watched_page's context (e.g. timezone_id)"
+    )
+
+
 def chromium_available() -> bool:
     return os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
 
@@ -105,9 +111,16 @@ document.addEventListener('securitypolicyviolation', event => {
 
 
 @pytest.fixture
-def watched_page(browser: Any, live_server: LiveServer) -> Iterator[tuple[Any, PageWatch]]:
-    """A fresh browser context and page; any unexpected console error or failed request fails the test."""
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+def watched_page(
+    browser: Any, live_server: LiveServer, request: pytest.FixtureRequest
+) -> Iterator[tuple[Any, PageWatch]]:
+    """A fresh browser context and page; any unexpected console error or failed request fails the test.
+
+    A test marked @pytest.mark.browser_context(timezone_id=..., ...) gets those context options too.
+    """
+    marker = request.node.get_closest_marker("browser_context")
+    options = {"viewport": {"width": 1280, "height": 900}, **(marker.kwargs if marker else {})}
+    context = browser.new_context(base_url=live_server.url, **options)
     page = context.new_page()
     watch = PageWatch(origin=live_server.url)
 
