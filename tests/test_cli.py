@@ -14,9 +14,9 @@ from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun, User
 
 STRONG_PASSWORD = "correct horse battery"
-# What the README promises of `make run`'s demo: this login, about 200 runs, five pipelines, seven models.
+# What the README promises of `make run`'s demo: this login, about 200 runs, six pipelines, seven models.
 DEMO_EMAIL, DEMO_PASSWORD = "demo@example.com", "demo-password"
-DEMO_RUNS, DEMO_PIPELINES, DEMO_MODELS = 200, 5, 7
+DEMO_RUNS, DEMO_PIPELINES, DEMO_MODELS = 200, 6, 7
 RENDER_LIMIT = 64 * 1024
 FENCE = re.compile(r"^```([A-Za-z0-9_+-]+)\s*$", re.MULTILINE)
 
@@ -161,7 +161,7 @@ def test_demo_seed_creates_the_demo_user_and_varied_runs(runner: FlaskCliRunner)
     assert len(runs) == DEMO_RUNS
     assert db.session.execute(select(func.count()).select_from(PipelineRun)).scalar_one() == DEMO_RUNS
 
-    # Five pipelines, all the demo user's.
+    # Six pipelines (one of them the 40-step run's), all the demo user's.
     pipelines = list(db.session.execute(select(Pipeline)).scalars())
     assert len(pipelines) == DEMO_PIPELINES
     assert {pipeline.user_id for pipeline in pipelines} == {user.id}
@@ -184,6 +184,10 @@ def test_demo_seed_creates_the_demo_user_and_varied_runs(runner: FlaskCliRunner)
         assert len(run.steps) >= 1
         assert run.completed_at is not None
 
+    # One run has 40 steps; failed runs mark the step that failed; steps carry their times.
+    assert max(len(run.steps) for run in runs) == 40
+    assert all(run.steps[-1].status == "failed" for run in failed if run.steps)
+    assert all(step.started_at and step.completed_at for run in runs if run.artifact_data for step in run.steps)
     # A few runs are still running, some steps in, so the list has live rows.
     running = [run for run in runs if run.status == "running"]
     assert len(running) == 3

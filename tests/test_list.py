@@ -425,7 +425,7 @@ def test_the_default_list_shows_every_status_each_with_its_badge(signed_in: Flas
     for run, status in ((done, "completed"), (failed, "failed"), (running, "running"), (waiting, "pending")):
         row = row_html(html, run.id)
         assert f'<span class="badge badge-{status}">{status}</span>' in row
-        polls = 'hx-trigger="every 5s"' in row
+        polls = 'hx-trigger="every 3s"' in row
         assert polls == (status in ("running", "pending")), (status, row)
     live = row_html(html, running.id)
     assert "Reviewing PR 12" in live and "started <time" in live and "3 minutes ago" in live
