@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config, rendering, security_headers, urls
+from . import compression, config, rendering, security_headers, urls
 from .converters import IdConverter
 from .extensions import csrf, db, login_manager, migrate
 from .pricing import PriceTable
@@ -53,6 +53,8 @@ def create_app(test_config: dict[str, Any] | None = None, instance_path: str | P
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
+    # First of the response hooks, so it runs last: it compresses what every other hook left (BREACH rule inside).
+    compression.init_app(app)
     app.extensions["price_table"] = PriceTable.load(app.config["PRICES_FILE"])
     # One store per process: a `limits` store holds its counters (or its Redis pool) itself.
     app.extensions["login_throttle"] = make_throttle(app.config["RATELIMIT_STORAGE_URI"])
