@@ -119,6 +119,11 @@ def compress_response(response: Response) -> Response:
     if coding is None or not may_compress(response):
         response.vary.add("Accept-Encoding")
         return response
+    if response.direct_passthrough:
+        # A static file: Flask-Compress would stream it through a generator that never closes the
+        # file (a leaked descriptor per request). The files are small: read them, closed with the response.
+        response.direct_passthrough = False
+        response.make_sequence()
     # Flask-Compress negotiates again from the request's header: it is shown only the coding chosen here.
     request.environ["HTTP_ACCEPT_ENCODING"] = coding
     return compress.after_request(response)

@@ -201,3 +201,17 @@ def test_the_export_still_streams_batch_by_batch_when_compressed(
     assert fetched_at_first_bytes is not None and fetched_at_first_bytes < 6, fetched
     assert fetched == [1, 1, 1, 1, 1, 1, 0]
     assert text == expected and len(text.decode().splitlines()) == 6
+
+
+def test_a_static_file_is_compressed_whole_and_its_file_closed(client: FlaskClient, app: Flask) -> None:
+    """Flask-Compress streams a static file through a generator that never closes it; the app reads
+    it instead (a leaked file would fail this test with a ResourceWarning)."""
+    assert app.static_folder is not None
+    with open(os.path.join(app.static_folder, "app.css"), "rb") as source:
+        expected = source.read()
+
+    response = client.get("/static/app.css", headers=GZIP)
+
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(response.get_data()) == expected
+    response.close()
