@@ -43,9 +43,19 @@
     activate(tab);
   });
 
+  // A panel that arrives is said aloud by name ("Step 3 · Reviewer loaded"), not read out whole.
+  function announce(text) {
+    const status = document.getElementById("live-status");
+    if (status) status.textContent = text;
+  }
+
   document.addEventListener("htmx:afterSwap", function (event) {
     const target = event.detail && event.detail.target;
-    if (target && target.getAttribute("role") === "tabpanel") target.classList.add("loaded");
+    if (!target || target.getAttribute("role") !== "tabpanel") return;
+    target.classList.add("loaded");
+    const tab = document.getElementById(target.getAttribute("aria-labelledby"));
+    const title = tab && tab.querySelector(".step-title");
+    if (title) announce((tab.id === "tab-final" ? "" : "Step ") + title.textContent + " loaded");
   });
 
   // Back and forward between tabs of this page: switch locally when the panel is loaded.

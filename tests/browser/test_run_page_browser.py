@@ -48,6 +48,7 @@ def test_a_40_step_run_shows_the_first_step_beside_the_navigator_at_1280(
     page.keyboard.press("End")
     page.wait_for_selector("#panel-step-40.loaded")
     assert "Output of step 40" in page.locator("#panel-step-40").inner_text()
+    assert page.locator("#live-status").inner_text() == "Step 40 · Agent 39 loaded"  # said, not read out whole
     assert page.evaluate("() => document.activeElement.id") == "tab-step-40"
 
 
