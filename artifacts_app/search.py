@@ -5,7 +5,10 @@ input, final output and every step's output, the first PART_CHARS characters of 
 keeps the index in the transaction that changes the run:
 
 - PostgreSQL: pipeline_runs.search_vector (GIN), computed in SQL by run_search_append (migration
-  0006), matched with websearch_to_tsquery('english', q); the relevance is ts_rank.
+  0006), matched with websearch_to_tsquery('english', q); the relevance is ts_rank. A step posted
+  to an open run gets a vector of its own in run_search_pending (migration 0008), so posting the
+  100th step costs what the first did; an open run is searched as its vector followed by those,
+  and its vector is computed whole when it closes.
 - SQLite: one run_search_parts row per part, indexed by the FTS5 table run_search (porter
   unicode61); the query is parsed here into terms, each matched as one quoted FTS5 string, and
   combined per run with INTERSECT / EXCEPT / UNION, as PostgreSQL matches one vector per run;
@@ -28,6 +31,7 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    case,
     except_,
     false,
     func,
@@ -38,12 +42,14 @@ from sqlalchemy import (
     table,
     text,
     union,
+    union_all,
 )
 from sqlalchemy import column as sql_column
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from .extensions import db
 from .models import PipelineRun, User
+from .statuses import OPEN_STATUSES
 
 PART_CHARS = 100_000  # of each part indexed and searched for a snippet; an output may hold 32 MB
 INPUT_POSITION = 1_000_000_000  # parts in snippet order: 0 name, 1 final output, 2 + i step i, input
@@ -53,7 +59,7 @@ MAX_TERMS = 100  # of a query's terms, on SQLite (each is a subquery); q= is at 
 RELEVANCE = Numeric(20, 6)  # rounded, so the keyset cursor binds back exactly the value sorted by
 
 # The objects migration 0006 makes, which are not models: autogenerate must leave them alone.
-SEARCH_TABLES = frozenset({"run_search", "run_search_parts"})
+SEARCH_TABLES = frozenset({"run_search", "run_search_parts", "run_search_pending"})
 SEARCH_COLUMN = "search_vector"
 SEARCH_INDEX = "ix_pipeline_runs_search_vector"
 
@@ -206,6 +212,19 @@ SQLITE_STEP_ROW = f"""
 # --- PostgreSQL: pipeline_runs.search_vector ----------------------------------------------------
 
 VECTOR: Any = literal_column(f"pipeline_runs.{SEARCH_COLUMN}")
+OPEN: Any = PipelineRun.status.in_([status.value for status in OPEN_STATUSES])
+# What a search matches a run against: its vector, then (while it is open) each posted step's, in
+# order, as the vector it closes with would hold them.
+RUN_VECTOR: Any = case(
+    (OPEN, literal_column(f"""(
+        SELECT run_search_agg(part ORDER BY position) FROM (
+            SELECT -1 AS position, pipeline_runs.{SEARCH_COLUMN} AS part
+            UNION ALL
+            SELECT step_order, vector FROM run_search_pending WHERE run_id = pipeline_runs.id
+        ) AS parts
+    )""")),
+    else_=VECTOR,
+)
 ENGLISH: Any = literal_column("'english'::regconfig")
 POSTGRES_INDEX_RUN = f"""
     UPDATE pipeline_runs SET search_vector = run_search_append(''::tsvector, ARRAY[
@@ -215,11 +234,11 @@ POSTGRES_INDEX_RUN = f"""
     ))
     WHERE id = :id
 """
-POSTGRES_INDEX_STEP = f"""
-    UPDATE pipeline_runs SET search_vector = run_search_append(
-        coalesce(search_vector, ''::tsvector),
-        ARRAY(SELECT left(output, {PART_CHARS}) FROM pipeline_run_steps WHERE run_id = :id AND step_order = :index))
-    WHERE id = :id
+POSTGRES_CLEAR_PENDING = "DELETE FROM run_search_pending WHERE run_id = :id"
+POSTGRES_INDEX_STEP = """
+    INSERT INTO run_search_pending (run_id, step_order, vector)
+    SELECT run_id, step_order, run_search_append(''::tsvector, ARRAY[output])
+    FROM pipeline_run_steps WHERE run_id = :id AND step_order = :index
 """
 # Each run's parts in snippet order, the first that matches: at most PART_CHARS of each part are
 # parsed, and only the chosen one is headlined.
@@ -258,6 +277,7 @@ def index_run(run: PipelineRun) -> None:
     """(Re)index the whole run: its name, input, final output and every step's output."""
     if postgres():
         db.session.execute(text(POSTGRES_INDEX_RUN), {"id": run.id})
+        db.session.execute(text(POSTGRES_CLEAR_PENDING), {"id": run.id})
         return
     db.session.execute(text("DELETE FROM run_search_parts WHERE run_id = :id"), {"id": run.id})
     db.session.execute(
@@ -266,7 +286,7 @@ def index_run(run: PipelineRun) -> None:
 
 
 def index_step(run: PipelineRun, step_order: int) -> None:
-    """Index one step just added to a running run."""
+    """Index one step just added to a running run (on PostgreSQL on its own, not rewriting the run's vector)."""
     values = {"id": run.id, "index": step_order}
     if postgres():
         db.session.execute(text(POSTGRES_INDEX_STEP), values)
@@ -300,13 +320,21 @@ def postgres_matches(user: User, query: str) -> Any:
     return PipelineRun.id == any_(literal(found, ARRAY(String())))
 
 
+def tsquery(query: str) -> Any:
+    return func.websearch_to_tsquery(ENGLISH, query)
+
+
 def postgres_condition(user: User, query: str) -> Any:
-    return (PipelineRun.user_id == user.id) & VECTOR.op("@@")(func.websearch_to_tsquery(ENGLISH, query))
+    return (PipelineRun.user_id == user.id) & RUN_VECTOR.op("@@")(tsquery(query))
 
 
-def first_matches(user: User, query: str) -> Select[Any]:
-    """The ids of up to FEW_MATCHES + 1 of the user's runs that match, in no order (PostgreSQL)."""
-    return select(PipelineRun.id).where(postgres_condition(user, query)).limit(FEW_MATCHES + 1)
+def first_matches(user: User, query: str) -> Any:
+    """The ids of up to FEW_MATCHES + 1 of the user's runs that match, in no order (PostgreSQL):
+    closed runs through the GIN index on their vector, open ones (few) with their pending steps."""
+    mine = PipelineRun.user_id == user.id
+    closed = select(PipelineRun.id).where(mine, ~OPEN, VECTOR.op("@@")(tsquery(query)))
+    still_open = select(PipelineRun.id).where(mine, OPEN, RUN_VECTOR.op("@@")(tsquery(query)))
+    return union_all(closed, still_open).limit(FEW_MATCHES + 1)
 
 
 def relevance(query: str) -> Any:
@@ -319,7 +347,7 @@ def relevance(query: str) -> Any:
     if not terms:
         return literal(0, RELEVANCE)
     if postgres():
-        rank = func.ts_rank(VECTOR, func.websearch_to_tsquery(ENGLISH, query))
+        rank = func.ts_rank(RUN_VECTOR, tsquery(query))
         return func.round(rank.cast(Numeric), 6, type_=RELEVANCE)
     # bm25 (FTS5's rank; smaller is better) summed over the run's matching parts. Scored once per
     # statement (the subquery does not depend on the row), then looked up per run.

@@ -212,6 +212,74 @@ def test_a_step_added_to_a_running_run_is_searchable_at_once(client: FlaskClient
         assert found(client, ada, word) == [run.id], word
 
 
+def test_an_open_run_is_searched_as_one_text_while_its_steps_arrive(
+    client: FlaskClient, ada: Caller, engine_name: str
+) -> None:
+    """A word of the input and one of a posted step match together; a word only in a posted step
+    excludes the run from -word; relevance counts posted steps, as it will once the run closes."""
+    user = ada.user()
+    live = factories.start_run(user, pipeline="Live", input="about the margay")
+    closed = run_with(user, "the margay and an ocelot", minutes=1)
+    db.session.commit()
+    for order, output in enumerate(["a serval", "a serval and a serval", "the caracal"]):
+        recording.add_step(user, live.id, schemas.parse(schemas.StepIn, {
+            "agentId": "a", "agentName": "A", "output": output, "stepOrder": order,
+        }))
+        db.session.commit()
+
+    assert found(client, ada, "margay caracal") == [live.id]
+    assert found(client, ada, '"the caracal"') == [live.id]
+    assert found(client, ada, "margay -serval") == [closed]
+    assert found(client, ada, "margay -caracal") == [closed]
+    assert set(found(client, ada, "caracal or ocelot")) == {closed, live.id}
+    before = {row.id: row.sort_key for row in queries.list_runs(
+        user, ListFilters(query="serval", sort="relevance"), None, 10)}
+
+    recording.complete_run(user, live.id, schemas.parse(schemas.RunComplete, {"finalOutput": "done"}))
+    db.session.commit()
+
+    after = {row.id: row.sort_key for row in queries.list_runs(
+        user, ListFilters(query="serval", sort="relevance"), None, 10)}
+    assert list(before) == list(after) == [live.id]
+    if engine_name == "postgresql":  # ts_rank depends on the run alone (SQLite's bm25 on every part)
+        assert before == after
+    assert found(client, ada, "margay -serval") == [closed]
+
+
+@pytest.mark.postgres_only
+def test_posting_a_step_leaves_the_runs_vector_alone_and_closing_folds_it_in(app: Flask, user: User) -> None:
+    """The cost of a step post does not grow with the run: the step's words go to a row of their
+    own (run_search_pending); the run's vector is computed whole once, when it closes."""
+    live = factories.start_run(user, pipeline="Live", input="plain input")
+    db.session.commit()
+
+    def vector() -> str:
+        return str(db.session.execute(
+            sa.text("SELECT search_vector FROM pipeline_runs WHERE id = :id"), {"id": live.id}).scalar())
+
+    def pending() -> list[int]:
+        return list(db.session.execute(sa.text(
+            "SELECT step_order FROM run_search_pending WHERE run_id = :id ORDER BY step_order"), {"id": live.id},
+        ).scalars())
+
+    started = vector()
+    for order in range(3):
+        recording.add_step(user, live.id, schemas.parse(schemas.StepIn, {
+            "agentId": "a", "agentName": "A", "output": f"the jerboa number {order}", "stepOrder": order,
+        }))
+        db.session.commit()
+        assert vector() == started
+    assert pending() == [0, 1, 2]
+    assert queries.list_runs(user, ListFilters(query="jerboa"), None, 10)[0].id == live.id
+
+    recording.complete_run(user, live.id, schemas.parse(schemas.RunComplete, {"finalOutput": "done"}))
+    db.session.commit()
+
+    assert pending() == []
+    assert "'jerboa'" in vector()
+    assert [row.id for row in queries.list_runs(user, ListFilters(query="jerboa"), None, 10)] == [live.id]
+
+
 def random_words(chars: int, seed: int) -> str:
     """Random lowercase words of about five letters: mostly unique, the worst case for an index."""
     return "".join(random.Random(seed).choices(string.ascii_lowercase + " " * 5, k=chars))
@@ -389,6 +457,7 @@ def test_a_search_uses_the_gin_index_for_a_user_with_many_runs(app: Flask, user:
     page = plan_of(queries.list_statement(user, ListFilters(query="pangolin"), None, 26))
 
     assert f"Bitmap Index Scan on {search.SEARCH_INDEX}" in matching, matching
+    assert "Seq Scan" not in matching, matching  # the open runs come by the status index
     assert "pk_pipeline_runs" in page and "Seq Scan on pipeline_runs" not in page, page
     assert len(queries.list_runs(user, ListFilters(query="pangolin"), None, 26)) == 4
     # A word in every run: more than FEW_MATCHES, so the page walks the list's index and stops.
