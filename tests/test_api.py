@@ -236,6 +236,34 @@ def test_steps_are_appended_in_order_then_the_run_completes_priced(client: Flask
     assert fetched.get_json()["finalOutput"] == "LGTM"
 
 
+@pytest.mark.parametrize("prefer", ["return=minimal", 'respond-async, RETURN="Minimal"; x=1', "wait=5,return=minimal"])
+def test_prefer_return_minimal_answers_204_without_the_run_and_stores_the_same(
+    client: FlaskClient, ada: Caller, prefer: str
+) -> None:
+    """An executor posting many steps can skip reading the whole run back after each one."""
+    run = start(client, ada)
+    headers = {**ada.headers, "Prefer": prefer}
+    for step in three_steps():
+        response = client.post(f"{API}/runs/{run['id']}/steps", json=step, headers=headers)
+        assert (response.status_code, response.data) == (204, b""), response.get_data(as_text=True)
+        assert response.headers["Preference-Applied"] == "return=minimal"
+    closed = client.post(f"{API}/runs/{run['id']}/complete", json={"finalOutput": "LGTM"}, headers=headers)
+    assert (closed.status_code, closed.data) == (204, b"")
+
+    fetched = client.get(f"{API}/runs/{run['id']}", headers=headers).get_json()
+    assert untimed(fetched["steps"]) == as_recorded(three_steps())
+    assert (fetched["status"], fetched["finalOutput"]) == ("completed", "LGTM")
+    # An error still says what went wrong; any other preference gets the run as usual.
+    again = client.post(f"{API}/runs/{run['id']}/fail", json={"error": "late"}, headers=headers)
+    assert "Preference-Applied" not in again.headers
+    assert_json_error(again, 409, "conflict")
+    other = start(client, ada)
+    shown = client.post(f"{API}/runs/{other['id']}/steps", json=three_steps()[0],
+                        headers={**ada.headers, "Prefer": "return=representation, minimal"})
+    assert shown.status_code == 200 and "Preference-Applied" not in shown.headers
+    assert untimed(shown.get_json()["steps"]) == as_recorded(three_steps()[:1])
+
+
 def test_a_step_out_of_order_is_a_422_and_leaves_the_run_as_it_was(client: FlaskClient, ada: Caller) -> None:
     run = start(client, ada)
     assert client.post(f"{API}/runs/{run['id']}/steps", json=three_steps()[0], headers=ada.headers).status_code == 200

@@ -1,4 +1,5 @@
-"""What an API request brings: its bearer token, its JSON body as a typed model, its Idempotency-Key."""
+"""What an API request brings: its bearer token, its JSON body as a typed model, its Idempotency-Key,
+its Prefer header."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 
 from flask import g, request
 from pydantic import BaseModel
+from werkzeug.http import parse_list_header
 
 from .. import schemas, tokens
 from ..extensions import db
@@ -82,3 +84,15 @@ def idempotency_key() -> str:
         raise ApiError(422, "validation_failed", "Idempotency-Key is not valid.",
                        [{"field": "Idempotency-Key", "message": "must be 1 to 255 printable ASCII characters"}])
     return key
+
+
+def prefers_minimal() -> bool:
+    """`Prefer: return=minimal` (RFC 7240) among the request's preferences: the caller does not want
+    the run back. Names and values are case-insensitive, a value may be quoted, parameters after
+    `;` are ignored, and any other preference is ignored too."""
+    for header in request.headers.getlist("Prefer"):
+        for preference in parse_list_header(header):
+            name, _, value = preference.partition(";")[0].partition("=")
+            if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
+                return True
+    return False

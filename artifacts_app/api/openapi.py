@@ -79,11 +79,20 @@ LIST_PARAMETERS = [
 ]
 
 
+PREFER = {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
+          "description": "`return=minimal`: answer 204 with no body (the Preference-Applied header says so) "
+                         "instead of the whole run; other preferences are ignored."}
+MINIMAL = {"description": "Done, as asked with `Prefer: return=minimal`; no body.",
+           "headers": {"Preference-Applied": {"schema": {"type": "string", "const": "return=minimal"}}}}
+
+
 def run_write(operation_id: str, summary: str, body: str, answered: str) -> dict[str, Any]:
-    """A POST to one of the caller's runs: its body, the run as the answer, and the errors every such write has."""
+    """A POST to one of the caller's runs: its body, the run as the answer (or none, when the caller
+    prefers), and the errors every such write has."""
     return {"post": {
-        "operationId": operation_id, "summary": summary, "parameters": [RUN_ID], "requestBody": json_body(body),
-        "responses": {"200": run_response(answered), **WRITE_ERRORS,
+        "operationId": operation_id, "summary": summary, "parameters": [RUN_ID, PREFER],
+        "requestBody": json_body(body),
+        "responses": {"200": run_response(answered), "204": MINIMAL, **WRITE_ERRORS,
                       "404": error_response("No such run for this caller."),
                       "409": error_response("The run is already completed or failed.")},
     }}

@@ -20,7 +20,15 @@ from ..statuses import FINISHED_STATUSES, CostSource
 from ..urls import external_url
 from . import bp, openapi
 from .errors import ApiError
-from .inputs import current_api_user, idempotency_key, json_body, json_value, token_required, validated
+from .inputs import (
+    current_api_user,
+    idempotency_key,
+    json_body,
+    json_value,
+    prefers_minimal,
+    token_required,
+    validated,
+)
 
 
 def spec() -> dict[str, Any]:
@@ -115,11 +123,15 @@ Write = TypeVar("Write", bound=BaseModel)
 
 
 def write_to_run(run_id: str, model: type[Write], write: Callable[[User, str, Write], PipelineRun]) -> Response:
-    """One write to a caller's run: 404 first, then the body as `model`, then the writer; the run as JSON."""
+    """One write to a caller's run: 404 first, then the body as `model`, then the writer; the run as
+    JSON, or nothing (204) when the caller prefers return=minimal: an executor posting its 100th
+    step need not read the 99 before it back."""
     require_run(run_id)
     body = json_body(model)
     run = recorded(lambda: write(current_api_user(), run_id, body))
     db.session.commit()
+    if prefers_minimal():
+        return Response(status=204, headers={"Preference-Applied": "return=minimal"})
     return jsonify(run_json(run))
 
 
