@@ -14,7 +14,8 @@ serves the app with gunicorn (2 workers) on 127.0.0.1, and times from this proce
   50 requests each;
 - POST /api/v1/runs/<id>/steps with an API token: 30 runs started through the API, 100 steps of
   about 2 KB posted to each (step k to every run, then step k + 1); the 1st, 50th and 100th
-  step's times over the 30 runs.
+  step's times over the 30 runs; then the same again with `Prefer: return=minimal` (no run in
+  the answer).
 
 It prints medians and 95th percentiles in milliseconds, and the migration's time. Nothing leaves
 127.0.0.1. BENCH_RUNS=1000 makes a quick try of the script.
@@ -122,18 +123,24 @@ def create_token(env: dict[str, str]) -> str:
     return done.stdout.strip().splitlines()[-1].strip()
 
 
-def api_post(root: str, token: str, path: str, body: dict[str, object]) -> tuple[float, dict[str, object]]:
-    """Milliseconds for one API POST, read to the end, and its JSON answer."""
-    request = urllib.request.Request(f"{root}/api/v1{path}", json.dumps(body).encode(), method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+def api_post(
+    root: str, token: str, path: str, body: dict[str, object], prefer: str | None = None
+) -> tuple[float, dict[str, object]]:
+    """Milliseconds for one API POST, read to the end, and its JSON answer (empty for a 204)."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if prefer:
+        headers["Prefer"] = prefer
+    request = urllib.request.Request(f"{root}/api/v1{path}", json.dumps(body).encode(), method="POST",
+                                     headers=headers)
     start = time.perf_counter()
     with urllib.request.urlopen(request) as response:
-        answer = json.loads(response.read())
-        assert response.status in (200, 201), (path, response.status)
-    return (time.perf_counter() - start) * 1000, answer
+        data = response.read()
+        assert response.status in (200, 201, 204), (path, response.status)
+    took = (time.perf_counter() - start) * 1000
+    return took, json.loads(data) if data else {}
 
 
-def post_steps(root: str, token: str) -> dict[int, list[float]]:
+def post_steps(root: str, token: str, prefer: str | None = None) -> dict[int, list[float]]:
     """Start API_RUNS runs, post API_STEPS steps to each; each step number's times over the runs."""
     run_ids = [str(api_post(root, token, "/runs", {"pipeline": "Live", "input": f"live run {i}",
                                                      "model": "gpt-4o"})[1]["id"]) for i in range(API_RUNS)]
@@ -143,7 +150,7 @@ def post_steps(root: str, token: str) -> dict[int, list[float]]:
         for run_id in run_ids:
             took, _ = api_post(root, token, f"/runs/{run_id}/steps", {
                 "agentId": f"agent-{order}", "agentName": f"Agent {order}", "stepOrder": order,
-                "output": posted_step(rng, order)})
+                "output": posted_step(rng, order)}, prefer)
             times.setdefault(order + 1, []).append(took)
     return times
 
@@ -160,6 +167,7 @@ def main() -> None:
             small_tab = timed(opener, f"{root}/artifacts/{small_id}?tab=step-1", HX, REPEAT)
             huge_tab = timed(opener, f"{root}/artifacts/{big_id}?tab=step-2", HX, REPEAT)
             steps = post_steps(root, token)
+            minimal = post_steps(root, token, prefer="return=minimal")
         base = median(small_tab)
         first = median(steps[1])
         rows = [
@@ -170,6 +178,10 @@ def main() -> None:
             report("POST step 1 to a running run", steps[1], " 1.0 |"),
             report("POST step 50", steps[50], f" {median(steps[50]) / first:.1f} |"),
             report(f"POST step {API_STEPS}", steps[API_STEPS], f" {median(steps[API_STEPS]) / first:.1f} |"),
+            report("POST step 1, Prefer: return=minimal", minimal[1], f" {median(minimal[1]) / first:.1f} |"),
+            report("POST step 50, Prefer: return=minimal", minimal[50], f" {median(minimal[50]) / first:.1f} |"),
+            report(f"POST step {API_STEPS}, Prefer: return=minimal", minimal[API_STEPS],
+                   f" {median(minimal[API_STEPS]) / first:.1f} |"),
         ]
         print("\n".join(rows))
         print(f"\nmigration to head: {migration:.1f} s; tab baseline: R_small's tab; step baseline: step 1")
