@@ -462,3 +462,16 @@ def idempotent_run(user: User, key: str) -> tuple[str, PipelineRun] | None:
 def run_exists(run_id: str) -> bool:
     """Whether any user has a run with this id (an import must not collide with one)."""
     return db.session.execute(select(PipelineRun.id).where(PipelineRun.id == run_id)).first() is not None
+
+
+def rendered_texts(run_ids: list[str], max_chars: int) -> list[tuple[str, int | None, str]]:
+    """The start of every output of these runs, as a tab renders it: (run id, step number or None
+    for the final output, the first max_chars). For forgetting their cached renders: the ids are
+    ones the caller has already scoped to their user (deleting.delete_where)."""
+    final = select(
+        PipelineRun.id, literal(None).label("part"),
+        func.substr(func.coalesce(json_text("finalOutput"), PipelineRun.final_output, ""), 1, max_chars),
+    ).where(PipelineRun.id.in_(run_ids))
+    steps = select(RunStep.run_id, RunStep.step_order + 1, func.substr(RunStep.output, 1, max_chars)).where(
+        RunStep.run_id.in_(run_ids))
+    return [(run_id, part, text) for run_id, part, text in db.session.execute(final.union_all(steps))]

@@ -150,6 +150,14 @@ def document(limits: Mapping[str, int] | None = None) -> dict[str, Any]:
                     "responses": {"200": run_response("The run."), **COMMON_ERRORS,
                                   "404": error_response("No such run for this caller.")},
                 },
+                "delete": {
+                    "operationId": "deleteRun",
+                    "summary": "Delete a run and everything of it (steps, outputs, search index, idempotency keys); "
+                               "it leaves the totals at once. A running run's later writes get 404.",
+                    "parameters": [RUN_ID],
+                    "responses": {"204": {"description": "Deleted."}, **COMMON_ERRORS,
+                                  "404": error_response("No such run for this caller.")},
+                },
             },
             "/api/v1/runs/{run_id}/steps": run_write("addStep", "Append one step's output to a running run.",
                                                     "StepIn", "The run with the step added."),

@@ -11,7 +11,7 @@ from flask import Response, current_app, jsonify, request
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
-from .. import limits, queries, recording, schemas
+from .. import deleting, limits, queries, recording, schemas
 from ..extensions import db
 from ..models import IdempotencyKey, PipelineRun, User
 from ..paging import encode_cursor, filters_and_cursor, next_page, parse_limit
@@ -164,6 +164,16 @@ def get_run(run_id: str) -> Response:
     if found is None:
         raise ApiError(404, "not_found", "No such run.")
     return jsonify(run_json(*found))
+
+
+@bp.delete("/runs/<id:run_id>")
+@token_required
+def delete_run(run_id: str) -> Response:
+    """Delete one of the caller's runs and everything of it; 204, or 404 when there is no such run."""
+    if not deleting.delete_runs(current_api_user(), [run_id]):
+        raise ApiError(404, "not_found", "No such run.")
+    db.session.commit()
+    return Response(status=204)
 
 
 @bp.get("/runs")

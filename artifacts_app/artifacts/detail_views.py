@@ -53,7 +53,7 @@ def panel_context(run_id: str, tab: Tab) -> dict[str, Any]:
         # The raw view shows exactly the stored bytes that are shown, without a closing fence
         # that truncation may have added for the renderer.
         "raw": output.text.encode()[:shown_bytes].decode(),
-        "rendered": rendering.render_cached(f"{run_id}:{tab.key}:{limit}", to_render),
+        "rendered": rendering.render_cached(rendering.panel_cache_key(run_id, tab.key, limit), to_render),
         "hidden_bytes": output.total_bytes - shown_bytes,
         "total_bytes": output.total_bytes,
     }

@@ -58,13 +58,18 @@ def span_of(step: StepHeader, run_start: datetime, run_end: datetime | None) -> 
     return Span(start=round(start, 2), width=round(max(min(width, 100.0 - start), MIN_SPAN), 2))
 
 
+def tab_key(step_number: int | None) -> str:
+    """The tab of step N (1-based), or of the final output for None."""
+    return FINAL if step_number is None else f"step-{step_number}"
+
+
 def tabs_for(steps: list[StepHeader], run_start: datetime | None = None, run_end: datetime | None = None) -> list[Tab]:
     """"Final output" first, then one tab per step in stepOrder: "1 · Researcher", each placed on
     the run's timeline (from run_start to run_end: its completion, or now while it runs)."""
     if run_end is None and steps:
         run_end = max((step.completed_at for step in steps if step.completed_at), default=None)
     return [Tab(FINAL, "Final output", None)] + [
-        Tab(f"step-{step.number}", f"{step.number} · {step.agent_name}", step,
+        Tab(tab_key(step.number), f"{step.number} · {step.agent_name}", step,
             None if run_start is None else span_of(step, run_start, run_end))
         for step in steps
     ]

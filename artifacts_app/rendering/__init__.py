@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 
 from flask import Flask, current_app, has_app_context
 from markupsafe import Markup
@@ -23,7 +24,8 @@ from .truncation import _unclosed_fence, truncate_for_render
 
 __all__ = [
     "FAILED_NOTICE", "LINK_NOTICE", "RENDERER_VERSION", "SLOW_NOTICE", "_Renderer", "_unclosed_fence", "cache",
-    "cache_config", "cache_key_for", "init_app", "plain_fallback", "render_cached", "render_in_process",
+    "cache_config", "cache_key_for", "forget_cached", "init_app", "panel_cache_key", "plain_fallback",
+    "render_cached", "render_in_process",
     "render_markdown", "sanitize", "truncate_for_render",
 ]
 
@@ -70,6 +72,23 @@ def cache_key_for(cache_key: str, text: str) -> str:
     # shared Redis) show the right text's HTML instead of another artifact's.
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
     return f"md:{RENDERER_VERSION}:{cache_key}:{digest}"
+
+
+def panel_cache_key(run_id: str, tab_key: str, limit_bytes: int) -> str:
+    """The caller's key of a run's tab rendered to limit_bytes (cache_key_for adds the text's digest)."""
+    return f"{run_id}:{tab_key}:{limit_bytes}"
+
+
+def forget_cached(entries: Iterable[tuple[str, str]]) -> None:
+    """Drop the cached renders of these (caller key, text rendered) pairs, as when their run is
+    deleted; a cache failure is logged, since the entries expire anyway."""
+    keys = [cache_key_for(cache_key, text) for cache_key, text in entries]
+    if not keys:
+        return
+    try:
+        cache.delete_many(*keys)
+    except Exception:
+        logger.warning("render cache delete failed; the entries will expire", exc_info=True)
 
 
 def render_cached(cache_key: str, text: str) -> Markup:

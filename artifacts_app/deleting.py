@@ -1,0 +1,71 @@
+"""Deleting runs: a run and everything of it, from everywhere it shows, in one transaction.
+
+Its steps and its search index go with its row (ON DELETE CASCADE: pipeline_run_steps,
+run_search_parts on SQLite, run_search_pending on PostgreSQL); its Idempotency-Keys are deleted
+with it; the summaries (totals, filter menus) count it out in the same transaction; its cached
+renders are dropped from the render cache. Its pipeline stays: a name the user's other runs
+and future ones share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import delete, select
+from sqlalchemy.orm import load_only
+
+from . import queries, rendering, rollups
+from .artifacts.tabs import tab_key
+from .extensions import db
+from .models import IdempotencyKey, Pipeline, PipelineRun, User
+
+# What share_of reads: the rest of the run (its input and outputs) stays in the database.
+SHARE_COLUMNS = (
+    PipelineRun.user_id, PipelineRun.pipeline_id, PipelineRun.model, PipelineRun.status, PipelineRun.listed_at,
+    PipelineRun.input_tokens, PipelineRun.output_tokens, PipelineRun.cost, PipelineRun.tags,
+)
+
+
+def delete_runs(user: User, run_ids: Iterable[str]) -> list[str]:
+    """Delete those of these runs that are the user's; the ids deleted, in id order (another user's
+    ids and unknown ones are not deleted and not reported)."""
+    wanted = list(dict.fromkeys(run_ids))
+    if not wanted:
+        return []
+    return delete_where(PipelineRun.user_id == user.id, PipelineRun.id.in_(wanted))
+
+
+def delete_where(*conditions: Any, limit: int | None = None) -> list[str]:
+    """Delete the runs matching `conditions` (at most `limit` of them, lowest ids first); their ids.
+
+    The rows are locked first (PostgreSQL), so a run being written to is deleted after that write
+    or not at all, and is counted out of the summaries in the state it was deleted in.
+    """
+    statement = (
+        select(PipelineRun, Pipeline.name).join(Pipeline).options(load_only(*SHARE_COLUMNS))
+        .where(*conditions).order_by(PipelineRun.id).limit(limit).with_for_update(of=PipelineRun)
+    )
+    rows = db.session.execute(statement).all()
+    if not rows:
+        return []
+    ids = [run.id for run, _ in rows]
+    forget_renders(ids)
+    rollups.count([(rollups.share_of(run, pipeline_name), -1) for run, pipeline_name in rows])
+    db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.run_id.in_(ids)))
+    db.session.execute(delete(PipelineRun).where(PipelineRun.id.in_(ids)).execution_options(synchronize_session=False))
+    for run, _ in rows:
+        db.session.expunge(run)
+    return ids
+
+
+def forget_renders(run_ids: list[str]) -> None:
+    """Drop the cached renders of every output of these runs: each is cached under its run, tab
+    and render limit, with its text's digest, so the texts are read (their start only) to name them.
+    Renders made under an earlier RENDER_LIMIT_BYTES are not found; they expire."""
+    limit = current_app.config["RENDER_LIMIT_BYTES"]
+    rendering.forget_cached(
+        (rendering.panel_cache_key(run_id, tab_key(part), limit), rendering.truncate_for_render(text, limit)[0])
+        for run_id, part, text in queries.rendered_texts(run_ids, max_chars=limit + 1)
+    )
