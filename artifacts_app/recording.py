@@ -344,18 +344,6 @@ def record_run(user: User, body: RunRecordCompleted | RunRecordFailed) -> Pipeli
         return fail_run(user, run.id, body)
 
 
-def delete_run(user: User, run_id: str) -> None:
-    """Delete one of the user's runs and its share of the summaries (its idempotency keys and
-    search entries go with it, by cascade)."""
-    found = queries.run_summary(user, run_id)
-    if found is None:
-        raise RunNotFound(run_id)
-    run, pipeline_name = found
-    rollups.count([(rollups.share_of(run, pipeline_name), -1)])
-    db.session.delete(run)
-    db.session.flush()
-
-
 def record_legacy_run(
     user: User, *, pipeline: str, input: str, final_output: str, created_at: datetime, completed_at: datetime
 ) -> PipelineRun:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from artifacts_app import queries, recording, rollups, schemas
+from artifacts_app import deleting, queries, recording, rollups, schemas
 from artifacts_app.extensions import db
 from artifacts_app.filters import ListFilters
 from artifacts_app.models import RunFacet, RunRollup, User
@@ -248,7 +248,7 @@ def every_kind_of_write(user: User) -> None:
                                 created_at=BASE - timedelta(days=9), completed_at=BASE - timedelta(days=9))
     gone = make_run(user, completed_at=BASE + timedelta(days=2), pipeline="Short-lived", model="gpt-4.1",
                     tags=["only-here"])
-    recording.delete_run(user, gone.id)
+    deleting.delete_runs(user, [gone.id])
     db.session.commit()
 
 
