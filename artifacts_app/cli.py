@@ -1,4 +1,4 @@
-"""Command-line tools: flask users …, flask demo seed."""
+"""Command-line tools: flask users …, tokens …, demo seed, runs import/export."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
 from .filters import ListFilters
 from .models import User
+from .progress import counted, progress
 from .statuses import RunStatus
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -100,8 +101,8 @@ def seed_command() -> None:
         db.session.commit()
         click.echo(f"Demo data already present ({existing} runs). Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
         return
-    with click.progressbar(demo_runs(), length=DEMO_RUN_COUNT, label="Seeding demo runs") as runs:
-        for run in runs:
+    with progress("Seeding demo runs", DEMO_RUN_COUNT) as advance:
+        for run in demo_runs():
             if run.legacy:
                 assert run.created_at is not None and run.completed_at is not None  # demo_runs dates every run
                 recording.record_legacy_run(
@@ -124,8 +125,9 @@ def seed_command() -> None:
                     created_at=run.created_at, completed_at=run.completed_at,
                     tags=run.tags or None, metadata=run.metadata,
                 )
+            advance(1)
     db.session.commit()
-    click.echo(f"Seeded {DEMO_RUN_COUNT} runs. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
+    click.echo(f"Seeded {counted(DEMO_RUN_COUNT, 'run')}. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
 @runs_cli.command("import")
@@ -137,8 +139,9 @@ def import_command(source: TextIO, email: str) -> None:
     rejected: list[tuple[int, str]] = []
     stored = 0
     lines = source.readlines()
-    with click.progressbar(enumerate(lines, start=1), length=len(lines), label="Importing runs") as numbered:
-        for number, line in numbered:
+    with progress("Importing runs", len(lines)) as advance:
+        for number, line in enumerate(lines, start=1):
+            advance(1)
             if not line.strip():
                 continue
             try:
@@ -157,9 +160,9 @@ def import_command(source: TextIO, email: str) -> None:
             if stored and stored % IMPORT_BATCH == 0:
                 db.session.commit()
     db.session.commit()
-    click.echo(f"Imported {stored} run{'s' if stored != 1 else ''} for {user.email}.")
+    click.echo(f"Imported {counted(stored, 'run')} for {user.email}.")
     if rejected:
-        click.echo(f"Rejected {len(rejected)} line{'s' if len(rejected) != 1 else ''}:", err=True)
+        click.echo(f"Rejected {counted(len(rejected), 'line')}:", err=True)
         for number, reason in rejected:
             click.echo(f"  line {number}: {reason}", err=True)
         sys.exit(1)
@@ -169,10 +172,20 @@ def import_command(source: TextIO, email: str) -> None:
 @click.option("--user", "email", required=True, help="Whose runs to export.")
 @click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="A file (default: stdout).")
 def export_command(email: str, output: TextIO) -> None:
-    """Export every finished run of a user as JSON Lines, the format `runs import` reads."""
+    """Export every finished run of a user as JSON Lines, the format `runs import` reads; the summary
+    line goes to stderr, so stdout carries only the runs."""
     user = existing_user(email)
-    for chunk in exports.jsonl_lines(user, ListFilters(finished_only=True)):
-        output.write(chunk)
+    filters = ListFilters(finished_only=True)
+    exported = 0
+    with progress("Exporting runs", queries.run_totals(user, filters).runs) as advance:
+        for chunk in exports.jsonl_lines(user, filters):
+            output.write(chunk)
+            lines = chunk.count("\n")  # one run a line: JSON escapes the newlines inside its strings
+            exported += lines
+            advance(lines)
+    output.flush()
+    target = "standard output" if output.name in ("-", "<stdout>") else output.name
+    click.echo(f"Exported {counted(exported, 'run')} to {target}", err=True)
 
 
 def register_cli(app: Flask) -> None:
