@@ -321,6 +321,7 @@ def price_steps(steps: list[ArtifactStep], run_model: str | None, at: datetime, 
         cost = calculate_cost(model, step["inputTokens"], step["outputTokens"], at=at, table=table)
         if cost is not None:
             step["cost"] = format(cost, "f")  # plain digits, never "5E-7"
+            step["costSource"] = CostSource.COMPUTED.value
 
 
 def price_run(
