@@ -1,17 +1,19 @@
-"""Command-line tools: flask users …, tokens …, demo seed, runs import/export."""
+"""Command-line tools: flask users …, tokens …, demo seed, runs import/export/reprice/backfill-artifacts."""
 
 from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
+from decimal import Decimal
 from typing import TextIO
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import accounts, importing, queries, recording, schemas, tokens
+from . import accounts, importing, queries, recording, repricing, schemas, tokens
 from .artifacts import exports
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
@@ -23,7 +25,7 @@ from .statuses import RunStatus
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
-runs_cli = AppGroup("runs", help="Import and export runs as JSON Lines.")
+runs_cli = AppGroup("runs", help="Import and export runs as JSON Lines; reprice them; bring legacy runs up to date.")
 IMPORT_BATCH = 500
 
 
@@ -186,6 +188,82 @@ def export_command(email: str, output: TextIO) -> None:
     output.flush()
     target = "standard output" if output.name in ("-", "<stdout>") else output.name
     click.echo(f"Exported {counted(exported, 'run')} to {target}", err=True)
+
+
+DAY = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@runs_cli.command("reprice")
+@click.option("--model", help="Only runs that used this model (the run's or a step's), matched by price family.")
+@click.option("--since", type=DAY, help="Only runs completed on or after this day (UTC), YYYY-MM-DD.")
+@click.option("--until", type=DAY, help="Only runs completed on or before this day (UTC), YYYY-MM-DD.")
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=repricing.BATCH, show_default=True,
+              help="Runs per transaction.")
+def reprice_command(
+    model: str | None, since: datetime | None, until: datetime | None, dry_run: bool, batch_size: int
+) -> None:
+    """Recompute computed costs from the current price table (the packaged prices and PRICES_FILE), each
+    run as of its completion, steps included; unpriced runs whose model now has a price get one.
+
+    A cost a provider reported, the run's or a step's, is never touched, nor a step cost of unknown
+    origin (stored before migration 0009, or imported). Prints per model how many runs change and
+    their total cost before and after; a reprice that changes something is recorded (see the run's
+    page). Runs are read in batches, one transaction each, the list's totals kept exact.
+    """
+    if since and until and since > until:
+        raise click.BadParameter("must not be before --since", param_hint="--until")
+    scope = repricing.Scope(model=model.strip() if model else None, completed_from=since.date() if since else None,
+                            completed_to=until.date() if until else None)
+    table = recording.price_table()
+    prices_file = current_app.config["PRICES_FILE"]
+    click.echo(f"Prices {table.fingerprint()[:12]} (the packaged table{f' + {prices_file}' if prices_file else ''}); "
+               f"runs completed {scope_days(scope)}; {f'model {scope.model}' if scope.model else 'any model'}.")
+    with progress("Repricing runs", repricing.candidate_count(scope)) as advance:
+        report = repricing.reprice(scope, table, prices_file=prices_file, dry_run=dry_run, batch_size=batch_size,
+                                   advance=advance)
+    print_report(report, dry_run)
+
+
+def scope_days(scope: repricing.Scope) -> str:
+    start, end = scope.completed_from, scope.completed_to
+    if start and end:
+        return f"from {start} to {end}"
+    return f"from {start}" if start else f"until {end}" if end else "any day"
+
+
+def dollars(amount: Decimal) -> str:
+    return f"${amount:,f}"
+
+
+def print_report(report: repricing.Report, dry_run: bool) -> None:
+    """The reprice per model, then what it did (or would do) in one line, and what it left alone."""
+    rows = [(name, report.by_model[name]) for name in sorted(report.by_model)] + [("all", report.total)]
+    width = max(len("model"), *(len(name) for name, _ in rows))
+    money = max(len("before"), *(len(dollars(t.before)) for _, t in rows), *(len(dollars(t.after)) for _, t in rows))
+    click.echo(f"{'model':<{width}}  {'runs':>7}  {'changed':>7}  {'unpriced':>9}  {'before':>{money}}  "
+               f"{'after':>{money}}")
+    for name, tally in rows:
+        unpriced = f"{tally.unpriced_before}→{tally.unpriced_after}"
+        click.echo(f"{name:<{width}}  {tally.runs:>7,}  {tally.changed:>7,}  {unpriced:>9}  "
+                   f"{dollars(tally.before):>{money}}  {dollars(tally.after):>{money}}")
+    changed, runs = report.total.changed, report.total.runs
+    priced = f" ({counted(report.newly_priced, 'unpriced run')} priced)" if report.newly_priced else ""
+    if dry_run:
+        click.echo(f"Dry run: {changed:,} of {counted(runs, 'run')} would change{priced}; nothing was written.")
+    elif report.reprice_id is None:
+        click.echo(f"Nothing changed: the {counted(runs, 'run')} already cost what these prices say.")
+    else:
+        click.echo(f"Repriced {changed:,} of {counted(runs, 'run')}{priced}; recorded as reprice {report.reprice_id}.")
+    if report.unknown_steps:
+        click.echo(f"{counted(report.unknown_steps, 'run')} kept step costs of unknown origin "
+                   "(stored before migration 0009, or imported).")
+    if report.kept_without_price:
+        click.echo(f"{counted(report.kept_without_price, 'run')} kept a computed cost whose model has no price now.")
+    if report.refused:
+        shown = ", ".join(report.refused[:10]) + (", …" if len(report.refused) > 10 else "")
+        click.echo(f"{counted(len(report.refused), 'run')} left as they are: their usage does not add up to their "
+                   f"steps' ({shown}).", err=True)
 
 
 def register_cli(app: Flask) -> None:

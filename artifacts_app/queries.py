@@ -29,7 +29,18 @@ from sqlalchemy.orm import defer, selectinload
 from . import search
 from .extensions import db
 from .filters import Cursor, ListFilters
-from .models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, RunFacet, RunRollup, RunStep, User
+from .models import (
+    ApiToken,
+    CostReprice,
+    CostRepriceRun,
+    IdempotencyKey,
+    Pipeline,
+    PipelineRun,
+    RunFacet,
+    RunRollup,
+    RunStep,
+    User,
+)
 from .statuses import FINISHED_STATUSES
 
 
@@ -364,15 +375,39 @@ def byte_length(expression: Any) -> ColumnElement[int]:
     return func.length(func.cast(expression, LargeBinary))
 
 
-def run_summary(user: User, run_id: str) -> tuple[PipelineRun, str] | None:
-    """The user's run without its outputs (artifact_data and final_output stay in the database)."""
-    row = db.session.execute(
+def run_summary(user: User, run_id: str, *, for_update: bool = False) -> tuple[PipelineRun, str] | None:
+    """The user's run without its outputs (artifact_data and final_output stay in the database);
+    for_update locks the run's row (PostgreSQL), so what is read is what a write then changes."""
+    statement = (
         select(PipelineRun, Pipeline.name)
         .join(Pipeline)
         .options(defer(PipelineRun.artifact_data), defer(PipelineRun.final_output))
         .where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
-    ).one_or_none()
+    )
+    if for_update:
+        statement = statement.with_for_update(of=PipelineRun)
+    row = db.session.execute(statement).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """When a run's cost was last recomputed (`flask runs reprice`), and with which prices."""
+
+    at: datetime
+    prices: str  # the price table's fingerprint
+
+
+def cost_recomputed(user: User, run_id: str) -> Recomputed | None:
+    """The last reprice that changed the user's run, if one did."""
+    row = db.session.execute(
+        select(CostReprice.started_at, CostReprice.prices_fingerprint)
+        .join(CostRepriceRun, CostRepriceRun.reprice_id == CostReprice.id)
+        .join(PipelineRun, PipelineRun.id == CostRepriceRun.run_id)
+        .where(CostRepriceRun.run_id == run_id, PipelineRun.user_id == user.id)
+        .order_by(CostReprice.id.desc()).limit(1)
+    ).one_or_none()
+    return None if row is None else Recomputed(at=row[0], prices=row[1])
 
 
 def step_headers(user: User, run_id: str) -> list[StepHeader]:

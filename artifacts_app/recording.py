@@ -348,8 +348,9 @@ def record_run(user: User, body: RunRecordCompleted | RunRecordFailed) -> Pipeli
 
 def delete_run(user: User, run_id: str) -> None:
     """Delete one of the user's runs and its share of the summaries (its idempotency keys and
-    search entries go with it, by cascade)."""
-    found = queries.run_summary(user, run_id)
+    search entries go with it, by cascade). The run is locked first: a reprice changing its cost at
+    the same moment would otherwise leave its old cost in the rollups."""
+    found = queries.run_summary(user, run_id, for_update=True)
     if found is None:
         raise RunNotFound(run_id)
     run, pipeline_name = found
