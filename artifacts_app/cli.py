@@ -13,7 +13,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import accounts, importing, queries, recording, repricing, schemas, tokens
+from . import accounts, backfill, importing, queries, recording, repricing, schemas, tokens
 from .artifacts import exports
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
@@ -25,7 +25,7 @@ from .statuses import RunStatus
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
-runs_cli = AppGroup("runs", help="Import and export runs as JSON Lines; reprice them; bring legacy runs up to date.")
+runs_cli = AppGroup("runs", help="Import and export runs as JSON Lines, reprice them, bring legacy runs up to date.")
 IMPORT_BATCH = 500
 
 
@@ -193,7 +193,7 @@ def export_command(email: str, output: TextIO) -> None:
 DAY = click.DateTime(formats=["%Y-%m-%d"])
 
 
-@runs_cli.command("reprice")
+@runs_cli.command("reprice", short_help="Recompute computed costs from the current price table.")
 @click.option("--model", help="Only runs that used this model (the run's or a step's), matched by price family.")
 @click.option("--since", type=DAY, help="Only runs completed on or after this day (UTC), YYYY-MM-DD.")
 @click.option("--until", type=DAY, help="Only runs completed on or before this day (UTC), YYYY-MM-DD.")
@@ -264,6 +264,30 @@ def print_report(report: repricing.Report, dry_run: bool) -> None:
         shown = ", ".join(report.refused[:10]) + (", …" if len(report.refused) > 10 else "")
         click.echo(f"{counted(len(report.refused), 'run')} left as they are: their usage does not add up to their "
                    f"steps' ({shown}).", err=True)
+
+
+@runs_cli.command("backfill-artifacts", short_help="Give legacy runs the current artifact shape.")
+@click.option("--dry-run", is_flag=True, help="Count the legacy runs; write nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=backfill.BATCH, show_default=True,
+              help="Runs per transaction.")
+def backfill_artifacts_command(dry_run: bool, batch_size: int) -> None:
+    """Give legacy runs (stored before artifact storage: no artifact_data, only the text final_output)
+    the current shape: artifact_data {"finalOutput": that text} and no steps, so every run reads the
+    same way. In batches, one transaction each; idempotent (a second run changes nothing).
+
+    This is the answer to the seed's open question (migrate existing runs, or leave them as-is?):
+    migrate them, with this command rather than inside `flask db upgrade`. Migration 0002 added the new
+    columns nullable, so legacy runs stay valid and readable meanwhile (the reader falls back to
+    final_output); this rewrites them at the operator's pace, resumable. final_output is kept, as every
+    completed run still writes it; dropping it is a later migration, once this has run everywhere.
+    """
+    with progress("Backfilling legacy runs", backfill.legacy_count()) as advance:
+        changed = backfill.backfill(dry_run=dry_run, batch_size=batch_size, advance=advance)
+    if dry_run:
+        click.echo(f"Dry run: {counted(changed, 'legacy run')} would get an artifact document; nothing was written.")
+    else:
+        left = backfill.legacy_count()
+        click.echo(f"Backfilled {counted(changed, 'legacy run')}; {counted(left, 'legacy run')} left.")
 
 
 def register_cli(app: Flask) -> None:
