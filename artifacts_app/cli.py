@@ -1,28 +1,31 @@
-"""Command-line tools: flask users …, flask demo seed."""
+"""Command-line tools: flask users …, tokens …, demo seed, runs import/export/reprice/backfill-artifacts."""
 
 from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
+from decimal import Decimal
 from typing import TextIO
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import accounts, importing, queries, recording, schemas, tokens
+from . import accounts, backfill, importing, queries, recording, repricing, schemas, tokens
 from .artifacts import exports
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
 from .filters import ListFilters
 from .models import User
+from .progress import counted, progress
 from .statuses import RunStatus
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
-runs_cli = AppGroup("runs", help="Import and export runs as JSON Lines.")
+runs_cli = AppGroup("runs", help="Import and export runs as JSON Lines, reprice them, bring legacy runs up to date.")
 IMPORT_BATCH = 500
 
 
@@ -100,8 +103,8 @@ def seed_command() -> None:
         db.session.commit()
         click.echo(f"Demo data already present ({existing} runs). Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
         return
-    with click.progressbar(demo_runs(), length=DEMO_RUN_COUNT, label="Seeding demo runs") as runs:
-        for run in runs:
+    with progress("Seeding demo runs", DEMO_RUN_COUNT) as advance:
+        for run in demo_runs():
             if run.legacy:
                 assert run.created_at is not None and run.completed_at is not None  # demo_runs dates every run
                 recording.record_legacy_run(
@@ -124,8 +127,9 @@ def seed_command() -> None:
                     created_at=run.created_at, completed_at=run.completed_at,
                     tags=run.tags or None, metadata=run.metadata,
                 )
+            advance(1)
     db.session.commit()
-    click.echo(f"Seeded {DEMO_RUN_COUNT} runs. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
+    click.echo(f"Seeded {counted(DEMO_RUN_COUNT, 'run')}. Log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
 @runs_cli.command("import")
@@ -137,8 +141,9 @@ def import_command(source: TextIO, email: str) -> None:
     rejected: list[tuple[int, str]] = []
     stored = 0
     lines = source.readlines()
-    with click.progressbar(enumerate(lines, start=1), length=len(lines), label="Importing runs") as numbered:
-        for number, line in numbered:
+    with progress("Importing runs", len(lines)) as advance:
+        for number, line in enumerate(lines, start=1):
+            advance(1)
             if not line.strip():
                 continue
             try:
@@ -157,9 +162,9 @@ def import_command(source: TextIO, email: str) -> None:
             if stored and stored % IMPORT_BATCH == 0:
                 db.session.commit()
     db.session.commit()
-    click.echo(f"Imported {stored} run{'s' if stored != 1 else ''} for {user.email}.")
+    click.echo(f"Imported {counted(stored, 'run')} for {user.email}.")
     if rejected:
-        click.echo(f"Rejected {len(rejected)} line{'s' if len(rejected) != 1 else ''}:", err=True)
+        click.echo(f"Rejected {counted(len(rejected), 'line')}:", err=True)
         for number, reason in rejected:
             click.echo(f"  line {number}: {reason}", err=True)
         sys.exit(1)
@@ -169,10 +174,120 @@ def import_command(source: TextIO, email: str) -> None:
 @click.option("--user", "email", required=True, help="Whose runs to export.")
 @click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="A file (default: stdout).")
 def export_command(email: str, output: TextIO) -> None:
-    """Export every finished run of a user as JSON Lines, the format `runs import` reads."""
+    """Export every finished run of a user as JSON Lines, the format `runs import` reads; the summary
+    line goes to stderr, so stdout carries only the runs."""
     user = existing_user(email)
-    for chunk in exports.jsonl_lines(user, ListFilters(finished_only=True)):
-        output.write(chunk)
+    filters = ListFilters(finished_only=True)
+    exported = 0
+    with progress("Exporting runs", queries.run_totals(user, filters).runs) as advance:
+        for chunk in exports.jsonl_lines(user, filters):
+            output.write(chunk)
+            lines = chunk.count("\n")  # one run a line: JSON escapes the newlines inside its strings
+            exported += lines
+            advance(lines)
+    output.flush()
+    target = "standard output" if output.name in ("-", "<stdout>") else output.name
+    click.echo(f"Exported {counted(exported, 'run')} to {target}", err=True)
+
+
+DAY = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@runs_cli.command("reprice", short_help="Recompute computed costs from the current price table.")
+@click.option("--model", help="Only runs that used this model (the run's or a step's), matched by price family.")
+@click.option("--since", type=DAY, help="Only runs completed on or after this day (UTC), YYYY-MM-DD.")
+@click.option("--until", type=DAY, help="Only runs completed on or before this day (UTC), YYYY-MM-DD.")
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=repricing.BATCH, show_default=True,
+              help="Runs per transaction.")
+def reprice_command(
+    model: str | None, since: datetime | None, until: datetime | None, dry_run: bool, batch_size: int
+) -> None:
+    """Recompute computed costs from the current price table (the packaged prices and PRICES_FILE), each
+    run as of its completion, steps included; unpriced runs whose model now has a price get one.
+
+    A cost a provider reported, the run's or a step's, is never touched, nor a step cost of unknown
+    origin (stored before migration 0009, or imported). Prints per model how many runs change and
+    their total cost before and after; a reprice that changes something is recorded (see the run's
+    page). Runs are read in batches, one transaction each, the list's totals kept exact.
+    """
+    if since and until and since > until:
+        raise click.BadParameter("must not be before --since", param_hint="--until")
+    scope = repricing.Scope(model=model.strip() if model else None, completed_from=since.date() if since else None,
+                            completed_to=until.date() if until else None)
+    table = recording.price_table()
+    prices_file = current_app.config["PRICES_FILE"]
+    click.echo(f"Prices {table.fingerprint()[:12]} (the packaged table{f' + {prices_file}' if prices_file else ''}); "
+               f"runs completed {scope_days(scope)}; {f'model {scope.model}' if scope.model else 'any model'}.")
+    with progress("Repricing runs", repricing.candidate_count(scope)) as advance:
+        report = repricing.reprice(scope, table, prices_file=prices_file, dry_run=dry_run, batch_size=batch_size,
+                                   advance=advance)
+    print_report(report, dry_run)
+
+
+def scope_days(scope: repricing.Scope) -> str:
+    start, end = scope.completed_from, scope.completed_to
+    if start and end:
+        return f"from {start} to {end}"
+    return f"from {start}" if start else f"until {end}" if end else "any day"
+
+
+def dollars(amount: Decimal) -> str:
+    return f"${amount:,f}"
+
+
+def print_report(report: repricing.Report, dry_run: bool) -> None:
+    """The reprice per model, then what it did (or would do) in one line, and what it left alone."""
+    rows = [(name, report.by_model[name]) for name in sorted(report.by_model)] + [("all", report.total)]
+    width = max(len("model"), *(len(name) for name, _ in rows))
+    money = max(len("before"), *(len(dollars(t.before)) for _, t in rows), *(len(dollars(t.after)) for _, t in rows))
+    click.echo(f"{'model':<{width}}  {'runs':>7}  {'changed':>7}  {'unpriced':>9}  {'before':>{money}}  "
+               f"{'after':>{money}}")
+    for name, tally in rows:
+        unpriced = f"{tally.unpriced_before}→{tally.unpriced_after}"
+        click.echo(f"{name:<{width}}  {tally.runs:>7,}  {tally.changed:>7,}  {unpriced:>9}  "
+                   f"{dollars(tally.before):>{money}}  {dollars(tally.after):>{money}}")
+    changed, runs = report.total.changed, report.total.runs
+    priced = f" ({counted(report.newly_priced, 'unpriced run')} priced)" if report.newly_priced else ""
+    if dry_run:
+        click.echo(f"Dry run: {changed:,} of {counted(runs, 'run')} would change{priced}; nothing was written.")
+    elif report.reprice_id is None:
+        click.echo(f"Nothing changed: the {counted(runs, 'run')} already cost what these prices say.")
+    else:
+        click.echo(f"Repriced {changed:,} of {counted(runs, 'run')}{priced}; recorded as reprice {report.reprice_id}.")
+    if report.unknown_steps:
+        click.echo(f"{counted(report.unknown_steps, 'run')} kept step costs of unknown origin "
+                   "(stored before migration 0009, or imported).")
+    if report.kept_without_price:
+        click.echo(f"{counted(report.kept_without_price, 'run')} kept a computed cost whose model has no price now.")
+    if report.refused:
+        shown = ", ".join(report.refused[:10]) + (", …" if len(report.refused) > 10 else "")
+        click.echo(f"{counted(len(report.refused), 'run')} left as they are: their usage does not add up to their "
+                   f"steps' ({shown}).", err=True)
+
+
+@runs_cli.command("backfill-artifacts", short_help="Give legacy runs the current artifact shape.")
+@click.option("--dry-run", is_flag=True, help="Count the legacy runs; write nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=backfill.BATCH, show_default=True,
+              help="Runs per transaction.")
+def backfill_artifacts_command(dry_run: bool, batch_size: int) -> None:
+    """Give legacy runs (stored before artifact storage: no artifact_data, only the text final_output)
+    the current shape: artifact_data {"finalOutput": that text} and no steps, so every run reads the
+    same way. In batches, one transaction each; idempotent (a second run changes nothing).
+
+    This is the answer to the seed's open question (migrate existing runs, or leave them as-is?):
+    migrate them, with this command rather than inside `flask db upgrade`. Migration 0002 added the new
+    columns nullable, so legacy runs stay valid and readable meanwhile (the reader falls back to
+    final_output); this rewrites them at the operator's pace, resumable. final_output is kept, as every
+    completed run still writes it; dropping it is a later migration, once this has run everywhere.
+    """
+    with progress("Backfilling legacy runs", backfill.legacy_count()) as advance:
+        changed = backfill.backfill(dry_run=dry_run, batch_size=batch_size, advance=advance)
+    if dry_run:
+        click.echo(f"Dry run: {counted(changed, 'legacy run')} would get an artifact document; nothing was written.")
+    else:
+        left = backfill.legacy_count()
+        click.echo(f"Backfilled {counted(changed, 'legacy run')}; {counted(left, 'legacy run')} left.")
 
 
 def register_cli(app: Flask) -> None:

@@ -44,4 +44,9 @@ def import_run(user: User, line: ImportedRun) -> PipelineRun:
         created_at=line.created_at,
         completed_at=line.completed_at,
     )
-    return store_new(run, pipeline, None if legacy else stored_steps(line.steps))
+    steps = None if legacy else stored_steps(line.steps)
+    for step in steps or ():
+        # An export does not say whether a step's cost was the provider's or computed: unknown, so a
+        # reprice keeps it (RunStep.cost_source).
+        step.pop("costSource", None)
+    return store_new(run, pipeline, steps)

@@ -16,6 +16,9 @@ from .extensions import Model
 from .statuses import CostSource, RunStatus, StepStatus, sql_list
 from .types import JSONDocument, JSONOrNull, Money, MoneyTotal, StringList, UTCDateTime, utcnow
 
+# A step's cost is the provider's or ours; "unpriced" is said by the step having no cost.
+STEP_COST_SOURCES = ", ".join(f"'{source.value}'" for source in (CostSource.COMPUTED, CostSource.PROVIDER))
+
 
 def new_id() -> str:
     """A fresh random UUID as text."""
@@ -40,6 +43,7 @@ class ArtifactStep(TypedDict):
     inputTokens: NotRequired[int]
     outputTokens: NotRequired[int]
     cost: NotRequired[str]  # a decimal string: JSON numbers would be read back as floats
+    costSource: NotRequired[str]  # where the cost came from (RunStep.cost_source); never exported
     startedAt: NotRequired[datetime]
     completedAt: NotRequired[datetime]
 
@@ -158,7 +162,10 @@ class RunStep(Model):
     (on PostgreSQL each output is its own TOASTed value). stepOrder runs contiguously from 0."""
 
     __tablename__ = "pipeline_run_steps"
-    __table_args__ = (CheckConstraint(f"status IN ({sql_list(StepStatus)})", name="status"),)
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_list(StepStatus)})", name="status"),
+        CheckConstraint(f"cost_source IS NULL OR cost_source IN ({STEP_COST_SOURCES})", name="cost_source"),
+    )
 
     run_id: Mapped[str] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="CASCADE"), primary_key=True)
     step_order: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
@@ -170,6 +177,10 @@ class RunStep(Model):
     input_tokens: Mapped[int | None] = mapped_column(BigInteger)
     output_tokens: Mapped[int | None] = mapped_column(BigInteger)
     cost: Mapped[Decimal | None] = mapped_column(Money())
+    # "provider" (the step came with it) or "computed" (priced here), so a reprice recomputes only
+    # ours; NULL without a cost, and for a cost of unknown origin: stored before migration 0009, or
+    # imported (an export does not say), which a reprice keeps as it is.
+    cost_source: Mapped[str | None] = mapped_column(String(16))
     # Unknown for steps stored before they were recorded (migration 0007) or sent without them in bulk.
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -182,6 +193,7 @@ class RunStep(Model):
             output=step["output"], status=step.get("status", StepStatus.COMPLETED.value), model=step.get("model"),
             input_tokens=step.get("inputTokens"), output_tokens=step.get("outputTokens"),
             cost=Decimal(step["cost"]) if "cost" in step else None,
+            cost_source=step.get("costSource") if "cost" in step else None,
             started_at=step.get("startedAt"), completed_at=step.get("completedAt"),
         )
 
@@ -220,6 +232,44 @@ Index("ix_pipeline_runs_cost", PipelineRun.user_id, PipelineRun.sort_cost, Pipel
 Index("ix_pipeline_runs_tags", PipelineRun.tags, postgresql_using="gin")
 Index("ix_pipeline_runs_tokens", PipelineRun.user_id, PipelineRun.total_tokens, PipelineRun.id)
 Index("ix_pipeline_runs_duration", PipelineRun.user_id, PipelineRun.sort_duration_ms, PipelineRun.id)
+
+
+class CostReprice(Model):
+    """One `flask runs reprice` that changed something: when, with which prices, over which runs,
+    and what their costs added up to before and after. Written batch by batch with the runs it
+    changed, so it always tells what was committed (finished_at stays NULL if it was cut short)."""
+
+    __tablename__ = "cost_reprices"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    prices_fingerprint: Mapped[str] = mapped_column(String(64))  # pricing.PriceTable.fingerprint()
+    prices_file: Mapped[str | None] = mapped_column(String(1000))  # the operator's PRICES_FILE, if any
+    # What it was asked to reprice: a model, and runs completed from / to these days (UTC).
+    model: Mapped[str | None] = mapped_column(String(200))
+    completed_from: Mapped[date | None] = mapped_column(Date)
+    completed_to: Mapped[date | None] = mapped_column(Date)
+    runs_considered: Mapped[int] = mapped_column(BigInteger, default=0)
+    runs_changed: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_before: Mapped[Decimal] = mapped_column(MoneyTotal(), default=Decimal(0))  # of the runs considered
+    total_after: Mapped[Decimal] = mapped_column(MoneyTotal(), default=Decimal(0))
+
+
+class CostRepriceRun(Model):
+    """A run a reprice changed (its cost, or one of its steps'), with its cost before and after:
+    the run's page says when its cost was last recomputed, and the change can be traced."""
+
+    __tablename__ = "cost_reprice_runs"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="CASCADE"), primary_key=True)
+    reprice_id: Mapped[int] = mapped_column(
+        ForeignKey("cost_reprices.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    cost_before: Mapped[Decimal | None] = mapped_column(Money())
+    cost_after: Mapped[Decimal | None] = mapped_column(Money())
+    cost_source_before: Mapped[str] = mapped_column(String(16))
+    cost_source_after: Mapped[str] = mapped_column(String(16))
 
 
 class RunFacet(Model):

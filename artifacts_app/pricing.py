@@ -6,6 +6,8 @@ computed exactly and rounded once, to the 12 places the cost column keeps.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
 from bisect import bisect_right
@@ -146,6 +148,19 @@ class PriceTable:
         """The priced model names, sorted."""
         return sorted(self._rows)
 
+    def fingerprint(self) -> str:
+        """A SHA-256 of every row and alias, in hex: which prices a cost was computed with. The same
+        prices give the same fingerprint however the files spell them ("2.50" or "2.5", in any order)."""
+        document = {
+            "rows": sorted(
+                [row.model, row.provider, plain(row.input_per_million), plain(row.output_per_million),
+                 row.effective.isoformat()]
+                for row in self.rows
+            ),
+            "aliases": sorted(self._aliases.items()),
+        }
+        return hashlib.sha256(json.dumps(document, separators=(",", ":")).encode()).hexdigest()
+
     def _lookup(self, name: str) -> str | None:
         """The model a name is exactly, or is an alias of."""
         if name in self._rows:
@@ -186,6 +201,11 @@ class PriceTable:
         # time zones), so a run just before the first listed date is priced at that first
         # price rather than left unpriced.
         return self._rows[family][max(index - 1, 0)]
+
+
+def plain(amount: Decimal) -> str:
+    """A price in its shortest exact digits: "2.5" for "2.50", "10" for "10.00"."""
+    return format(amount.normalize(), "f")
 
 
 def utc_date(at: datetime | date) -> date:
@@ -321,6 +341,7 @@ def price_steps(steps: list[ArtifactStep], run_model: str | None, at: datetime, 
         cost = calculate_cost(model, step["inputTokens"], step["outputTokens"], at=at, table=table)
         if cost is not None:
             step["cost"] = format(cost, "f")  # plain digits, never "5E-7"
+            step["costSource"] = CostSource.COMPUTED.value
 
 
 def price_run(

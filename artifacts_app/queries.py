@@ -29,7 +29,18 @@ from sqlalchemy.orm import defer, selectinload
 from . import search
 from .extensions import db
 from .filters import Cursor, ListFilters
-from .models import ApiToken, IdempotencyKey, Pipeline, PipelineRun, RunFacet, RunRollup, RunStep, User
+from .models import (
+    ApiToken,
+    CostReprice,
+    CostRepriceRun,
+    IdempotencyKey,
+    Pipeline,
+    PipelineRun,
+    RunFacet,
+    RunRollup,
+    RunStep,
+    User,
+)
 from .statuses import FINISHED_STATUSES
 
 
@@ -236,6 +247,17 @@ def list_row(user: User, run_id: str) -> Row[Any] | None:
     ).one_or_none()
 
 
+def list_rows_by_id(user: User, run_ids: list[str]) -> list[Row[Any]]:
+    """Those of these runs that are the user's, as list rows with their number of steps, newest
+    first (what a confirmation lists before they are deleted)."""
+    step_count = select(func.count()).where(RunStep.run_id == PipelineRun.id).scalar_subquery()
+    return list(db.session.execute(
+        select(*LIST_COLUMNS, step_count.label("step_count")).join(Pipeline)
+        .where(PipelineRun.user_id == user.id, PipelineRun.id.in_(run_ids))
+        .order_by(PipelineRun.listed_at.desc(), PipelineRun.id.desc())
+    ).all())
+
+
 def run_totals(user: User, filters: ListFilters) -> Totals:
     """Count, tokens and cost of every run the filtered list shows: added up from the rollups when
     the filters are ones they keep (pipeline, model, status, day), else over the matching runs."""
@@ -373,6 +395,26 @@ def run_summary(user: User, run_id: str) -> tuple[PipelineRun, str] | None:
         .where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """When a run's cost was last recomputed (`flask runs reprice`), and with which prices."""
+
+    at: datetime
+    prices: str  # the price table's fingerprint
+
+
+def cost_recomputed(user: User, run_id: str) -> Recomputed | None:
+    """The last reprice that changed the user's run, if one did."""
+    row = db.session.execute(
+        select(CostReprice.started_at, CostReprice.prices_fingerprint)
+        .join(CostRepriceRun, CostRepriceRun.reprice_id == CostReprice.id)
+        .join(PipelineRun, PipelineRun.id == CostRepriceRun.run_id)
+        .where(CostRepriceRun.run_id == run_id, PipelineRun.user_id == user.id)
+        .order_by(CostReprice.id.desc()).limit(1)
+    ).one_or_none()
+    return None if row is None else Recomputed(at=row[0], prices=row[1])
 
 
 def step_headers(user: User, run_id: str) -> list[StepHeader]:

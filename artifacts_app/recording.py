@@ -39,7 +39,7 @@ from .schemas import (
     RunStart,
     StepIn,
 )
-from .statuses import FINISHED_STATUSES, OPEN_STATUSES, RunStatus
+from .statuses import FINISHED_STATUSES, OPEN_STATUSES, CostSource, RunStatus
 from .types import utcnow
 
 
@@ -78,6 +78,7 @@ def stored_step(step: StepIn) -> ArtifactStep:
         stored["outputTokens"] = usage.output_tokens
     if usage.cost is not None:
         stored["cost"] = format(usage.cost, "f")
+        stored["costSource"] = CostSource.PROVIDER.value
     if step.started_at is not None:
         stored["startedAt"] = step.started_at
     if step.completed_at is not None:
@@ -110,6 +111,7 @@ def priced_existing_steps(run: PipelineRun, model: str | None, at: datetime) -> 
     for row, step in zip(rows, steps, strict=True):
         if row.cost is None and "cost" in step:
             row.cost = Decimal(step["cost"])
+            row.cost_source = step.get("costSource")
     return steps
 
 

@@ -285,4 +285,36 @@
   }
   document.addEventListener("DOMContentLoaded", restorePlace);
   window.addEventListener("pageshow", function (event) { if (event.persisted) restorePlace(); });
+
+
+  // Ticking runs in the list: say how many, and offer Delete only when some are ticked.
+  function countSelected() {
+    const form = document.getElementById("selection");
+    if (!form) return;
+    const ticked = document.querySelectorAll("input[form=selection][name=id]:checked").length;
+    form.querySelector(".selected-count").textContent = ticked ? ticked + " selected" : "";
+    form.querySelector(".delete-selected").disabled = ticked === 0;
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target instanceof Element && event.target.matches("input[form=selection]")) countSelected();
+  });
+  document.addEventListener("DOMContentLoaded", countSelected);
+  document.addEventListener("htmx:afterSettle", countSelected);
+
+  // The confirmation above the list: Cancel closes it and focus goes back to the button; when it
+  // opens, focus moves to its Delete button.
+  document.addEventListener("click", function (event) {
+    const cancel = event.target instanceof Element ? event.target.closest("#confirm-area .cancel-delete") : null;
+    if (!cancel) return;
+    event.preventDefault();
+    document.getElementById("confirm-area").replaceChildren();
+    const button = document.querySelector("#selection .delete-selected");
+    if (button) button.focus();
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "confirm-area") {
+      const confirm = event.detail.target.querySelector("button.danger");
+      if (confirm) confirm.focus();
+    }
+  });
 })();

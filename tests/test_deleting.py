@@ -15,7 +15,7 @@ from artifacts_app.filters import ListFilters
 from artifacts_app.models import RunFacet, RunRollup, User
 from tests import factories
 from tests.api_helpers import API, Caller, ada, assert_json_error, caller  # noqa: F401 (ada: a fixture)
-from tests.http_helpers import log_in
+from tests.http_helpers import csrf_from, log_in
 
 GONE_WORD = "quagga"  # only in the run that is deleted
 
@@ -126,3 +126,64 @@ def test_deleting_several_counts_each_out_once(app: Flask, user: User) -> None:
     assert {row.id for row in queries.list_runs(user, ListFilters(), None, 10)} == {ids[1], ids[2]}
     _, facets = summaries(user)
     assert ("tag", "batch", 2) in facets
+
+
+# --- the web: asked first, then deleted, one run or several ----------------------------------
+
+
+def test_the_confirmation_says_what_goes_and_deletes_only_when_posted(signed_in: FlaskClient, user: User) -> None:
+    first, second = (factories.make_run(user, name=name) for name in ("Alpha brief", "Beta brief"))
+    kept = factories.make_run(user, name="Gamma brief")
+
+    asked = signed_in.get("/artifacts/delete", query_string={"id": [first.id, second.id], "back": "status=completed&evil=1"})
+    page = asked.get_data(as_text=True)
+    assert asked.status_code == 200
+    assert "Delete 2 runs for good?" in page and "Alpha brief" in page and "Beta brief" in page
+    assert "6 step outputs" in page and "Gamma brief" not in page
+    assert 'name="back" value="status=completed"' in page  # only the list's own parameters go back
+    assert len(queries.list_runs(user, ListFilters(), None, 10)) == 3  # asking deletes nothing
+
+    done = signed_in.post("/artifacts/delete", data={
+        "id": [first.id, second.id], "back": "status=completed", "csrf_token": csrf_from(page)})
+
+    assert done.status_code == 303 and done.headers["Location"] == "/artifacts?status=completed"
+    assert [row.id for row in queries.list_runs(user, ListFilters(), None, 10)] == [kept.id]
+    assert "Deleted 2 runs." in signed_in.get(done.headers["Location"]).get_data(as_text=True)
+
+
+def test_htmx_deletes_answer_with_the_rows_to_drop_and_the_totals_to_reload(signed_in: FlaskClient, user: User) -> None:
+    run = factories.make_run(user)
+    token = csrf_from(signed_in.get("/artifacts").get_data(as_text=True))
+
+    done = signed_in.post("/artifacts/delete", data={"id": run.id, "back": "q=x"},
+                          headers={"HX-Request": "true", "X-CSRFToken": token})
+
+    fragment = done.get_data(as_text=True)
+    assert done.status_code == 200 and "<html" not in fragment
+    assert f'<tr id="run-{run.id}" hx-swap-oob="delete">' in fragment
+    assert 'hx-get="/artifacts/totals?q=x"' in fragment and "Deleted 1 run." in fragment
+
+
+def test_bad_or_foreign_selections_delete_nothing(signed_in: FlaskClient, user: User) -> None:
+    mine = factories.make_run(user)
+    theirs = factories.make_run(factories.make_user())
+    token = csrf_from(signed_in.get("/artifacts").get_data(as_text=True))
+
+    def post(data: dict[str, Any], **headers: str) -> int:
+        return signed_in.post("/artifacts/delete", data={"csrf_token": token, **data}, headers=headers).status_code
+
+    assert signed_in.get("/artifacts/delete", query_string={"id": [mine.id, theirs.id]}).status_code == 404
+    assert post({"id": [mine.id, theirs.id]}) == 404
+    assert post({}) == 400
+    assert post({"id": "../etc"}) == 400
+    assert post({"id": [f"r{n}" for n in range(101)]}) == 400
+    assert signed_in.post("/artifacts/delete", data={"id": mine.id}).status_code == 400  # no CSRF token
+    assert len(queries.list_runs(user, ListFilters(), None, 10)) == 1
+    assert rows_mentioning(theirs.id)
+
+
+def test_the_run_page_and_the_list_offer_deletion(signed_in: FlaskClient, user: User) -> None:
+    run = factories.make_run(user)
+    assert f'href="/artifacts/delete?id={run.id}"' in signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+    listed = signed_in.get("/artifacts").get_data(as_text=True)
+    assert f'name="id" value="{run.id}" form="selection"' in listed and 'id="selection"' in listed

@@ -286,3 +286,19 @@ def test_a_line_with_a_cost_too_large_for_the_column_is_reported_and_the_good_li
     assert list(db.session.execute(
         sa.select(PipelineRun.id).where(PipelineRun.user_id == importer.id)
     ).scalars()) == [good["id"]]
+
+
+def test_an_imported_steps_cost_is_of_unknown_origin(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    make_run(make_user(EMAIL), steps=steps_with_usage(), usage=None)
+    exported = json.loads(invoke(runner, "runs", "export", "--user", EMAIL).stdout)
+    source = tmp_path / "runs.jsonl"
+    source.write_text(json.dumps({**exported, "id": str(uuid.uuid4())}) + "\n", encoding="utf-8")
+    make_user("copy@example.com")
+
+    assert invoke(runner, "runs", "import", str(source), "--user", "copy@example.com").exit_code == 0
+
+    db.session.expire_all()
+    copy = db.session.execute(
+        sa.select(PipelineRun).join(User).where(User.email == "copy@example.com")).scalar_one()
+    # The export does not say which step costs were computed: a reprice must keep all of them.
+    assert [(step.cost is not None, step.cost_source) for step in copy.steps] == [(True, None)] * 3

@@ -29,12 +29,13 @@ from tests import databases
 from tests.conftest import dispose, make_app
 
 TABLES_0001 = {"users", "api_tokens", "pipelines", "pipeline_runs"}
-APP_TABLES = TABLES_0001 | {"login_failures", "idempotency_keys", "run_facets", "run_rollups", "pipeline_run_steps"}
+APP_TABLES = TABLES_0001 | {"login_failures", "idempotency_keys", "run_facets", "run_rollups", "pipeline_run_steps",
+                            "cost_reprices", "cost_reprice_runs"}
 # Full-text search on SQLite (0006): the parts table, its FTS5 index and the index's shadow tables.
 SQLITE_SEARCH_TABLES = {"run_search_parts", "run_search"} | {
     f"run_search_{shadow}" for shadow in ("data", "idx", "docsize", "config")
 }
-HEAD = "0008"  # the newest revision; bump it with each new migration
+HEAD = "0009"  # the newest revision; bump it with each new migration
 # The columns 0002 adds to pipeline_runs; all nullable, so 0001 rows stay valid.
 ARTIFACT_COLUMNS = ("artifact_data", "model", "input_tokens", "output_tokens", "cost", "cost_source")
 # The columns pipeline_runs had at 0001.

@@ -378,3 +378,16 @@ def test_format_tokens_never_shows_a_thousand_of_a_unit(n: int) -> None:
     shown = format_tokens(n)
     number = shown.rstrip("KMBT")
     assert Decimal(number) < 1000
+
+
+def test_the_fingerprint_names_the_prices_not_how_the_file_spells_them(tmp_path: Path) -> None:
+    same = tmp_path / "same.toml"
+    # The packaged gpt-4o-mini row again, its amounts written differently: the same prices.
+    same.write_text('[[price]]\nmodel = "gpt-4o-mini"\nprovider = "openai"\ninput = "0.150"\noutput = "0.6"\n'
+                    "effective = 2024-07-18\n", encoding="utf-8")
+    changed = tmp_path / "changed.toml"
+    changed.write_text(same.read_text(encoding="utf-8").replace('"0.150"', '"0.30"'), encoding="utf-8")
+
+    assert len(TABLE.fingerprint()) == 64
+    assert PriceTable.load(same).fingerprint() == TABLE.fingerprint()
+    assert PriceTable.load(changed).fingerprint() != TABLE.fingerprint()

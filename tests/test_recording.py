@@ -84,6 +84,24 @@ def test_steps_with_their_own_usage_sum_exactly_to_the_run(app: Flask) -> None:
     assert run.cost_source == "computed"
 
 
+def test_each_step_cost_says_whether_it_was_reported_or_computed(app: Flask) -> None:
+    run = make_run(make_user(), steps=steps_with_usage(), usage=None, completed_at=NOV_2024)
+    assert [step.cost_source for step in run.steps] == ["computed", "computed", "provider"]
+    unpriced = make_run(make_user(), steps=three_steps(), usage={"inputTokens": 10, "outputTokens": 5})
+    assert [step.cost_source for step in unpriced.steps] == [None, None, None]  # no cost of their own
+
+
+def test_a_step_posted_without_a_cost_and_priced_at_completion_is_computed(app: Flask) -> None:
+    user = make_user()
+    run = start_run(user, pipeline="Code review", input="PR #482")  # no model yet: the step cannot be priced
+    recording.add_step(user, run.id, schemas.parse(schemas.StepIn, {**three_steps()[0], "inputTokens": 10,
+                                                                    "outputTokens": 5}))
+    done = recording.complete_run(user, run.id, completion(finalOutput="LGTM", model="gpt-4o"))
+    db.session.commit()
+    [step] = done.steps
+    assert step.cost is not None and step.cost_source == "computed"
+
+
 def test_run_usage_that_disagrees_with_its_steps_is_rejected(app: Flask) -> None:
     user = make_user()
     with pytest.raises(schemas.InvalidBody) as error:

@@ -67,9 +67,11 @@ def run_end(run: PipelineRun) -> datetime | None:
 
 
 def page_context(run: PipelineRun, tabs: list[Tab]) -> dict[str, Any]:
-    """What the page's live parts need besides the open tab: the failing step, the polling pace."""
+    """What the page's live parts need besides the open tab: the failing step, the polling pace, when
+    its cost was last recomputed (only a finished run's can have been)."""
     failing = next((tab for tab in tabs if tab.failed), None) if run.status == RunStatus.FAILED else None
-    return {"failing": failing, "poll_seconds": poll_seconds()}
+    recomputed = queries.cost_recomputed(current_user, run.id) if run.status in FINISHED_STATUSES else None
+    return {"failing": failing, "poll_seconds": poll_seconds(), "recomputed": recomputed}
 
 
 @bp.get("/artifacts/<id:run_id>")

@@ -6,6 +6,7 @@ from contextlib import suppress
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import abort, current_app, redirect, request, url_for
 from flask_login import current_user
@@ -50,7 +51,7 @@ def bad_list_request(error: BadListRequest) -> Response:
     context: dict[str, Any] = {
         "rows": [], "next_url": None, "has_runs": True, "filters": ListFilters(), "snippets": {},
         "error": str(error), "error_field": error.field, "now": utcnow(), "poll_seconds": poll_seconds(),
-        "totals_url": None, "export_params": {}, "form_fields": FORM_FIELDS,
+        "totals_url": None, "export_params": {}, "list_query": "", "form_fields": FORM_FIELDS,
     }
     if is_htmx():
         # base.html's htmx-config swaps 4xx responses (each fragment route answers them with a
@@ -105,6 +106,7 @@ def list_context(filters: ListFilters, rows: list[Any], limit: int, seen: int = 
         "poll_seconds": poll_seconds(),
         "totals_url": url_for("artifacts.totals", **dict[str, Any](filters.as_params())),
         "export_params": filters.as_params(),
+        "list_query": urlencode(filters.as_params(), doseq=True),  # where deleting ticked runs comes back to
         "form_fields": FORM_FIELDS,
     }
 
