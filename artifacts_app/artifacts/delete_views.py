@@ -67,8 +67,8 @@ def confirm_delete() -> Response:
     }
     context["back_url"] = back_url(context["back"])
     if is_htmx():
-        return render_fragment(TEMPLATE, "confirm", **context)
-    return render_page(TEMPLATE, **context)
+        return render_fragment(TEMPLATE, "confirm", inline=True, **context)
+    return render_page(TEMPLATE, inline=False, **context)
 
 
 @bp.post("/artifacts/delete")
