@@ -111,6 +111,26 @@ def test_copy_puts_a_200_kb_output_on_the_clipboard_whole(watched_page: tuple[An
     assert page.locator("#panel-final .copy-button").is_disabled()  # nothing to copy
 
 
+def test_copy_fetches_even_a_short_output_from_its_download(watched_page: tuple[Any, PageWatch], user: User) -> None:
+    page, watch = watched_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    source = "# Plan\n\n- **first** item\n- `second` item\n"
+    run = make_run(user, steps=[{**steps("x")[0], "output": source}], final_output="done")
+    sign_in(page, user.email, next_path=f"/artifacts/{run.id}?tab=step-1")
+    button = page.locator("#panel-step-1 .copy-button")
+    assert button.inner_text() == "Copy raw text"
+    assert page.locator("#view-step-1-source").count() == 0  # the page holds the rendered view only
+
+    button.click()
+
+    page.wait_for_function("() => document.querySelector('#panel-step-1 .copy-button').textContent === 'Copied'")
+    assert page.evaluate("() => navigator.clipboard.readText()") == source
+    downloads = [url for method, url, headers in watch.requests if "/download?" in url]
+    assert downloads == [f"{page.url.split('/artifacts/')[0]}/artifacts/{run.id}/download?part=step-1&format=txt"]
+    page.wait_for_function("() => document.querySelector('#panel-step-1 .copy-button').textContent === 'Copy raw text'")
+    assert button.is_enabled()
+
+
 def test_a_tab_whose_request_fails_offers_retry(watched_page: tuple[Any, PageWatch], user: User) -> None:
     page, watch = watched_page
     run = make_run(user, steps=steps("alpha", "beta"), final_output="omega")
