@@ -16,7 +16,7 @@ from markupsafe import escape
 from artifacts_app import recording, rendering
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
-from tests.factories import HOSTILE_OUTPUTS, make_run, make_user, steps
+from tests.factories import HOSTILE_OUTPUTS, make_run, make_user, start_run, steps
 from tests.http_helpers import without_csrf_tokens
 
 HX = {"HX-Request": "true"}
@@ -95,6 +95,35 @@ def test_the_page_is_titled_by_the_runs_name_and_shows_its_tags_and_metadata(
     # The links lead to the runs they name.
     listed = signed_in.get("/artifacts?meta.git.sha=3f2a9c1").get_data(as_text=True)
     assert f"/artifacts/{run.id}" in listed and f"/artifacts/{plain.id}" not in listed
+
+
+def test_the_runs_and_steps_times_are_time_tags_in_utc_for_the_browser_to_localize(
+    signed_in: FlaskClient, user: User
+) -> None:
+    timed = steps("alpha", "beta", startedAt="2025-11-01T11:59:20+00:00", completedAt="2025-11-01T11:59:31+00:00")
+    timed[1].pop("startedAt")
+    timed[1].pop("completedAt")
+    run = make_run(user, steps=timed)  # created 11:59:18, completed 12:00:00 UTC
+
+    html = signed_in.get(f"/artifacts/{run.id}?tab=step-1").get_data(as_text=True)
+
+    def tag(moment: str) -> str:
+        return f'<time datetime="2025-11-01T{moment}+00:00" title="2025-11-01 {moment} UTC">2025-11-01 {moment} UTC</time>'
+
+    assert f"<dt>Created</dt><dd>{tag('11:59:18')}</dd>" in html
+    assert f"<dt>Completed</dt><dd>{tag('12:00:00')}</dd>" in html
+    assert f"<dt>Started</dt><dd>{tag('11:59:20')}</dd>" in html
+    assert len(re.findall(r"<time ", html)) == 3
+    # A step without times and a run still open say so with a dash; fragments carry the same tags.
+    untimed = signed_in.get(f"/artifacts/{run.id}?tab=step-2", headers=HX).get_data(as_text=True)
+    assert "<dt>Started</dt><dd>\u2014</dd>" in untimed and "<time" not in untimed
+    fragment = signed_in.get(f"/artifacts/{run.id}?tab=step-1&view=raw", headers=HX).get_data(as_text=True)
+    assert f"<dt>Started</dt><dd>{tag('11:59:20')}</dd>" in fragment
+    running = start_run(user, pipeline="Code review", input="PR 9", created_at="2025-11-01T11:00:05+00:00")
+    db.session.commit()
+    page = signed_in.get(f"/artifacts/{running.id}").get_data(as_text=True)
+    assert "<dt>Completed</dt><dd>\u2014</dd>" in page
+    assert '<time datetime="2025-11-01T11:00:05+00:00" title="2025-11-01 11:00:05 UTC">' in page
 
 
 def test_step_with_its_own_usage_shows_its_model_tokens_and_cost(signed_in: FlaskClient, user: User) -> None:
