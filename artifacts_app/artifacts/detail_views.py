@@ -124,9 +124,10 @@ def detail(run_id: str) -> Response:
 @bp.get("/artifacts/<id:run_id>/live")
 def live(run_id: str) -> Response:
     """What changed on an open run's page since it had `steps` steps: the new steps' tabs and
-    panels, the run's facts, and once it has finished, its final output and any error (out of band,
-    so the open tab and the reader's place stay as they are). The answer for a finished run has no
-    trigger, so polling stops. `steps` must be a whole number from 0 to the run's step count."""
+    panels, the run's facts, the timeline bars of the steps it shows (re-scaled to the run's time so
+    far), and once it has finished, its final output and any error (out of band, so the open tab and
+    the reader's place stay as they are). The answer for a finished run has no trigger, so polling
+    stops. `steps` must be a whole number from 0 to the run's step count."""
     found = queries.run_summary(current_user, run_id)
     if found is None:
         abort(404)
@@ -138,8 +139,8 @@ def live(run_id: str) -> Response:
     if int(known) > len(tabs) - 1:
         return error_response(400, f"this run has {len(tabs) - 1} steps")
     finished = run.status in FINISHED_STATUSES
-    context = {"run": run, "tabs": tabs, "new_tabs": tabs[1 + int(known):], "finished": finished, "oob": True,
-               **page_context(run, tabs)}
+    context = {"run": run, "tabs": tabs, "shown_tabs": tabs[1:1 + int(known)], "new_tabs": tabs[1 + int(known):],
+               "finished": finished, "oob": True, **page_context(run, tabs)}
     body = render_block(DETAIL_TEMPLATE, "live_update", **context)
     if finished:
         final = panel_context(run_id, tabs[0])
