@@ -157,6 +157,13 @@ def test_axe_finds_nothing_serious_on_any_page(watched_page: tuple[Any, PageWatc
     page.click("main button:has-text('Create token')")
     page.wait_for_selector("#new-token")
     check_page(page, "API tokens", problems)
+    page.click("main a.danger:has-text('Revoke')")
+    page.wait_for_url(re.compile(r"/settings/tokens/[0-9a-f-]+/revoke$"))
+    assert page.locator("main button:has-text('Revoke')").count() == 1  # the confirmation, not yet revoked
+    check_page(page, "revoke a token", problems)
+    page.goto("/settings/password")
+    assert page.locator("h1").inner_text() == "Change password"  # not sent to sign in again
+    check_page(page, "change password", problems)
 
     page.goto("/artifacts/00000000-0000-4000-8000-000000000000")
     check_page(page, "404 signed in", problems)
