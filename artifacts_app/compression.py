@@ -17,9 +17,10 @@ session and only the timestamp and signature change, once a second. And masking 
 not protect the run names, inputs and snippets on the same page. So the rule is about the echo:
 
 - A full page is compressed only for GET or HEAD with no query parameter other than the ones in
-  NOT_ECHOED (`tab`, whose value is checked against `final` / `step-N` before a 200 shows it). A
-  page with `?q=`, a filter, a cursor, `?next=` and so on is sent uncompressed: those are the pages
-  that echo input beside the token (the search box, the filter menus, the load-more link).
+  NOT_ECHOED (`tab`, whose value is checked against `final` / `step-N` before a 200 shows it, and
+  `view`, checked against `rendered` / `raw`). A page with `?q=`, a filter, a cursor, `?next=` and
+  so on is sent uncompressed: those are the pages that echo input beside the token (the search
+  box, the filter menus, the load-more link).
 - An htmx fragment is compressed: it is only ever requested with the `HX-Request` header, which a
   page on another site cannot add to a request to this one (a custom header needs a CORS preflight,
   which this app never grants), and a plain link or form from there gets the full page instead.
@@ -68,7 +69,7 @@ SETTINGS = {
     "COMPRESS_REGISTER": False,
 }
 # Query parameters whose value a successful page never shows unless it is one of a few fixed words.
-NOT_ECHOED = frozenset({"tab"})
+NOT_ECHOED = frozenset({"tab", "view"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 

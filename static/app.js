@@ -26,8 +26,31 @@
     return target instanceof Element ? target.closest("[role=tab]") : null;
   }
 
-  // A panel already loaded is shown again without asking the server a second time.
+  // A panel holds one view of its output, rendered or raw (the server sends only that one); the
+  // address says which: ?view=raw, or nothing for rendered.
+  function viewOf(panel) {
+    const views = panel.querySelector(".view-switch");
+    return views ? views.dataset.view : null;
+  }
+
+  function viewIn(url) {
+    return url.searchParams.get("view") === "raw" ? "raw" : "rendered";
+  }
+
+  function addressOf(tab) {
+    const url = new URL(tab.href);
+    if (viewOf(panelOf(tab)) === "raw") url.searchParams.set("view", "raw");
+    return url.href;
+  }
+
+  // A panel already loaded is shown again, in the view it was left in, without asking the server
+  // a second time; the view it already shows is not asked for again either.
   document.addEventListener("htmx:confirm", function (event) {
+    const target = event.target;
+    if (target instanceof Element && target.matches(".view-switch a[aria-current=true]")) {
+      event.preventDefault();
+      return;
+    }
     const tab = tabFromEvent(event);
     if (!tab) return;
     const panel = panelOf(tab);
@@ -36,7 +59,7 @@
       if (tab.getAttribute("aria-selected") !== "true") {
         activate(tab);
         history.replaceState({ htmx: true }, "", location.href);
-        history.pushState({ htmx: true }, "", tab.href);
+        history.pushState({ htmx: true }, "", addressOf(tab));
       }
       return;
     }
@@ -49,16 +72,27 @@
     if (status) status.textContent = text;
   }
 
+  // A view switched to keeps the keyboard where it was: on the switch, now at the view shown.
   document.addEventListener("htmx:afterSwap", function (event) {
     const target = event.detail && event.detail.target;
     if (!target || target.getAttribute("role") !== "tabpanel") return;
     target.classList.add("loaded");
     const tab = document.getElementById(target.getAttribute("aria-labelledby"));
     const title = tab && tab.querySelector(".step-title");
-    if (title) announce((tab.id === "tab-final" ? "" : "Step ") + title.textContent + " loaded");
+    const name = title ? (tab.id === "tab-final" ? "" : "Step ") + title.textContent : "";
+    const config = event.detail.requestConfig;
+    const source = config && config.elt;
+    if (source instanceof Element && source.matches(".view-switch a")) {
+      const current = target.querySelector(".view-switch a[aria-current=true]");
+      if (current) current.focus();
+      if (name) announce(name + (viewOf(target) === "raw" ? " loaded as raw text" : " loaded as rendered markdown"));
+    } else if (name) {
+      announce(name + " loaded");
+    }
   });
 
-  // Back and forward between tabs of this page: switch locally when the panel is loaded.
+  // Back and forward between tabs and views of this page: switch locally when the panel is loaded,
+  // and fetch only the panel when it shows the other view.
   document.addEventListener("htmx:historyCacheMiss", function (event) {
     const url = new URL(event.detail.path, location.origin);
     const tablist = document.querySelector("[role=tablist]");
@@ -69,6 +103,9 @@
     if (panel && panel.classList.contains("loaded")) {
       event.preventDefault();
       activate(tab);
+      if (viewOf(panel) !== viewIn(url)) {
+        htmx.ajax("GET", url.pathname + url.search, { source: panel, target: panel, swap: "innerHTML" });
+      }
     }
   });
 
@@ -97,15 +134,17 @@
 
   // A tab whose request failed says so in its panel, with a Retry button, instead of "Loading…":
   // the server's own message when it answered (its error fragment is swapped in), ours when not.
+  // A view's request fails the same way, inside its panel.
   document.addEventListener("htmx:afterRequest", function (event) {
     const config = event.detail.requestConfig;
     const elt = config ? config.elt : event.detail.elt;
-    if (!(elt instanceof Element) || elt.getAttribute("role") !== "tab") return;
+    if (!(elt instanceof Element)) return;
+    const panel = elt.getAttribute("role") === "tab" ? panelOf(elt) : elt.closest("[role=tabpanel]");
+    if (!panel) return;
     const status = event.detail.xhr ? event.detail.xhr.status : 0;
     // A request that never got an answer has no "failed" flag, only status 0.
     if (!(event.detail.failed || status === 0 || status >= 400)) return;
-    const panel = panelOf(elt);
-    if (!panel) return;
+    const tab = document.getElementById(panel.getAttribute("aria-labelledby"));
     const box = document.createElement("div");
     box.className = "panel-failed";
     box.setAttribute("role", "alert");
@@ -117,7 +156,8 @@
     retry.type = "button";
     retry.className = "retry-button";
     retry.textContent = "Retry";
-    retry.dataset.tab = elt.id;
+    retry.dataset.tab = tab ? tab.id : "";
+    retry.dataset.url = config ? config.path : tab.getAttribute("hx-get");
     box.append(text, retry);
     panel.prepend(box);
     for (const loading of panel.querySelectorAll(".panel-loading")) loading.remove();
@@ -129,7 +169,7 @@
     if (!tab) return;
     const panel = panelOf(tab);
     panel.replaceChildren(Object.assign(document.createElement("p"), { className: "panel-loading", textContent: "Loading…" }));
-    htmx.ajax("GET", tab.getAttribute("hx-get"), { source: tab, target: panel, swap: "innerHTML" });
+    htmx.ajax("GET", retry.dataset.url || tab.getAttribute("hx-get"), { source: tab, target: panel, swap: "innerHTML" });
   });
 
   // Copy buttons need JavaScript, so they stay hidden without it.
@@ -141,8 +181,8 @@
     if (event.detail.elt instanceof Element) revealCopyButtons(event.detail.elt);
   });
 
-  // Copy copies the whole output: what the page holds, or, when the page shows only the start of
-  // a long output, the whole text fetched from its download. The button says what it is doing.
+  // Copy copies the whole output, always fetched from its plain-text download: the page holds
+  // only the view shown, and of a long output only its start. The button says what it is doing.
   function say(button, label, restore) {
     const original = button.dataset.label || button.textContent;
     button.dataset.label = original;
@@ -151,8 +191,6 @@
   }
 
   function wholeText(button) {
-    const source = document.getElementById(button.dataset.copy);
-    if (!button.dataset.full) return Promise.resolve(source ? source.textContent : "");
     return fetch(button.dataset.full, { credentials: "same-origin" }).then(function (response) {
       if (!response.ok) throw new Error("status " + response.status);
       return response.text();
@@ -163,7 +201,7 @@
     const button = event.target instanceof Element ? event.target.closest(".copy-button") : null;
     if (!button || button.disabled || !navigator.clipboard) return;
     button.disabled = true;
-    say(button, button.dataset.full ? "Copying the whole output…" : "Copying…", false);
+    say(button, "truncated" in button.dataset ? "Copying the whole output…" : "Copying…", false);
     const text = wholeText(button);
     // A ClipboardItem takes the text while it is still on its way, so the copy keeps the click's
     // permission however long the download takes; writeText is the fallback where it is missing.

@@ -148,8 +148,12 @@ def test_a_full_page_that_echoes_query_input_beside_its_csrf_token_is_not_compre
     results = signed_in.get("/artifacts?q=pagination", headers={**HX, **BROWSER})
     assert results.status_code == 200 and results.headers["Content-Encoding"] == "br"
     assert run.id in decoded(results).decode()
-    # A run page's ?tab= is checked against final / step-N before a 200 shows it: compressed.
+    # A run page's ?tab= is checked against final / step-N before a 200 shows it, its ?view= against
+    # rendered / raw: compressed.
     assert signed_in.get(f"/artifacts/{run.id}?tab=step-2", headers=BROWSER).headers["Content-Encoding"] == "br"
+    raw = signed_in.get(f"/artifacts/{run.id}?tab=step-2&view=raw", headers=BROWSER)
+    assert raw.status_code == 200 and raw.headers["Content-Encoding"] == "br"
+    assert "Content-Encoding" not in signed_in.get(f"/artifacts/{run.id}?view=xyzzy-guess", headers=BROWSER).headers
 
 
 def test_a_download_streams_compressed(signed_in: FlaskClient, run: PipelineRun) -> None:

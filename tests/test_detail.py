@@ -16,7 +16,7 @@ from markupsafe import escape
 from artifacts_app import recording, rendering
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
-from tests.factories import HOSTILE_OUTPUTS, make_run, make_user, steps
+from tests.factories import HOSTILE_OUTPUTS, make_run, make_user, start_run, steps
 from tests.http_helpers import without_csrf_tokens
 
 HX = {"HX-Request": "true"}
@@ -97,6 +97,35 @@ def test_the_page_is_titled_by_the_runs_name_and_shows_its_tags_and_metadata(
     assert f"/artifacts/{run.id}" in listed and f"/artifacts/{plain.id}" not in listed
 
 
+def test_the_runs_and_steps_times_are_time_tags_in_utc_for_the_browser_to_localize(
+    signed_in: FlaskClient, user: User
+) -> None:
+    timed = steps("alpha", "beta", startedAt="2025-11-01T11:59:20+00:00", completedAt="2025-11-01T11:59:31+00:00")
+    timed[1].pop("startedAt")
+    timed[1].pop("completedAt")
+    run = make_run(user, steps=timed)  # created 11:59:18, completed 12:00:00 UTC
+
+    html = signed_in.get(f"/artifacts/{run.id}?tab=step-1").get_data(as_text=True)
+
+    def tag(moment: str) -> str:
+        return f'<time datetime="2025-11-01T{moment}+00:00" title="2025-11-01 {moment} UTC">2025-11-01 {moment} UTC</time>'
+
+    assert f"<dt>Created</dt><dd>{tag('11:59:18')}</dd>" in html
+    assert f"<dt>Completed</dt><dd>{tag('12:00:00')}</dd>" in html
+    assert f"<dt>Started</dt><dd>{tag('11:59:20')}</dd>" in html
+    assert len(re.findall(r"<time ", html)) == 3
+    # A step without times and a run still open say so with a dash; fragments carry the same tags.
+    untimed = signed_in.get(f"/artifacts/{run.id}?tab=step-2", headers=HX).get_data(as_text=True)
+    assert "<dt>Started</dt><dd>\u2014</dd>" in untimed and "<time" not in untimed
+    fragment = signed_in.get(f"/artifacts/{run.id}?tab=step-1&view=raw", headers=HX).get_data(as_text=True)
+    assert f"<dt>Started</dt><dd>{tag('11:59:20')}</dd>" in fragment
+    running = start_run(user, pipeline="Code review", input="PR 9", created_at="2025-11-01T11:00:05+00:00")
+    db.session.commit()
+    page = signed_in.get(f"/artifacts/{running.id}").get_data(as_text=True)
+    assert "<dt>Completed</dt><dd>\u2014</dd>" in page
+    assert '<time datetime="2025-11-01T11:00:05+00:00" title="2025-11-01 11:00:05 UTC">' in page
+
+
 def test_step_with_its_own_usage_shows_its_model_tokens_and_cost(signed_in: FlaskClient, user: User) -> None:
     mixed = steps("a", "b", model="claude-haiku-4-5", inputTokens=1000, outputTokens=200)
     run = make_run(user, steps=mixed, usage=None)
@@ -131,17 +160,20 @@ def test_a_legacy_run_shows_its_text_output_as_the_only_tab(signed_in: FlaskClie
 def test_hostile_output_renders_inert(signed_in: FlaskClient, user: User, hostile: str) -> None:
     run = make_run(user, steps=steps(hostile), final_output=hostile)
     html = signed_in.get(f"/artifacts/{run.id}?tab=step-1").get_data(as_text=True)
-    rendered = re.search(r'<div class="markdown" hx-disable>(.*?)</div>\n    <pre class="raw', html, re.S)
-    assert rendered, "the output sits in an hx-disable container"
+    fragment = signed_in.get(f"/artifacts/{run.id}?tab=step-1", headers=HX).get_data(as_text=True)
+    rendered = re.search(r'<div class="markdown" hx-disable>(.*)</div>\s*$', fragment, re.S)
+    assert rendered, "the output sits in an hx-disable container, the last thing in its panel"
     body = rendered.group(1)
     assert not re.search(r"<(script|iframe|form|input|style|svg|textarea|img)\b", body, re.I)
     assert not re.search(r"\son\w+\s*=", body, re.I)
     urls = re.findall(r'(?:href|src)="([^"]*)"', body)
     assert not [url for url in urls if re.match(r"\s*(javascript|data|vbscript):", url, re.I)], urls
     assert "hx-get" not in body and "hx-trigger" not in body
-    # The raw view shows exactly the text, escaped; the rest of the page is still there.
-    assert f'id="view-step-1-source">{escape(hostile)}</pre>' in html
     assert html.rstrip().endswith("</html>") and "Download all" in html
+    # The raw view shows exactly the text, escaped; the rest of the page is still there.
+    raw = signed_in.get(f"/artifacts/{run.id}?tab=step-1&view=raw").get_data(as_text=True)
+    assert f'id="view-step-1-source">{escape(hostile)}</pre>' in raw
+    assert raw.rstrip().endswith("</html>") and "Download all" in raw
 
 
 def test_images_from_other_hosts_become_links_not_requests(signed_in: FlaskClient, user: User) -> None:
@@ -152,15 +184,91 @@ def test_images_from_other_hosts_become_links_not_requests(signed_in: FlaskClien
                      r'<a[^>]*href="https://evil.example/leak\?q=secret"[^>]*class="blocked-image"', html)
 
 
-def test_rendered_and_raw_views_and_copy(signed_in: FlaskClient, user: User) -> None:
+def view_links(html: str) -> dict[str, str]:
+    """The view switch's links, label → tag."""
+    switch = re.search(r'<div class="view-switch" role="group" aria-label="View"[^>]*>(.*?)</div>', html, re.S)
+    assert switch, "no view switch"
+    return {label: tag for tag, label in re.findall(r'(<a [^>]*>)([^<]+)</a>', switch.group(1))}
+
+
+def test_a_panel_sends_only_the_view_asked_for(signed_in: FlaskClient, user: User) -> None:
     source = "# Title\n\n```python\nprint('<b>')\n```\n"
     run = make_run(user, final_output=source)
+    escaped = "# Title\n\n```python\nprint(&#39;&lt;b&gt;&#39;)\n```\n"
+
     html = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+
     assert '<h2>Title</h2>' in html and 'class="highlight"' in html  # the page's h1 stays the only one
-    raw = re.search(r'<pre class="raw wrap" id="view-final-source">(.*?)</pre>', html, re.S).group(1)
-    assert raw == "# Title\n\n```python\nprint(&#39;&lt;b&gt;&#39;)\n```\n"
-    assert 'value="raw"' in html and 'data-copy="view-final-source"' in html
     assert "pygments.css" in html
+    assert 'class="raw' not in html and "print(&#39;" not in html  # the raw text is not sent along
+    assert 'data-view="rendered"' in html
+    for raw_page in (signed_in.get(f"/artifacts/{run.id}?view=raw"),
+                     signed_in.get(f"/artifacts/{run.id}?tab=final&view=raw", headers=HX)):
+        raw_html = raw_page.get_data(as_text=True)
+        assert raw_page.status_code == 200 and "HX-Request" in raw_page.headers["Vary"]
+        raw = re.search(r'<pre class="raw wrap" id="view-final-source">(.*?)</pre>', raw_html, re.S)
+        assert raw and raw.group(1) == escaped
+        assert 'class="markdown"' not in raw_html and "<h2>Title</h2>" not in raw_html
+        assert 'data-view="raw"' in raw_html
+    # Loaded directly, the raw view is the whole page (a URL htmx pushes), without JavaScript too.
+    page = signed_in.get(f"/artifacts/{run.id}?tab=final&view=raw").get_data(as_text=True)
+    assert "<html" in page and SELECTED.findall(page) == ["final"] and 'id="view-final-source"' in page
+    fragment = signed_in.get(f"/artifacts/{run.id}?tab=final&view=raw", headers=HX).get_data(as_text=True)
+    assert "<html" not in fragment and 'role="tablist"' not in fragment
+
+
+def test_the_view_switch_is_two_real_links_to_the_same_panel(signed_in: FlaskClient, run: PipelineRun) -> None:
+    for query, current in (("tab=step-2", "Rendered"), ("tab=step-2&view=raw", "Raw")):
+        links = view_links(signed_in.get(f"/artifacts/{run.id}?{query}").get_data(as_text=True))
+        assert set(links) == {"Rendered", "Raw"}
+        assert [label for label, tag in links.items() if 'aria-current="true"' in tag] == [current]
+        for label, url in (("Rendered", f"/artifacts/{run.id}?tab=step-2"),
+                           ("Raw", f"/artifacts/{run.id}?tab=step-2&amp;view=raw")):
+            tag = links[label]
+            assert f'href="{url}"' in tag and f'hx-get="{url}"' in tag, tag
+            assert 'hx-target="#panel-step-2"' in tag and 'hx-swap="innerHTML"' in tag and 'hx-push-url="true"' in tag
+    # ?view=rendered is the default said out loud.
+    explicit = signed_in.get(f"/artifacts/{run.id}?tab=step-2&view=rendered", headers=HX).get_data(as_text=True)
+    assert 'data-view="rendered"' in explicit
+
+
+@pytest.mark.parametrize("view", ["RAW", "source", "raw,rendered", "../raw"])
+def test_a_view_that_does_not_exist_is_a_clear_400(signed_in: FlaskClient, run: PipelineRun, view: str) -> None:
+    page = signed_in.get(f"/artifacts/{run.id}?tab=step-1&view={view}")
+    assert page.status_code == 400 and "is not a view" in page.get_data(as_text=True)
+    fragment = signed_in.get(f"/artifacts/{run.id}?tab=step-1&view={view}", headers=HX)
+    assert fragment.status_code == 400 and 'role="alert"' in fragment.get_data(as_text=True)
+
+
+def test_the_raw_view_renders_no_markdown(
+    signed_in: FlaskClient, run: PipelineRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(rendering, "render_markdown", lambda text: calls.append(text))
+    fragment = signed_in.get(f"/artifacts/{run.id}?tab=step-3&view=raw", headers=HX).get_data(as_text=True)
+    assert 'id="view-step-3-source">gamma output</pre>' in fragment
+    assert calls == []
+
+
+def test_copy_always_fetches_the_whole_text_and_is_disabled_when_empty(
+    app: Flask, signed_in: FlaskClient, user: User
+) -> None:
+    app.config["RENDER_LIMIT_BYTES"] = 1000
+    run = make_run(user, steps=steps("short", "x" * 5000, ""), final_output="")
+    buttons = {}
+    for tab in ("step-1", "step-2", "step-3", "final"):
+        for view in ("", "&view=raw"):
+            fragment = signed_in.get(f"/artifacts/{run.id}?tab={tab}{view}", headers=HX).get_data(as_text=True)
+            button = re.search(r'<button type="button" class="copy-button"(.*?)</button>', fragment, re.S)
+            assert button, (tab, view)
+            text = " ".join(button.group(1).split())
+            assert f'data-full="/artifacts/{run.id}/download?part={tab}&amp;format=txt"' in text, text
+            buttons.setdefault(tab, set()).add(text)
+    assert all(len(seen) == 1 for seen in buttons.values()), buttons  # the same in either view
+    step_1, step_2, step_3, final = (next(iter(buttons[tab])) for tab in ("step-1", "step-2", "step-3", "final"))
+    assert step_1.endswith(">Copy raw text") and "disabled" not in step_1 and "data-truncated" not in step_1
+    assert step_2.endswith(">Copy the whole output") and "data-truncated" in step_2
+    assert 'disabled title="This output is empty"' in step_3 and 'disabled title="This output is empty"' in final
 
 
 def test_a_tab_opened_twice_renders_once(signed_in: FlaskClient, run: PipelineRun, monkeypatch: pytest.MonkeyPatch) -> None:

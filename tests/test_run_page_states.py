@@ -4,14 +4,18 @@ an open run says it is running and is watched through its live fragment until it
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
+import pytest
 from flask.testing import FlaskClient
 
 from artifacts_app import recording, schemas
+from artifacts_app.artifacts import detail_views
 from artifacts_app.extensions import db
 from artifacts_app.models import User
 from tests.factories import make_run, start_run, steps
 
+HX = {"HX-Request": "true"}
 SELECTED = re.compile(r'<a role="tab" id="tab-([a-z0-9-]+)"[^>]*aria-selected="true"')
 
 
@@ -91,3 +95,66 @@ def test_the_live_fragment_refuses_a_step_count_it_cannot_use(signed_in: FlaskCl
     for bad in ("", "-1", "01", "1.5", "x", "9999999", "3"):
         response = signed_in.get(f"/artifacts/{run.id}/live?steps={bad}")
         assert response.status_code == 400, bad
+
+
+START = datetime(2025, 11, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def bars(html: str) -> dict[str, tuple[str, str, bool]]:
+    """Each step's timeline bar: (x, width) of its span in percent, and whether it came out of band."""
+    found = re.findall(r'<span class="step-time" id="time-(step-\d+)"( hx-swap-oob="true")?><svg[^>]*>'
+                       r'<rect class="track"[^>]*/><rect class="span" x="([^"]+)" y="0" width="([^"]+)"', html)
+    return {key: (x, width, bool(oob)) for key, oob, x, width in found}
+
+
+def timed_step(order: int, start: int, end: int) -> schemas.StepIn:
+    """A step that ran from `start` to `end` seconds after START."""
+    body = {**steps("a", "b", "c")[order],
+            "startedAt": (START + timedelta(seconds=start)).isoformat(),
+            "completedAt": (START + timedelta(seconds=end)).isoformat()}
+    return schemas.parse(schemas.StepIn, body)
+
+
+def test_each_live_update_rescales_every_timeline_bar_to_the_run_so_far(
+    signed_in: FlaskClient, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = {"now": START + timedelta(seconds=10)}
+    monkeypatch.setattr(detail_views, "utcnow", lambda: clock["now"])
+    run = start_run(user, pipeline="Code review", input="PR #482", created_at=START.isoformat())
+    recording.add_step(user, run.id, timed_step(0, 0, 5))
+    db.session.commit()
+
+    page = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+    assert bars(page) == {"step-1": ("0.0", "50.0", False)}  # 5 s of the 10 so far
+
+    clock["now"] = START + timedelta(seconds=20)
+    recording.add_step(user, run.id, timed_step(1, 10, 20))
+    db.session.commit()
+    update = signed_in.get(f"/artifacts/{run.id}/live?steps=1", headers=HX).get_data(as_text=True)
+    # The bar already shown is sent again at the new scale; the new step's comes with its tab.
+    assert bars(update) == {"step-1": ("0.0", "25.0", True), "step-2": ("50.0", "50.0", False)}
+
+    clock["now"] = START + timedelta(seconds=40)  # nothing new but time: every bar still shrinks
+    quiet = signed_in.get(f"/artifacts/{run.id}/live?steps=2", headers=HX).get_data(as_text=True)
+    assert bars(quiet) == {"step-1": ("0.0", "12.5", True), "step-2": ("25.0", "25.0", True)}
+    assert 'id="tab-step-1"' not in quiet
+
+    # At the end the run's completion is the scale, and the last answer says so.
+    recording.complete_run(user, run.id, schemas.parse(schemas.RunComplete, {
+        "finalOutput": "done", "completedAt": (START + timedelta(seconds=25)).isoformat()}))
+    db.session.commit()
+    done = signed_in.get(f"/artifacts/{run.id}/live?steps=2", headers=HX).get_data(as_text=True)
+    assert "hx-trigger" not in done
+    assert bars(done) == {"step-1": ("0.0", "20.0", True), "step-2": ("40.0", "40.0", True)}
+    assert bars(signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)) == {
+        "step-1": ("0.0", "20.0", False), "step-2": ("40.0", "40.0", False)}
+
+
+def test_a_step_without_times_has_an_empty_bar_slot_the_live_update_can_still_fill(
+    signed_in: FlaskClient, user: User
+) -> None:
+    run = make_run(user, steps=steps("alpha"))  # steps recorded with the run: no times of their own
+    page = signed_in.get(f"/artifacts/{run.id}").get_data(as_text=True)
+    update = signed_in.get(f"/artifacts/{run.id}/live?steps=1", headers=HX).get_data(as_text=True)
+    assert '<span class="step-time" id="time-step-1"></span>' in page
+    assert '<span class="step-time" id="time-step-1" hx-swap-oob="true"></span>' in update

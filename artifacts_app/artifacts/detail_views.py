@@ -24,11 +24,23 @@ from .tabs import BadTab, NoSuchTab, Tab, find_tab, opening_tab, tabs_for
 DETAIL_TEMPLATE = "artifacts/detail.html"
 LONG_INPUT_CHARS = 600
 STEP_COUNT = re.compile(r"0|[1-9][0-9]{0,5}")
+RENDERED, RAW = "rendered", "raw"
+VIEWS = (RENDERED, RAW)
+
+
+class BadView(ValueError):
+    """A ?view= that is neither "rendered" nor "raw"."""
 
 
 @bp.errorhandler(BadTab)
 def bad_tab(error: BadTab) -> Response:
     """A malformed tab or part name is a 400."""
+    return error_response(400, str(error))
+
+
+@bp.errorhandler(BadView)
+def bad_view(error: BadView) -> Response:
+    """A view that does not exist is a 400."""
     return error_response(400, str(error))
 
 
@@ -38,8 +50,9 @@ def no_such_tab(error: NoSuchTab) -> Response:
     return error_response(404, str(error))
 
 
-def panel_context(run_id: str, tab: Tab) -> dict[str, Any]:
-    """One tab's panel: the start of its output rendered (cached), how much is hidden, the raw text."""
+def panel_context(run_id: str, tab: Tab, view: str = RENDERED) -> dict[str, Any]:
+    """One tab's panel in one view: the start of its output rendered (cached), or that start as raw
+    text; how much is hidden. Only the view asked for is sent: the other is a request away."""
     limit = current_app.config["RENDER_LIMIT_BYTES"]
     # limit + 1 characters always cover limit + 1 bytes, so the truncation can tell an output
     # of exactly `limit` bytes from a longer one it must cut.
@@ -48,15 +61,28 @@ def panel_context(run_id: str, tab: Tab) -> dict[str, Any]:
         abort(404)
     to_render, cut_bytes = rendering.truncate_for_render(output.text, limit)
     shown_bytes = len(output.text.encode()) - cut_bytes
-    return {
+    context: dict[str, Any] = {
         "tab": tab,
-        # The raw view shows exactly the stored bytes that are shown, without a closing fence
-        # that truncation may have added for the renderer.
-        "raw": output.text.encode()[:shown_bytes].decode(),
-        "rendered": rendering.render_cached(rendering.panel_cache_key(run_id, tab.key, limit), to_render),
+        "view": view,
+        "empty": output.total_bytes == 0,
         "hidden_bytes": output.total_bytes - shown_bytes,
         "total_bytes": output.total_bytes,
     }
+    if view == RAW:
+        # Exactly the stored bytes that are shown, without a closing fence that truncation may
+        # have added for the renderer.
+        context["raw"] = output.text.encode()[:shown_bytes].decode()
+    else:
+        context["rendered"] = rendering.render_cached(rendering.panel_cache_key(run_id, tab.key, limit), to_render)
+    return context
+
+
+def view_asked() -> str:
+    """The view ?view= names: "rendered" (the default) or "raw"; anything else is BadView."""
+    view = request.args.get("view") or RENDERED
+    if view not in VIEWS:
+        raise BadView(f"{view!r} is not a view; use \"rendered\" or \"raw\"")
+    return view
 
 
 def run_end(run: PipelineRun) -> datetime | None:
@@ -79,6 +105,7 @@ def detail(run_id: str) -> Response:
     """The run's page with the active tab's panel; htmx asking for a tab gets only that panel.
 
     Without ?tab= a failed run opens on the step that failed, any other on its final output.
+    ?view=raw shows the panel's raw text instead of its rendered markdown.
     """
     found = queries.run_summary(current_user, run_id)
     if found is None:
@@ -87,7 +114,7 @@ def detail(run_id: str) -> Response:
     tabs = tabs_for(queries.step_headers(current_user, run_id), run.created_at, run_end(run))
     key = request.args.get("tab")
     active = find_tab(tabs, key) if key else opening_tab(tabs, run.status)
-    panel = panel_context(run_id, active)
+    panel = panel_context(run_id, active, view_asked())
     if is_htmx():
         return render_fragment(DETAIL_TEMPLATE, "tab_panel", run=run, **panel)
     return render_page(
@@ -99,9 +126,10 @@ def detail(run_id: str) -> Response:
 @bp.get("/artifacts/<id:run_id>/live")
 def live(run_id: str) -> Response:
     """What changed on an open run's page since it had `steps` steps: the new steps' tabs and
-    panels, the run's facts, and once it has finished, its final output and any error (out of band,
-    so the open tab and the reader's place stay as they are). The answer for a finished run has no
-    trigger, so polling stops. `steps` must be a whole number from 0 to the run's step count."""
+    panels, the run's facts, the timeline bars of the steps it shows (re-scaled to the run's time so
+    far), and once it has finished, its final output and any error (out of band, so the open tab and
+    the reader's place stay as they are). The answer for a finished run has no trigger, so polling
+    stops. `steps` must be a whole number from 0 to the run's step count."""
     found = queries.run_summary(current_user, run_id)
     if found is None:
         abort(404)
@@ -113,8 +141,8 @@ def live(run_id: str) -> Response:
     if int(known) > len(tabs) - 1:
         return error_response(400, f"this run has {len(tabs) - 1} steps")
     finished = run.status in FINISHED_STATUSES
-    context = {"run": run, "tabs": tabs, "new_tabs": tabs[1 + int(known):], "finished": finished, "oob": True,
-               **page_context(run, tabs)}
+    context = {"run": run, "tabs": tabs, "shown_tabs": tabs[1:1 + int(known)], "new_tabs": tabs[1 + int(known):],
+               "finished": finished, "oob": True, **page_context(run, tabs)}
     body = render_block(DETAIL_TEMPLATE, "live_update", **context)
     if finished:
         final = panel_context(run_id, tabs[0])

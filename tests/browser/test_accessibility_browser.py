@@ -144,7 +144,8 @@ def test_axe_finds_nothing_serious_on_any_page(watched_page: tuple[Any, PageWatc
     page.goto(f"/artifacts/{run.id}?tab=step-1")
     page.wait_for_selector("[role=tabpanel]:not([hidden]) pre")
     check_page(page, "run, a step's tab", problems)
-    page.locator("[role=tabpanel]:not([hidden]) input[value=raw]").check()
+    page.click("[role=tabpanel]:not([hidden]) .view-switch a:has-text('Raw')")
+    page.wait_for_selector("[role=tabpanel]:not([hidden]) pre.raw")
     check_page(page, "run, raw view", problems)
     page.goto(f"/artifacts/{failed.id}")
     check_page(page, "failed run", problems)
@@ -156,6 +157,13 @@ def test_axe_finds_nothing_serious_on_any_page(watched_page: tuple[Any, PageWatc
     page.click("main button:has-text('Create token')")
     page.wait_for_selector("#new-token")
     check_page(page, "API tokens", problems)
+    page.click("main a.danger:has-text('Revoke')")
+    page.wait_for_url(re.compile(r"/settings/tokens/[0-9a-f-]+/revoke$"))
+    assert page.locator("main button:has-text('Revoke')").count() == 1  # the confirmation, not yet revoked
+    check_page(page, "revoke a token", problems)
+    page.goto("/settings/password")
+    assert page.locator("h1").inner_text() == "Change password"  # not sent to sign in again
+    check_page(page, "change password", problems)
 
     page.goto("/artifacts/00000000-0000-4000-8000-000000000000")
     check_page(page, "404 signed in", problems)
@@ -303,10 +311,14 @@ def test_brackets_select_the_previous_and_next_step(watched_page: tuple[Any, Pag
     page.keyboard.press("[")
     page.wait_for_url(re.compile(r"tab=step-2$"))
     assert "Analyst" in selected_tab(page)
-    # In a field (the view switch's radio buttons are inputs) a bracket is left to the field.
-    page.locator("[role=tabpanel]:not([hidden]) input[type=radio]").first.focus()
+    # In a field a bracket is left to the field (the run's page has none of its own: one is added).
+    page.evaluate("""() => {
+      const field = document.createElement("input"); field.id = "scratch-field";
+      document.querySelector("main").prepend(field);
+    }""")
+    page.focus("#scratch-field")
     page.keyboard.press("]")
-    assert "Analyst" in selected_tab(page)
+    assert "Analyst" in selected_tab(page) and page.input_value("#scratch-field") == "]"
 
 
 # ---------------------------------------------------------------- times

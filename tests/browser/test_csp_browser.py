@@ -43,8 +43,8 @@ def test_every_page_and_fragment_works_under_the_policy(watched_page: tuple[Any,
     page.wait_for_selector("#panel-step-1 strong")
     page.click("[role=tab]:has-text('Beta')")
     page.wait_for_selector("#panel-step-2 pre")
-    page.click("label[for=view-step-2-raw]")  # the raw view, a CSS-only switch
-    assert page.locator("#view-step-2-source").is_visible()
+    page.click("#panel-step-2 .view-switch a:has-text('Raw')")  # the raw view, fetched into the panel
+    page.locator("#view-step-2-source").wait_for()
     page.goto("/settings/tokens")
     page.goto("/settings/password")
     page.goto("/reauthenticate?next=/settings/tokens")

@@ -113,12 +113,24 @@ def test_hostile_output_does_nothing(watched_page: tuple[Any, PageWatch], user: 
 def test_raw_view_and_without_javascript_tabs_are_links(
     browser: Any, live_server: LiveServer, watched_page: tuple[Any, PageWatch], user: User, run: PipelineRun
 ) -> None:
-    page, _ = watched_page
+    page, watch = watched_page
     sign_in(page, user.email, next_path=f"/artifacts/{run.id}?tab=step-2")
-    page.check("#view-step-2-raw")
+    assert page.locator("#view-step-2-source").count() == 0  # the raw text is not in the page
+    page.evaluate("() => { window.__marker = 'same page'; }")
+
+    page.click("#panel-step-2 .view-switch a:has-text('Raw')")
+
     raw = page.locator("#view-step-2-source")
-    assert raw.is_visible() and "```python" in raw.inner_text()
-    assert not page.locator("[role=tabpanel]:not([hidden]) .markdown").is_visible()
+    raw.wait_for()
+    assert "```python" in raw.inner_text()
+    assert page.locator("#panel-step-2 .markdown").count() == 0
+    assert page.url.endswith("tab=step-2&view=raw")
+    assert page.evaluate("() => window.__marker") == "same page"  # only the panel was fetched
+    assert page.evaluate("() => document.activeElement.textContent") == "Raw"  # the keyboard stays on the switch
+    assert page.get_attribute("#panel-step-2 .view-switch a:has-text('Raw')", "aria-current") == "true"
+    assert page.locator("#live-status").inner_text() == "Step 2 · Analyst loaded as raw text"
+    raw_requests = [headers.get("hx-request") for method, url, headers in watch.requests if "view=raw" in url]
+    assert raw_requests == ["true"], raw_requests  # one htmx request for the panel
     context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
     try:
         plain = context.new_page()
@@ -126,8 +138,53 @@ def test_raw_view_and_without_javascript_tabs_are_links(
         plain.click("#tab-step-3")
         plain.wait_for_url(re.compile(r"tab=step-3$"))
         assert "gamma output" in plain.locator("#panel-step-3").inner_text()
+        plain.click("#panel-step-3 .view-switch a:has-text('Raw')")  # a link: the page with the raw view
+        plain.wait_for_url(re.compile(r"tab=step-3&view=raw$"))
+        assert plain.locator("#view-step-3-source").inner_text() == "gamma output"
+        assert plain.get_attribute("#tab-step-3", "aria-selected") == "true"
     finally:
         context.close()
+
+
+def test_views_and_tabs_go_back_and_forward_keeping_the_view_each_panel_shows(
+    watched_page: tuple[Any, PageWatch], user: User, run: PipelineRun
+) -> None:
+    page, watch = watched_page
+    sign_in(page, user.email, next_path=f"/artifacts/{run.id}?tab=step-2")
+    page.evaluate("() => { window.__marker = 'same page'; }")
+    page.click("#panel-step-2 .view-switch a:has-text('Raw')")
+    page.wait_for_url(re.compile(r"tab=step-2&view=raw$"))
+    page.locator("#view-step-2-source").wait_for()
+    page.click("#tab-step-3")
+    page.wait_for_url(re.compile(r"tab=step-3$"))
+    page.wait_for_function("() => document.querySelector('#panel-step-3').textContent.includes('gamma output')")
+    page.click("#tab-step-2")  # loaded: shown again as it was left, raw, and the address says so
+    page.wait_for_url(re.compile(r"tab=step-2&view=raw$"))
+    assert page.locator("#view-step-2-source").is_visible()
+
+    page.go_back()
+    page.wait_for_url(re.compile(r"tab=step-3$"))
+    page.wait_for_function("() => document.querySelector('#tab-step-3').getAttribute('aria-selected') === 'true'")
+    page.go_back()
+    page.wait_for_url(re.compile(r"tab=step-2&view=raw$"))
+    page.wait_for_function("() => document.querySelector('#tab-step-2').getAttribute('aria-selected') === 'true'")
+    assert page.locator("#view-step-2-source").is_visible()
+    page.go_back()  # to the rendered view: the panel fetches it, the page stays
+    page.wait_for_url(re.compile(r"tab=step-2$"))
+    page.wait_for_function("() => document.querySelector('#panel-step-2 .markdown table') !== null")
+    assert page.locator("#view-step-2-source").count() == 0
+    page.go_forward()
+    page.wait_for_url(re.compile(r"tab=step-2&view=raw$"))
+    page.wait_for_function("() => document.querySelector('#view-step-2-source') !== null")
+    assert page.evaluate("() => window.__marker") == "same page"
+    # Asking for the view already shown asks the server nothing (a request it did make would be
+    # reported before the fetch that follows it).
+    before = len(watch.requests)
+    page.click("#panel-step-2 .view-switch a:has-text('Raw')")
+    page.click("#panel-step-2 .view-switch a:has-text('Raw')")
+    assert page.evaluate("() => fetch('/static/favicon.svg').then(response => response.status)") == 200
+    assert [url.rsplit("/", 1)[-1] for method, url, headers in watch.requests[before:]] == ["favicon.svg"]
+    assert page.url.endswith("tab=step-2&view=raw")
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -34,7 +34,10 @@ def test_sign_in_wrong_password_then_out_and_back_shows_nothing_private(
     assert "/login" in page.url
     page.fill("input[name=email]", user.email)
     page.fill("input[name=password]", "wrong password")
-    page.click("button[type=submit]")
+    # The answer is a new page: let it finish loading before the form is filled and sent again,
+    # or the second submit can race the first page's load and be lost.
+    with page.expect_navigation(wait_until="load"):
+        page.click("button[type=submit]")
     assert page.locator(".form-error").inner_text().strip() == LOGIN_FAILED_MESSAGE
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
+
+from artifacts_app.artifacts import detail_views
 from artifacts_app.extensions import db
 from artifacts_app.models import User
 from tests.api_helpers import caller
@@ -81,6 +85,45 @@ def test_a_running_run_shows_steps_as_they_arrive_then_completes_without_a_page_
     assert "Ship it" in page.locator("#panel-final").inner_text()
 
 
+SHARE = """key => {
+  const bar = document.querySelector(`#time-${key} svg`);
+  const track = bar.querySelector(".track").getBoundingClientRect();
+  const span = bar.querySelector(".span").getBoundingClientRect();
+  return [(span.left - track.left) / track.width, span.width / track.width].map(n => Math.round(n * 100) / 100);
+}"""
+
+
+def test_a_live_update_rescales_the_timeline_bars_already_shown(
+    watched_page: tuple[Any, PageWatch], live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page, _ = watched_page
+    live_server.app.config["LIST_POLL_SECONDS"] = 1
+    start = datetime(2025, 11, 1, 12, 0, tzinfo=timezone.utc)
+    clock = {"now": start + timedelta(seconds=10)}
+    monkeypatch.setattr(detail_views, "utcnow", lambda: clock["now"])  # the server's idea of now
+
+    def at(seconds: int) -> str:
+        return (start + timedelta(seconds=seconds)).isoformat()
+
+    executor = caller("executor@example.com")
+    run = api(live_server, executor.token, "/runs", {"pipeline": "Code review", "input": "PR 9", "createdAt": at(0)})
+    first, second = steps("Read the diff", "Reviewed it")
+    api(live_server, executor.token, f"/runs/{run['id']}/steps", {**first, "startedAt": at(0), "completedAt": at(5)})
+    sign_in(page, executor.email, PASSWORD, next_path=f"/artifacts/{run['id']}")
+    assert page.evaluate(SHARE, "step-1") == [0, 0.5]  # 5 s of the 10 so far
+
+    clock["now"] = start + timedelta(seconds=20)
+    api(live_server, executor.token, f"/runs/{run['id']}/steps", {**second, "startedAt": at(10), "completedAt": at(20)})
+    page.wait_for_selector("#time-step-2 svg", timeout=5_000)
+
+    # The first bar was drawn when the run was 10 s old; it is now a quarter of a 20 s run.
+    page.wait_for_function("key => document.querySelector(`#time-${key} .span`).getAttribute('width') === '25.0'",
+                           arg="step-1")
+    assert page.evaluate(SHARE, "step-1") == [0, 0.25]
+    assert page.evaluate(SHARE, "step-2") == [0.5, 0.5]
+    assert page.locator("#step-tabs .step-time").count() == 2  # replaced, not added
+
+
 def test_a_failed_run_opens_on_its_failing_step(watched_page: tuple[Any, PageWatch], user: User) -> None:
     page, _ = watched_page
     failing = steps("alpha", "beta", "gamma")
@@ -109,6 +152,26 @@ def test_copy_puts_a_200_kb_output_on_the_clipboard_whole(watched_page: tuple[An
     assert page.evaluate("() => navigator.clipboard.readText()") == big
     page.goto(page.url.replace("tab=step-1", "tab=final"))
     assert page.locator("#panel-final .copy-button").is_disabled()  # nothing to copy
+
+
+def test_copy_fetches_even_a_short_output_from_its_download(watched_page: tuple[Any, PageWatch], user: User) -> None:
+    page, watch = watched_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    source = "# Plan\n\n- **first** item\n- `second` item\n"
+    run = make_run(user, steps=[{**steps("x")[0], "output": source}], final_output="done")
+    sign_in(page, user.email, next_path=f"/artifacts/{run.id}?tab=step-1")
+    button = page.locator("#panel-step-1 .copy-button")
+    assert button.inner_text() == "Copy raw text"
+    assert page.locator("#view-step-1-source").count() == 0  # the page holds the rendered view only
+
+    button.click()
+
+    page.wait_for_function("() => document.querySelector('#panel-step-1 .copy-button').textContent === 'Copied'")
+    assert page.evaluate("() => navigator.clipboard.readText()") == source
+    downloads = [url for method, url, headers in watch.requests if "/download?" in url]
+    assert downloads == [f"{page.url.split('/artifacts/')[0]}/artifacts/{run.id}/download?part=step-1&format=txt"]
+    page.wait_for_function("() => document.querySelector('#panel-step-1 .copy-button').textContent === 'Copy raw text'")
+    assert button.is_enabled()
 
 
 def test_a_tab_whose_request_fails_offers_retry(watched_page: tuple[Any, PageWatch], user: User) -> None:
