@@ -773,8 +773,8 @@ def test_a_wrong_method_is_a_405_json_with_allow(client: FlaskClient, ada: Calle
 
     for method, path, allowed in (
         ("DELETE", "/runs", {"GET", "POST"}),
-        ("PUT", "/runs/{run_id}", {"GET"}),
-        ("DELETE", "/runs/{run_id}", {"GET"}),
+        ("PUT", "/runs/{run_id}", {"GET", "DELETE"}),
+        ("DELETE", "/runs/{run_id}/steps", {"POST"}),
         ("GET", "/runs/{run_id}/complete", {"POST"}),
         ("GET", "/runs/{run_id}/steps", {"POST"}),
         ("PATCH", "/runs/{run_id}/fail", {"POST"}),
@@ -795,7 +795,7 @@ def test_a_wrong_method_is_a_405_json_with_allow(client: FlaskClient, ada: Calle
 API_ROUTES = {
     f"{API}/openapi.json": {"get"},
     f"{API}/runs": {"get", "post"},
-    f"{API}/runs/{{run_id}}": {"get"},
+    f"{API}/runs/{{run_id}}": {"get", "delete"},
     f"{API}/runs/{{run_id}}/steps": {"post"},
     f"{API}/runs/{{run_id}}/complete": {"post"},
     f"{API}/runs/{{run_id}}/fail": {"post"},
