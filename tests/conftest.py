@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from hypothesis import configuration as hypothesis_configuration
 
 # Set before the app is imported so no test writes a secret key into the real instance/ folder.
 os.environ.setdefault("SECRET_KEY", "test-secret-key")
@@ -121,6 +123,9 @@ def truncate_all(app: Flask) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis keeps a cache in ./.hypothesis even without an example database: the tests
+    # write nothing into the checkout, so it goes to a temporary folder (in every xdist worker).
+    hypothesis_configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="artifacts-hypothesis-"))
     config.addinivalue_line(
         "markers", "engine_agnostic: the database is incidental to what the test checks; it runs on SQLite only"
     )
