@@ -72,8 +72,9 @@ def create_app(test_config: dict[str, Any] | None = None, instance_path: str | P
     from .formatting import register_filters
     from .health import bp as health_bp
     from .settings import bp as settings_bp
+    from .usage import bp as usage_bp
 
-    for blueprint in (health_bp, auth_bp, artifacts_bp, settings_bp, api_bp):
+    for blueprint in (health_bp, auth_bp, artifacts_bp, usage_bp, settings_bp, api_bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_filters(app)

@@ -21,13 +21,14 @@ from tests.http_helpers import csrf_token, log_in, rules
 # Every name the app reads from a query string or a form, plus some it does not.
 PARAMETERS = ("pipeline", "model", "status", "from", "to", "cursor", "limit", "tab", "part", "format", "next",
               "q", "sort", "tag", "email", "password", "confirm", "remember", "name", "current_password",
-              "new_password", "keep_tokens", "unknown")
+              "new_password", "keep_tokens", "period", "by", "measure", "unknown")
 SPECIAL = [
     "", " ", "0", "-1", "1e309", "NaN", "²", "①", "٣", "0x10", "99999999999999999999", "1.5", "+7", "\x00", "\x7f",
     "\ud800", "\u202e", "\ufeff", "%00", "%", "../../etc/passwd", "' OR '1'='1", "1; DROP TABLE users", "{{7*7}}",
     "{% raw %}", "${7*7}", "<script>alert(1)</script>", "javascript:alert(1)", "//evil.example", "\r\nX-Injected: 1",
     "a" * 5000, "step-1", "step-999999", "step-0", "final", "all", "md", "json", "csv", "jsonl", "completed",
-    "failed", "running", "2025-11-30", "9999-12-31", "0000-01-01", "true", "on",
+    "failed", "running", "2025-11-30", "9999-12-31", "0000-01-01", "true", "on", "day", "week", "model",
+    "pipeline", "cost", "tokens",
 ]
 VALUES = st.one_of(st.sampled_from(SPECIAL), st.text(max_size=40), st.integers().map(str),
                    st.floats(allow_nan=True).map(repr))

@@ -141,6 +141,16 @@ def test_axe_finds_nothing_serious_on_any_page(watched_page: tuple[Any, PageWatc
     check_page(page, "the shortcuts dialog", problems)
     page.keyboard.press("Escape")
 
+    # Usage: the chart and its tables (runs on 1 June and 1 November 2025), per week by pipeline in
+    # tokens, and a refused range, which shows the form with its message.
+    page.goto("/usage?from=2025-05-25&to=2025-11-05")
+    check_page(page, "usage", problems)
+    page.goto("/usage?period=week&by=pipeline&measure=tokens&from=2025-05-01&to=2025-11-30")
+    check_page(page, "usage per week by pipeline", problems)
+    page.goto("/usage?from=2020-01-01&to=2025-11-30")
+    watch.expect_error("400")
+    check_page(page, "usage, a refused range", problems)
+
     page.goto(f"/artifacts/{run.id}?tab=step-1")
     page.wait_for_selector("[role=tabpanel]:not([hidden]) pre")
     check_page(page, "run, a step's tab", problems)
