@@ -140,6 +140,12 @@ def test_axe_finds_nothing_serious_on_any_page(watched_page: tuple[Any, PageWatc
     page.wait_for_selector("#shortcuts[open]")
     check_page(page, "the shortcuts dialog", problems)
     page.keyboard.press("Escape")
+    page.locator("td.pick input").first.check()
+    page.click("#selection .delete-selected")
+    page.wait_for_selector("#confirm-area .confirm-delete")
+    check_page(page, "the list, asking before deleting", problems)
+    page.goto(f"/artifacts/delete?id={failed.id}")
+    check_page(page, "the page asking before deleting a run", problems)
 
     # Usage: the chart and its tables (runs on 1 June and 1 November 2025), per week by pipeline in
     # tokens, and a refused range, which shows the form with its message.
