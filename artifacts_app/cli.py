@@ -1,19 +1,19 @@
-"""Command-line tools: flask users …, tokens …, demo seed, runs import/export/reprice/backfill-artifacts."""
+"""Command-line tools: flask users …, tokens …, demo seed, runs import/export/reprice/backfill-artifacts/prune."""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import accounts, backfill, importing, queries, recording, repricing, schemas, tokens
+from . import accounts, backfill, deleting, importing, queries, recording, repricing, schemas, tokens
 from .artifacts import exports
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
@@ -25,7 +25,8 @@ from .statuses import RunStatus
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
-runs_cli = AppGroup("runs", help="Import and export runs as JSON Lines, reprice them, bring legacy runs up to date.")
+runs_cli = AppGroup(
+    "runs", help="Import and export runs as JSON Lines, reprice them, bring legacy runs up to date, prune old ones.")
 IMPORT_BATCH = 500
 
 
@@ -288,6 +289,45 @@ def backfill_artifacts_command(dry_run: bool, batch_size: int) -> None:
     else:
         left = backfill.legacy_count()
         click.echo(f"Backfilled {counted(changed, 'legacy run')}; {counted(left, 'legacy run')} left.")
+
+
+class Age(click.ParamType):
+    """An age such as 90d, 12h or 2w (days, hours, weeks): how long ago."""
+
+    name = "age"
+    UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        number, unit = text[:-1], text[-1:]
+        if unit not in self.UNITS or not number.isdigit() or int(number) < 1 or int(number) > 100_000:
+            self.fail(f"{value!r} is not an age; use a whole number of hours, days or weeks: 12h, 90d, 2w", param, ctx)
+        return timedelta(**{self.UNITS[unit]: int(number)})
+
+
+@runs_cli.command("prune", short_help="Delete finished runs older than an age.")
+@click.option("--older-than", "age", type=Age(), required=True, help="Completed longer ago than this: 90d, 12h, 2w.")
+@click.option("--user", "email", help="Only this user's runs (default: everyone's).")
+@click.option("--dry-run", is_flag=True, help="Say how many would go; delete nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=deleting.PRUNE_BATCH, show_default=True,
+              help="Runs per transaction.")
+def prune_command(age: timedelta, email: str | None, dry_run: bool, batch_size: int) -> None:
+    """Delete finished runs that completed longer ago than --older-than, with everything of them
+    (as deleting one from its page does), in batches of one transaction each. Running runs are
+    kept, however old."""
+    user = existing_user(email) if email else None
+    before = datetime.now(timezone.utc) - age
+    whose = f"{user.email}'s" if user else "everyone's"
+    found = deleting.prunable(before, user)
+    if dry_run:
+        click.echo(f"Dry run: {counted(found, 'run')} of {whose} completed before {before:%Y-%m-%d %H:%M} UTC "
+                   "would be deleted; nothing was.")
+        return
+    with progress("Deleting old runs", found) as advance:
+        deleted = deleting.prune(before, user, batch_size=batch_size, advance=advance)
+    click.echo(f"Deleted {counted(deleted, 'run')} of {whose} completed before {before:%Y-%m-%d %H:%M} UTC.")
 
 
 def register_cli(app: Flask) -> None:

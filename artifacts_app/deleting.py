@@ -9,17 +9,21 @@ and future ones share.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import load_only
 
 from . import queries, rendering, rollups
 from .artifacts.tabs import tab_key
 from .extensions import db
 from .models import IdempotencyKey, Pipeline, PipelineRun, User
+from .statuses import FINISHED_STATUSES
+
+PRUNE_BATCH = 500  # runs per transaction: short locks, and a stopped prune keeps what it did
 
 # What share_of reads: the rest of the run (its input and outputs) stays in the database.
 SHARE_COLUMNS = (
@@ -69,3 +73,30 @@ def forget_renders(run_ids: list[str]) -> None:
         (rendering.panel_cache_key(run_id, tab_key(part), limit), rendering.truncate_for_render(text, limit)[0])
         for run_id, part, text in queries.rendered_texts(run_ids, max_chars=limit + 1)
     )
+
+
+def prune_conditions(before: datetime, user: User | None) -> list[Any]:
+    """The finished runs listed (completed) before `before`, the user's or everyone's. Open runs
+    are left alone: their executor may still write to them."""
+    conditions = [PipelineRun.listed_at < before, PipelineRun.status.in_(FINISHED_STATUSES)]
+    if user is not None:
+        conditions.append(PipelineRun.user_id == user.id)
+    return conditions
+
+
+def prunable(before: datetime, user: User | None = None) -> int:
+    """How many runs a prune with these bounds deletes."""
+    return int(db.session.execute(
+        select(func.count()).select_from(PipelineRun).where(*prune_conditions(before, user))).scalar_one())
+
+
+def prune(before: datetime, user: User | None = None, *, batch_size: int = PRUNE_BATCH,
+          advance: Callable[[int], None] = lambda done: None) -> int:
+    """Delete those runs, batch_size at a time, each batch its own transaction; how many went."""
+    conditions = prune_conditions(before, user)
+    total = 0
+    while ids := delete_where(*conditions, limit=batch_size):
+        db.session.commit()
+        total += len(ids)
+        advance(len(ids))
+    return total
