@@ -357,6 +357,9 @@ def test_times_are_shown_in_the_browsers_zone_with_utc_on_hover(watched_page: tu
     assert page.locator("td.when time").first.inner_text().endswith(" ago")  # a relative time keeps its words
 
     scroll_to_end(page)  # the rest arrive as htmx fragments, in UTC, and are localized too
+    # local_times.js rewrites a fragment's times as it settles: wait for that, not a fixed time.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('td.when time')].every(t => !t.title.endsWith(' UTC'))")
     titles = page.eval_on_selector_all("td.when time", "times => times.map(t => t.title)")
     assert len(titles) == 30 and all(LOCAL_AND_UTC.match(title) for title in titles), titles[-3:]
 

@@ -16,6 +16,7 @@ def test_ticked_runs_are_deleted_after_a_confirmation_without_a_page_load(
     ids = list(reversed(record_many(user, 5)))  # newest first, as listed
     sign_in(page, user.email)
     page.evaluate("window.__marker = 'same page'")
+    page.wait_for_selector("#totals strong")  # the totals load after the page
     totals = page.locator("#totals")
     assert totals.inner_text().startswith("5 runs")
     delete = page.locator("#selection .delete-selected")
