@@ -162,6 +162,17 @@ def menu(names: list[str], chosen: list[str]) -> list[str]:
     return names + [name for name in chosen if name not in names]
 
 
+def filter_menus(shown: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The filter form's choices, for the list and the usage page: the pipeline, model and tag menus
+    (from the facets, never a scan of the runs) and the statuses."""
+    return {
+        "pipeline_options": menu(queries.pipeline_names(current_user), shown.get("pipeline", [])),
+        "model_options": menu(queries.model_names(current_user), shown.get("model", [])),
+        "tag_options": menu(queries.tag_names(current_user), shown.get("tag", [])),
+        "statuses": list(STATUS_CHOICES),
+    }
+
+
 def page_context(context: dict[str, Any], values: MultiDict[str, str] | dict[str, str | list[str]],
                  totals: queries.Totals | None = None) -> dict[str, Any]:
     """The full page adds the filter form: its menus (from the facets, never a scan of the runs),
@@ -171,10 +182,7 @@ def page_context(context: dict[str, Any], values: MultiDict[str, str] | dict[str
     return {
         **context,
         "values": shown,
-        "pipeline_options": menu(queries.pipeline_names(current_user), shown.get("pipeline", [])),
-        "model_options": menu(queries.model_names(current_user), shown.get("model", [])),
-        "tag_options": menu(queries.tag_names(current_user), shown.get("tag", [])),
-        "statuses": list(STATUS_CHOICES),
+        "menus": filter_menus(shown),
         "sorts": [(sort, SORT_LABELS[sort]) for sort in SORTS],
         "presets": date_presets(filters),
         "totals": totals,

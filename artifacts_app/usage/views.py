@@ -10,11 +10,9 @@ from typing import Any
 from flask import Response, make_response, render_template, request, url_for
 from flask_login import current_user
 
-from .. import queries
 from ..artifacts.exports import inert_row
-from ..artifacts.list_views import menu
+from ..artifacts.list_views import filter_menus
 from ..errors import error_response
-from ..filters import STATUS_CHOICES
 from ..paging import BadListRequest, parse_filters
 from ..types import utcnow
 from . import bp, query
@@ -61,10 +59,7 @@ def form_context(values: dict[str, list[str]], chosen: UsageRequest | None) -> d
     """The filter form: the list's menus (from the facets), the usage choices, the values shown."""
     return {
         "values": values,
-        "pipeline_options": menu(queries.pipeline_names(current_user), values.get("pipeline", [])),
-        "model_options": menu(queries.model_names(current_user), values.get("model", [])),
-        "tag_options": menu(queries.tag_names(current_user), values.get("tag", [])),
-        "statuses": list(STATUS_CHOICES),
+        "menus": filter_menus(values),
         "choices": {"period": PERIODS, "by": GROUPS, "measure": MEASURES},
         "labels": LABELS,
         "presets": presets(chosen),
