@@ -1,8 +1,8 @@
 """Deleting runs: a run and everything of it, from everywhere it shows, in one transaction.
 
-Its steps and its search index go with its row (ON DELETE CASCADE: pipeline_run_steps,
-run_search_parts on SQLite, run_search_pending on PostgreSQL); its Idempotency-Keys are deleted
-with it; the summaries (totals, filter menus) count it out in the same transaction; its cached
+Its steps, its search index and its Idempotency-Keys go with its row (ON DELETE CASCADE:
+pipeline_run_steps, idempotency_keys, run_search_parts on SQLite, run_search_pending on
+PostgreSQL); the summaries (totals, filter menus) count it out in the same transaction; its cached
 renders are dropped from the render cache. Its pipeline stays: a name the user's other runs
 and future ones share.
 """
@@ -20,16 +20,11 @@ from sqlalchemy.orm import load_only
 from . import queries, rendering, rollups
 from .artifacts.tabs import tab_key
 from .extensions import db
-from .models import IdempotencyKey, Pipeline, PipelineRun, User
+from .models import Pipeline, PipelineRun, User
 from .statuses import FINISHED_STATUSES
 
 PRUNE_BATCH = 500  # runs per transaction: short locks, and a stopped prune keeps what it did
 
-# What share_of reads: the rest of the run (its input and outputs) stays in the database.
-SHARE_COLUMNS = (
-    PipelineRun.user_id, PipelineRun.pipeline_id, PipelineRun.model, PipelineRun.status, PipelineRun.listed_at,
-    PipelineRun.input_tokens, PipelineRun.output_tokens, PipelineRun.cost, PipelineRun.tags,
-)
 
 
 def delete_runs(user: User, run_ids: Iterable[str]) -> list[str]:
@@ -48,7 +43,7 @@ def delete_where(*conditions: Any, limit: int | None = None) -> list[str]:
     or not at all, and is counted out of the summaries in the state it was deleted in.
     """
     statement = (
-        select(PipelineRun, Pipeline.name).join(Pipeline).options(load_only(*SHARE_COLUMNS))
+        select(PipelineRun, Pipeline.name).join(Pipeline).options(load_only(*rollups.SHARE_COLUMNS))
         .where(*conditions).order_by(PipelineRun.id).limit(limit).with_for_update(of=PipelineRun)
     )
     rows = db.session.execute(statement).all()
@@ -57,7 +52,6 @@ def delete_where(*conditions: Any, limit: int | None = None) -> list[str]:
     ids = [run.id for run, _ in rows]
     forget_renders(ids)
     rollups.count([(rollups.share_of(run, pipeline_name), -1) for run, pipeline_name in rows])
-    db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.run_id.in_(ids)))
     db.session.execute(delete(PipelineRun).where(PipelineRun.id.in_(ids)).execution_options(synchronize_session=False))
     for run, _ in rows:
         db.session.expunge(run)

@@ -167,9 +167,7 @@ def batch_of(scope: Scope, after: str, size: int, *, lock: bool) -> list[Pipelin
     """The next `size` candidates after the id `after`, only the columns pricing and the rollups read;
     locked when they will be written, so a concurrent delete counts a run's share once."""
     statement = candidates(scope).options(load_only(
-        PipelineRun.user_id, PipelineRun.pipeline_id, PipelineRun.status, PipelineRun.model, PipelineRun.tags,
-        PipelineRun.input_tokens, PipelineRun.output_tokens, PipelineRun.cost, PipelineRun.cost_source,
-        PipelineRun.created_at, PipelineRun.completed_at, PipelineRun.listed_at,
+        *rollups.SHARE_COLUMNS, PipelineRun.cost_source, PipelineRun.created_at, PipelineRun.completed_at,
     )).where(PipelineRun.id > after).order_by(PipelineRun.id).limit(size)
     if lock:
         statement = statement.with_for_update()

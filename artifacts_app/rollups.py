@@ -44,6 +44,14 @@ class Share:
         return self.cost is None and self.status in FINISHED
 
 
+# What share_of reads: a writer that loads only these (load_only) leaves the run's input and outputs
+# in the database.
+SHARE_COLUMNS = (
+    PipelineRun.user_id, PipelineRun.pipeline_id, PipelineRun.model, PipelineRun.status, PipelineRun.listed_at,
+    PipelineRun.input_tokens, PipelineRun.output_tokens, PipelineRun.cost, PipelineRun.tags,
+)
+
+
 def share_of(run: PipelineRun, pipeline_name: str | None = None) -> Share:
     """The run's share as it stands; `pipeline_name` counts it towards that pipeline's facet too
     (given when a run is created or deleted, not when it only changes state)."""

@@ -24,10 +24,10 @@ from ..errors import error_response
 from ..extensions import db
 from ..htmx import is_htmx, render_fragment, render_page
 from . import bp
+from .list_views import FORM_FIELDS
 
 TEMPLATE = "artifacts/delete.html"
 MAX_SELECTED = 100  # a page of the list and then some; more is a 400, not a long transaction
-LIST_PARAMS = ("q", "pipeline", "model", "tag", "status", "from", "to", "sort")
 
 
 def selected_ids() -> list[str]:
@@ -46,7 +46,7 @@ def list_query() -> str:
     """The list's filters the selection was made under (the `back` field), keeping only the list's
     own parameters, so going back lands on the same list and nowhere else."""
     given = parse_qsl(request.values.get("back", ""), keep_blank_values=False)
-    return urlencode([(key, value) for key, value in given if key in LIST_PARAMS or key.startswith("meta.")])
+    return urlencode([(key, value) for key, value in given if key in FORM_FIELDS or key.startswith("meta.")])
 
 
 def back_url(query: str) -> str:
