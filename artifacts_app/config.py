@@ -111,6 +111,8 @@ def load_settings(instance_path: Path) -> dict[str, Any]:
         "RENDER_LIMIT_BYTES": env_int("RENDER_LIMIT_BYTES", 64 * 1024),
         # Wall time one markdown render may take before the output is shown as plain text.
         "RENDER_TIME_BUDGET_MS": env_int("RENDER_TIME_BUDGET_MS", 1000),
+        # How much of each side a comparison diffs; diffing.py bounds the work within it.
+        "COMPARE_LIMIT_CHARS": env_int("COMPARE_LIMIT_CHARS", 256 * 1024),
         "MAX_CONTENT_LENGTH": env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
         # What one run may hold (names, outputs, steps, variables): see limits.py.
         **{name: env_int(name, spec.default) for name, spec in LIMITS.items()},

@@ -94,7 +94,11 @@ def duration(start: datetime | None, end: datetime | None) -> str:
     """How long a run took: "850 ms", "42 s", "3 min 5 s", "2 h 4 min"."""
     if start is None or end is None:
         return "—"
-    elapsed = end - start
+    return format_elapsed(end - start)
+
+
+def format_elapsed(elapsed: timedelta) -> str:
+    """A length of time as duration() shows it; "—" for a negative one."""
     if elapsed < timedelta(0):
         return "—"
     if elapsed < timedelta(seconds=1):
@@ -168,6 +172,6 @@ def register_filters(app: Flask) -> None:
     """Make the filters available to every template."""
     app.jinja_env.filters.update(
         cost=format_cost, tokens=format_tokens, exact_cost=exact_cost, exact_count=exact_count,
-        relative_time=relative_time, duration=duration, iso=iso, when=when,
+        relative_time=relative_time, duration=duration, elapsed=format_elapsed, iso=iso, when=when,
         time_tag=time_tag, relative_time_tag=relative_time_tag,
     )

@@ -79,7 +79,8 @@
     target.classList.add("loaded");
     const tab = document.getElementById(target.getAttribute("aria-labelledby"));
     const title = tab && tab.querySelector(".step-title");
-    const name = title ? (tab.id === "tab-final" ? "" : "Step ") + title.textContent : "";
+    const name = tab && tab.dataset.name ? tab.dataset.name
+      : title ? (tab.id === "tab-final" ? "" : "Step ") + title.textContent : "";
     const config = event.detail.requestConfig;
     const source = config && config.elt;
     if (source instanceof Element && source.matches(".view-switch a")) {
@@ -325,13 +326,15 @@
   window.addEventListener("pageshow", function (event) { if (event.persisted) restorePlace(); });
 
 
-  // Ticking runs in the list: say how many, and offer Delete only when some are ticked.
+  // Ticking runs in the list: say how many, offer Delete only when some are ticked and Compare
+  // when two are.
   function countSelected() {
     const form = document.getElementById("selection");
     if (!form) return;
     const ticked = document.querySelectorAll("input[form=selection][name=id]:checked").length;
     form.querySelector(".selected-count").textContent = ticked ? ticked + " selected" : "";
     form.querySelector(".delete-selected").disabled = ticked === 0;
+    form.querySelector(".compare-selected").disabled = ticked !== 2;
   }
   document.addEventListener("change", function (event) {
     if (event.target instanceof Element && event.target.matches("input[form=selection]")) countSelected();

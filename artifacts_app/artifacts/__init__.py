@@ -12,4 +12,4 @@ def require_login() -> None:
     """Every artifact page is private."""
 
 
-from . import delete_views, detail_views, downloads, list_views  # noqa: E402,F401  (routes register on bp)
+from . import compare_views, delete_views, detail_views, downloads, list_views  # noqa: E402,F401  (routes register on bp)
