@@ -179,9 +179,9 @@ class StepFacts:
 
 def step_facts(old: StepHeader | None, new: StepHeader | None) -> StepFacts:
     return StepFacts(
-        input_tokens=delta(old and old.input_tokens, new and new.input_tokens),
-        output_tokens=delta(old and old.output_tokens, new and new.output_tokens),
-        cost=delta(old and old.cost, new and new.cost),
+        input_tokens=delta(old.input_tokens if old else None, new.input_tokens if new else None),
+        output_tokens=delta(old.output_tokens if old else None, new.output_tokens if new else None),
+        cost=delta(old.cost if old else None, new.cost if new else None),
         duration=delta(step_duration(old), step_duration(new)),
     )
 
