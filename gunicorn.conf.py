@@ -30,7 +30,7 @@ worker_class = "sync"
 # Without a buffering proxy, a client downloading slower than that is cut off at this limit.
 timeout = 60
 
-# On SIGTERM (a deploy, a stop) gunicorn stops accepting connections and lets each worker finish its
+# On SIGTERM (a deploy, a stop) gunicorn serves no new requests and lets each worker finish its
 # request for up to this long before killing it. Nearly every request takes well under a second;
 # this leaves a large export time to finish. Give the supervisor a longer stop timeout than this
 # (`docker stop` waits 10 s unless told `-t 35`; Kubernetes' terminationGracePeriodSeconds is 30),
