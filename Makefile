@@ -30,10 +30,12 @@ db: install
 seed: db
 	$(BIN)/flask demo seed
 
-# Local demo on the embedded SQLite database: plain http on 127.0.0.1, sign-up open.
+# Local demo on the embedded SQLite database: plain http on 127.0.0.1, sign-up open; gunicorn's
+# settings (timeouts, request limits, 2 workers) come from gunicorn.conf.py, as in production.
 run: seed
 	@echo "Artifacts on http://$(HOST):$(PORT)/  (log in as demo@example.com / demo-password)"
-	INSECURE_COOKIES=1 SIGNUP_ENABLED=1 $(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - wsgi:app
+	INSECURE_COOKIES=1 SIGNUP_ENABLED=1 BIND=$(HOST):$(PORT) WEB_CONCURRENCY=2 \
+		$(BIN)/gunicorn --config gunicorn.conf.py --access-logfile - wsgi:app
 
 # Lint and types first: a suite that passes on code mypy rejects is not a pass.
 test: lint

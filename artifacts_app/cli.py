@@ -1,4 +1,4 @@
-"""Command-line tools: flask users …, tokens …, demo seed, runs import/export/reprice/backfill-artifacts/prune."""
+"""Command-line tools: flask users …, tokens …, demo seed, runs import/export/reprice/backfill-artifacts/prune/reap."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import accounts, backfill, deleting, importing, queries, recording, repricing, schemas, tokens
+from . import accounts, backfill, deleting, importing, queries, reaping, recording, repricing, schemas, tokens
 from .artifacts import exports
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs
 from .extensions import db
@@ -26,7 +26,8 @@ users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying Artifacts locally.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 runs_cli = AppGroup(
-    "runs", help="Import and export runs as JSON Lines, reprice them, bring legacy runs up to date, prune old ones.")
+    "runs", help="Import and export runs as JSON Lines, reprice them, bring legacy runs up to date, prune old ones, "
+         "fail abandoned ones.")
 IMPORT_BATCH = 500
 
 
@@ -328,6 +329,31 @@ def prune_command(age: timedelta, email: str | None, dry_run: bool, batch_size: 
     with progress("Deleting old runs", found) as advance:
         deleted = deleting.prune(before, user, batch_size=batch_size, advance=advance)
     click.echo(f"Deleted {counted(deleted, 'run')} of {whose} completed before {before:%Y-%m-%d %H:%M} UTC.")
+
+
+@runs_cli.command("reap", short_help="Mark open runs with no activity for longer than an age failed.")
+@click.option("--older-than", "age", type=Age(), required=True,
+              help="No activity (its start, or a step's end) for longer than this: 2h, 1d, 1w.")
+@click.option("--user", "email", help="Only this user's runs (default: everyone's).")
+@click.option("--dry-run", is_flag=True, help="Say how many would be marked; write nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=reaping.BATCH, show_default=True,
+              help="Runs per transaction.")
+def reap_command(age: timedelta, email: str | None, dry_run: bool, batch_size: int) -> None:
+    """Mark open runs failed whose executor has gone quiet: started, and no step ended, for longer
+    than --older-than (an executor that crashed never completes its run). Each keeps its steps and
+    is priced for them, as a failure its executor reports would be; in batches, one transaction each.
+    A run its executor is writing at that moment is left alone."""
+    user = existing_user(email) if email else None
+    before = datetime.now(timezone.utc) - age
+    scope = f"{user.email}'s" if user else "everyone's"
+    scope += f"; no activity since {before:%Y-%m-%d %H:%M} UTC"
+    found = reaping.abandoned_count(before, user)
+    if dry_run:
+        click.echo(f"Dry run: {counted(found, 'abandoned run')} would be marked failed ({scope}); nothing was written.")
+        return
+    with progress("Failing abandoned runs", found) as advance:
+        failed = reaping.reap(before, reaping.abandoned_message(age), user, batch_size=batch_size, advance=advance)
+    click.echo(f"Marked {counted(failed, 'abandoned run')} failed ({scope}).")
 
 
 def register_cli(app: Flask) -> None:
