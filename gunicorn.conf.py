@@ -6,6 +6,8 @@ wins over a value here (`--bind`, `--workers`, ...).
 
 import os
 
+from gunicorn.arbiter import Arbiter
+
 # Where to listen: BIND, e.g. "0.0.0.0:8000" or "127.0.0.1:8000,[::1]:8000". Set here because
 # gunicorn's own default listens on every interface (0.0.0.0) as soon as a PORT variable is set;
 # the app should be reachable only through the proxy in front of it unless asked otherwise.
@@ -63,3 +65,32 @@ keepalive = 5
 # path is one per user ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl), shared by every instance that
 # user runs, so a second one would take the first one's.
 control_socket_disable = True
+
+# RATELIMIT_STORAGE_URI=memory:// keeps the login-throttle counters inside each worker process, so
+# every worker would count its own failures and a guesser would get that many times the attempts.
+# Refused at start when more than one worker would run (the count after --workers and
+# WEB_CONCURRENCY, as gunicorn settles it); the same store on several hosts is the same mistake,
+# which no host can see (README: "Running on more than one host").
+PER_PROCESS_STORE = "memory://"
+
+
+def per_process_store_problem(workers: int) -> str | None:
+    """Why this worker count cannot share the configured throttle store, or None if it can."""
+    uri = os.environ.get("RATELIMIT_STORAGE_URI") or ""
+    if workers <= 1 or not uri.startswith(PER_PROCESS_STORE):
+        return None
+    return (f"RATELIMIT_STORAGE_URI={uri} counts login failures in each worker separately, so {workers} workers "
+            f"would allow {workers} times the attempts. Use a store every worker shares (redis://…, "
+            f"`pip install 'artifacts[redis]'`), leave RATELIMIT_STORAGE_URI unset to count in the database, "
+            f"or run one worker (WEB_CONCURRENCY=1).")
+
+
+def nworkers_changed(server: Arbiter, new_value: int, old_value: int | None) -> None:
+    """At start (old_value None) refuse a per-process throttle store shared by several workers; later
+    (TTIN) only say so, since gunicorn is already serving."""
+    problem = per_process_store_problem(new_value)
+    if problem is None:
+        return
+    if old_value is None:
+        raise RuntimeError(problem)  # gunicorn prints "Error: …" and exits with status 1
+    server.log.error(problem)

@@ -3,16 +3,29 @@ servers run as processes (gunicorn)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import pytest
+import requests
 from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+from artifacts_app import PROJECT_ROOT
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+GUNICORN_CONFIG = PROJECT_ROOT / "gunicorn.conf.py"
+# Settings a developer's shell may hold that would change what a started server does.
+AMBIENT_SETTINGS = ("PORT", "RATELIMIT_STORAGE_URI", "CACHE_REDIS_URL", "TRUSTED_PROXIES", "SIGNUP_ENABLED")
 
 _open_responses = threading.local()
 
@@ -96,3 +109,29 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def start_gunicorn(settings: Mapping[str, str], log: Path, flags: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """gunicorn with gunicorn.conf.py (and any command-line `flags`) serving wsgi:app from the checkout,
+    configured by `settings` on top of this environment less AMBIENT_SETTINGS, its output in `log`."""
+    env = {name: value for name, value in os.environ.items() if name not in AMBIENT_SETTINGS}
+    env.update({"PYTHONUNBUFFERED": "1", **settings})
+    with log.open("wb") as output:
+        return subprocess.Popen([str(GUNICORN), "--config", str(GUNICORN_CONFIG), *flags, "wsgi:app"], cwd=PROJECT_ROOT,
+                                env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    """Return once url/healthz answers 200; fail the test if the server exits first or takes longer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its worker still booting
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"gunicorn did not answer /healthz within {timeout} s:\n{log.read_text()}")
+        time.sleep(0.1)

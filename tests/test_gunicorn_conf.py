@@ -74,8 +74,8 @@ def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
             try:
                 if requests.get(f"{running.url}/healthz", timeout=2).status_code == 200:
                     break
-            except (requests.ConnectionError, requests.Timeout):
-                pass  # not listening yet, or its worker still importing the app on a loaded machine
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its worker still booting
+                pass
             if time.monotonic() > deadline:
                 pytest.fail(f"gunicorn did not answer /healthz within {START_TIMEOUT} s:\n{log.read_text()}")
             time.sleep(0.1)
