@@ -54,7 +54,8 @@ class TokenForm(FlaskForm):
 class RetentionForm(FlaskForm):
     """Keep runs for ever, or delete those finished more than `days` days ago (see days_kept)."""
 
-    keep = RadioField("Keep my runs", choices=[SelectChoice("forever", "For ever"), SelectChoice("days", "For a number of days")],
+    keep = RadioField("Keep my runs",
+                      choices=[SelectChoice("forever", "For ever"), SelectChoice("days", "For a number of days")],
                       validators=[InputRequired("Choose how long to keep your runs.")])
     days = StringField("Days")
 

@@ -129,7 +129,8 @@ def account_page(form: RetentionForm) -> str:
 def account() -> str:
     """How long the user's runs are kept, and the way to deleting the account."""
     kept = current_user.retention_days
-    return account_page(RetentionForm(formdata=None, data={"keep": "days" if kept else "forever", "days": str(kept or "")}))
+    shown = {"keep": "days" if kept else "forever", "days": str(kept or "")}
+    return account_page(RetentionForm(formdata=None, data=shown))
 
 
 @bp.post("/account/retention")
