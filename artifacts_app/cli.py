@@ -308,17 +308,26 @@ class Age(click.ParamType):
         return timedelta(**{self.UNITS[unit]: int(number)})
 
 
-@runs_cli.command("prune", short_help="Delete finished runs older than an age.")
-@click.option("--older-than", "age", type=Age(), required=True, help="Completed longer ago than this: 90d, 12h, 2w.")
+@runs_cli.command("prune", short_help="Delete finished runs older than an age, or than their owners keep them.")
+@click.option("--older-than", "age", type=Age(), help="Completed longer ago than this: 90d, 12h, 2w.")
+@click.option("--retention", is_flag=True,
+              help="Apply each user's own retention setting (users keeping runs for ever are skipped).")
 @click.option("--user", "email", help="Only this user's runs (default: everyone's).")
 @click.option("--dry-run", is_flag=True, help="Say how many would go; delete nothing.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=deleting.PRUNE_BATCH, show_default=True,
               help="Runs per transaction.")
-def prune_command(age: timedelta, email: str | None, dry_run: bool, batch_size: int) -> None:
-    """Delete finished runs that completed longer ago than --older-than, with everything of them
-    (as deleting one from its page does), in batches of one transaction each. Running runs are
-    kept, however old."""
+def prune_command(age: timedelta | None, retention: bool, email: str | None, dry_run: bool, batch_size: int) -> None:
+    """Delete finished runs that completed longer ago than --older-than, or (--retention) than each
+    user's retention setting on the account page says, with everything of them (as deleting one from
+    its page does), in batches of one transaction each. Running runs are kept, however old."""
+    if (age is None) == (not retention):
+        raise click.UsageError("Give exactly one of --older-than AGE (the same age for everyone) and --retention "
+                               "(each user's own setting).")
     user = existing_user(email) if email else None
+    if retention:
+        prune_by_retention(user, dry_run, batch_size)
+        return
+    assert age is not None
     before = datetime.now(timezone.utc) - age
     whose = f"{user.email}'s" if user else "everyone's"
     found = deleting.prunable(before, user)
@@ -329,6 +338,27 @@ def prune_command(age: timedelta, email: str | None, dry_run: bool, batch_size: 
     with progress("Deleting old runs", found) as advance:
         deleted = deleting.prune(before, user, batch_size=batch_size, advance=advance)
     click.echo(f"Deleted {counted(deleted, 'run')} of {whose} completed before {before:%Y-%m-%d %H:%M} UTC.")
+
+
+def prune_by_retention(user: User | None, dry_run: bool, batch_size: int) -> None:
+    """`prune --retention`: each retention setting in use, its runs counted, then deleted."""
+    scopes = deleting.retentions(datetime.now(timezone.utc), user)
+    whose = f"of {user.email}'s" if user else "of everyone's"
+    if not scopes:
+        click.echo(f"{user.email} keeps runs for ever; nothing to delete." if user
+                   else "No user has a retention setting (everyone keeps runs for ever); nothing to delete.")
+        return
+    found = {scope.days: deleting.count_where(scope.conditions) for scope in scopes}
+    settings = "; ".join(f"kept {counted(scope.days, 'day')}: {counted(scope.users, 'user')}" for scope in scopes)
+    if dry_run:
+        click.echo(f"Dry run: {counted(sum(found.values()), 'run')} {whose} past their retention ({settings}) "
+                   "would be deleted; nothing was.")
+        return
+    deleted = 0
+    with progress("Deleting runs past retention", sum(found.values())) as advance:
+        for scope in scopes:
+            deleted += deleting.prune_where(scope.conditions, batch_size=batch_size, advance=advance)
+    click.echo(f"Deleted {counted(deleted, 'run')} {whose} past their retention ({settings}).")
 
 
 @runs_cli.command("reap", short_help="Mark open runs with no activity for longer than an age failed.")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import BooleanField, EmailField, PasswordField, RadioField, StringField, ValidationError
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length
 
 from .accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from .models import MAX_RETENTION_DAYS
 from .tokens import MAX_NAME_LENGTH
 
 
@@ -47,3 +49,27 @@ class PasswordChangeForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=MAX_NAME_LENGTH)])
+
+
+class RetentionForm(FlaskForm):
+    """Keep runs for ever, or delete those finished more than `days` days ago (see days_kept)."""
+
+    keep = RadioField("Keep my runs",
+                      choices=[SelectChoice("forever", "For ever"), SelectChoice("days", "For a number of days")],
+                      validators=[InputRequired("Choose how long to keep your runs.")])
+    days = StringField("Days")
+
+    def validate_days(self, field: StringField) -> None:
+        if self.keep.data != "days":
+            return
+        text = (field.data or "").strip()
+        if len(text) > 5 or not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_RETENTION_DAYS:
+            raise ValidationError(f"Enter a whole number of days from 1 to {MAX_RETENTION_DAYS:,}.")
+
+    def days_kept(self) -> int | None:
+        """The setting to store (after validation): a number of days, or None for ever."""
+        return int(self.days.data.strip()) if self.keep.data == "days" else None
+
+
+class DeleteAccountForm(FlaskForm):
+    password = PasswordField("Your password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])

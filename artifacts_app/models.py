@@ -55,8 +55,17 @@ class ArtifactOutput(TypedDict):
     finalOutput: str
 
 
+# The longest retention the settings accept; beyond it, "for ever" (NULL) says what is meant.
+MAX_RETENTION_DAYS = 3650
+
+
 class User(UserMixin, Model):
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            f"retention_days IS NULL OR retention_days BETWEEN 1 AND {MAX_RETENTION_DAYS}", name="retention_days"
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     # Stored lower-cased (see normalize_email), so the unique constraint is case-insensitive.
@@ -64,6 +73,8 @@ class User(UserMixin, Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Finished runs older than this many days go when `flask runs prune --retention` runs; NULL keeps them.
+    retention_days: Mapped[int | None]
 
     api_tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True

@@ -85,6 +85,30 @@ def run_count(user: User) -> int:
     ).scalar_one()
 
 
+def run_ids(user: User) -> list[str]:
+    """The ids of all the user's runs, in any status (deleting their account forgets their renders)."""
+    return list(db.session.execute(select(PipelineRun.id).where(PipelineRun.user_id == user.id)).scalars())
+
+
+@dataclass(frozen=True)
+class AccountContents:
+    """What deleting an account takes with it, as its confirmation page counts it."""
+
+    runs: int
+    pipelines: int
+    tokens: int
+    active_tokens: int
+
+
+def account_contents(user: User) -> AccountContents:
+    """How many runs, pipelines and API tokens (all, and not revoked) the user has."""
+    tokens = tokens_for_user(user)
+    pipelines = db.session.execute(
+        select(func.count()).select_from(Pipeline).where(Pipeline.user_id == user.id)).scalar_one()
+    return AccountContents(runs=run_count(user), pipelines=pipelines, tokens=len(tokens),
+                           active_tokens=sum(1 for token in tokens if token.revoked_at is None))
+
+
 def token_by_hash(token_hash: str) -> ApiToken | None:
     """The API token with this hash (how a bearer token finds its user)."""
     return db.session.execute(

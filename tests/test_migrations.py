@@ -35,7 +35,7 @@ APP_TABLES = TABLES_0001 | {"login_failures", "idempotency_keys", "run_facets", 
 SQLITE_SEARCH_TABLES = {"run_search_parts", "run_search"} | {
     f"run_search_{shadow}" for shadow in ("data", "idx", "docsize", "config")
 }
-HEAD = "0009"  # the newest revision; bump it with each new migration
+HEAD = "0010"  # the newest revision; bump it with each new migration
 # The columns 0002 adds to pipeline_runs; all nullable, so 0001 rows stay valid.
 ARTIFACT_COLUMNS = ("artifact_data", "model", "input_tokens", "output_tokens", "cost", "cost_source")
 # The columns pipeline_runs had at 0001.
@@ -296,8 +296,9 @@ def test_legacy_rows_survive_upgrade(migration_app: Flask) -> None:
     migrate_to("head")
 
     assert alembic_versions() == [HEAD]
-    # Byte for byte what the driver returned before (SQLite's table copy included).
-    assert raw_rows("users") == users_before
+    # Byte for byte what the driver returned before (SQLite's table copy included); 0010 adds the
+    # retention setting, NULL (for ever).
+    assert raw_rows("users") == [{**user, "retention_days": None} for user in users_before]
     assert raw_rows("pipelines") == pipelines_before
     assert raw_rows("pipeline_runs", LEGACY_RUN_COLUMNS) == runs_before
     # And the values the legacy app wrote, read back with the app's types.

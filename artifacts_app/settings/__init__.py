@@ -1,4 +1,4 @@
-"""The account's settings: API tokens and the password."""
+"""The account's settings: API tokens, the password, how long runs are kept, deleting the account."""
 
 from flask import Blueprint
 

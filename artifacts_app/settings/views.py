@@ -1,4 +1,5 @@
-"""Account settings: the user's API tokens (created and revoked here) and their password.
+"""Account settings: the user's API tokens (created and revoked here), their password, how long
+their runs are kept, and deleting the account.
 
 Creating a token and changing the password need a fresh login: a session restored from the
 remember-me cookie alone is sent to /reauthenticate first.
@@ -7,15 +8,15 @@ remember-me cookie alone is sent to /reauthenticate first.
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, fresh_login_required, login_fresh, login_required, login_user
+from flask_login import current_user, fresh_login_required, login_fresh, login_required, login_user, logout_user
 
 # Views answer with flask.redirect, whose type is the base class.
 from werkzeug.wrappers import Response
 
-from .. import accounts, passwords, queries, throttle, tokens
+from .. import accounts, deleting, passwords, queries, throttle, tokens
 from ..extensions import db
-from ..forms import PasswordChangeForm, TokenForm
-from ..models import ApiToken
+from ..forms import DeleteAccountForm, PasswordChangeForm, RetentionForm, TokenForm
+from ..models import MAX_RETENTION_DAYS, ApiToken
 from . import bp
 
 # The clear text of a token just created, kept for exactly the one GET after the redirect.
@@ -117,3 +118,67 @@ def change_password() -> Response | str | tuple[str, int]:
         flash(f"Password changed. Your other sessions have ended and {revoked} API "
               f"token{'s' if revoked != 1 else ''} {'were' if revoked != 1 else 'was'} revoked.")
     return redirect(url_for("settings.change_password"), 303)
+
+
+def account_page(form: RetentionForm) -> str:
+    return render_template("settings/account.html", form=form, kept=current_user.retention_days,
+                           max_days=MAX_RETENTION_DAYS)
+
+
+@bp.get("/account")
+def account() -> str:
+    """How long the user's runs are kept, and the way to deleting the account."""
+    kept = current_user.retention_days
+    shown = {"keep": "days" if kept else "forever", "days": str(kept or "")}
+    return account_page(RetentionForm(formdata=None, data=shown))
+
+
+@bp.post("/account/retention")
+def set_retention() -> Response | tuple[str, int]:
+    """Store the retention setting; bad input is a 400 with the field's error and stores nothing."""
+    form = RetentionForm()
+    if not form.validate_on_submit():
+        return account_page(form), 400
+    user = current_user._get_current_object()
+    user.retention_days = form.days_kept()
+    db.session.commit()
+    flash("Your runs are kept for ever." if user.retention_days is None else
+          f"Runs finished more than {user.retention_days:,} day{'s' if user.retention_days != 1 else ''} ago "
+          "will be deleted when retention is applied.")
+    return redirect(url_for("settings.account"), 303)
+
+
+def delete_page(form: DeleteAccountForm) -> str:
+    return render_template("settings/delete_account.html", form=form,
+                           contents=queries.account_contents(current_user))
+
+
+@bp.get("/account/delete")
+def confirm_delete_account() -> str:
+    """Ask for the password, saying what goes: the runs, pipelines and API tokens."""
+    return delete_page(DeleteAccountForm(formdata=None))
+
+
+@bp.post("/account/delete")
+def delete_account() -> Response | tuple[str, int]:
+    """Delete the account and everything of it, then sign out; a wrong password deletes nothing.
+
+    Every other session of the user ends with it: a session names a user that no longer exists."""
+    form = DeleteAccountForm()
+    if not form.validate_on_submit():
+        return delete_page(form), 422
+    verdict = passwords.check_own_password(form.password.data)
+    db.session.commit()
+    if isinstance(verdict, throttle.Refusal):
+        return passwords.too_many_attempts(verdict)
+    if not verdict:
+        form.password.errors = [*form.password.errors, f"{passwords.PASSWORD_WRONG} Nothing was deleted."]
+        return delete_page(form), 422
+    user = current_user._get_current_object()
+    email = user.email
+    deleting.delete_account(user)
+    db.session.commit()
+    session.clear()
+    logout_user()
+    flash(f"The account {email} and everything in it were deleted.")
+    return redirect(url_for("auth.login"), 303)
