@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg
 from flask import Flask, Response, current_app, g, jsonify, make_response, request
 from flask_wtf.csrf import CSRFError
@@ -77,10 +79,8 @@ def database_unavailable_response(error: Exception) -> Response:
     """The 503 for a database that cannot be reached, built without touching the database again."""
     original = getattr(error, "orig", error)
     current_app.logger.warning("Database unavailable during %s %s: %s", request.method, request.path, original)
-    try:
+    with contextlib.suppress(exc.SQLAlchemyError):
         db.session.rollback()  # hand back whatever connection the request held
-    except exc.SQLAlchemyError:
-        pass
     # The page's header reads current_user, which would ask the database for the user again (and an
     # already loaded one was expired by the rollback): this page is drawn as for a visitor.
     g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]

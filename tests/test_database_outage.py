@@ -10,6 +10,7 @@ alone: what is measured is the app's default timeouts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -23,18 +24,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import requests
 import sqlalchemy as sa
 
-from artifacts_app import PROJECT_ROOT, recording, tokens
+from artifacts_app import PROJECT_ROOT, config, recording, tokens
 from artifacts_app.extensions import db
 from artifacts_app.models import User
 from tests import databases
-from tests.conftest import dispose, make_app, migrate
+from tests.conftest import dispose, make_app, migrate, truncate_all
 from tests.factories import PASSWORD, make_run, make_user
-from tests.http_helpers import csrf_from
+from tests.http_helpers import IsolatedClient, csrf_from, log_in
 from tests.servers import free_port, stop
 
 pytestmark = pytest.mark.postgres_only
@@ -131,14 +133,10 @@ def cluster() -> Iterator[Cluster]:
         server.start()
         yield server
     finally:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(server.postmaster_pid(), signal.SIGCONT)  # a frozen server cannot stop
-        except (OSError, ValueError):
-            pass
-        try:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             server.stop("immediate")
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -212,7 +210,10 @@ def signed_in(site: Site) -> requests.Session:
     return browser
 
 
-def timed(call: Callable[[], requests.Response]) -> tuple[requests.Response, float]:
+Answer = TypeVar("Answer")
+
+
+def timed(call: Callable[[], Answer]) -> tuple[Answer, float]:
     started = time.monotonic()
     response = call()
     return response, time.monotonic() - started
@@ -326,7 +327,7 @@ def test_stopped_or_hung_database_answers_503_fast_and_the_app_comes_back(
     attempt, seconds = timed(lambda: visitor.post(f"{site.url}/login", timeout=30, allow_redirects=False, data={
         "csrf_token": csrf_from(form.text), "email": EMAIL, "password": PASSWORD}))
     assert attempt.status_code == 503 and seconds < LIMIT_SECONDS, (attempt.status_code, seconds)
-    assert "The database is unavailable" in attempt.text and "Try again" not in attempt.text  # not a GET to repeat
+    assert "The database is unavailable" in attempt.text and ">Try again</a>" not in attempt.text  # no GET to repeat
     started = time.monotonic()
     cluster.start()
     ready = time.monotonic() - started
@@ -394,3 +395,41 @@ def test_a_database_lost_in_the_middle_of_a_download_cuts_it_detectably(
     finally:
         cluster.start()
     assert requests.get(f"{site.url}/healthz", timeout=10).status_code == 200
+
+
+def test_a_statement_past_the_statement_timeout_answers_503_saying_it_was_slow(
+    engine_name: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DATABASE_STATEMENT_TIMEOUT reaches every session; a query stuck behind a lock is cancelled by
+    PostgreSQL at that point and the person is told to retry, not left waiting for the worker's timeout."""
+    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT", "1")
+    app = make_app(database_url, tmp_path, SQLALCHEMY_ENGINE_OPTIONS=config.engine_options(database_url))
+    app.test_client_class = IsolatedClient
+    locker = sa.create_engine(database_url)
+    with app.app_context():
+        try:
+            user = make_user(EMAIL)
+            _, clear = tokens.create_token(user, "executor")
+            db.session.commit()
+            client = app.test_client()
+            log_in(client, EMAIL)
+            assert db.session.execute(sa.text("SHOW statement_timeout")).scalar_one() == "1s"
+            db.session.rollback()
+            with locker.connect() as holder:
+                holder.execute(sa.text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))  # till the block ends
+                page, page_seconds = timed(lambda: client.get("/artifacts"))
+                api, api_seconds = timed(lambda: client.get(
+                    "/api/v1/runs", headers={"Authorization": f"Bearer {clear}"}))
+                holder.rollback()
+            for response, seconds in ((page, page_seconds), (api, api_seconds)):
+                assert response.status_code == 503 and 1 <= seconds < 3, (response.status_code, seconds)
+                assert response.headers["Retry-After"] == "5"
+            assert "The database took too long to answer. Try again in a moment." in page.get_data(as_text=True)
+            assert api.json == {"error": "service_unavailable",
+                                "message": "The database took too long to answer. Try again in a moment."}
+            assert client.get("/artifacts").status_code == 200  # the lock gone, the same session is served
+        finally:
+            locker.dispose()
+            dispose(app)
+            truncate_all(app)
+            dispose(app)
