@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 
-import psycopg
 from flask import Flask, Response, current_app, g, jsonify, make_response, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc
@@ -29,9 +28,10 @@ MESSAGES = {
 # A failure to reach or hear from the database: refused, hung past the connect timeout, dropped
 # mid-request, no pooled connection free within the pool timeout, a statement past its timeout.
 # Answered 503 and retried later; every other database error (a constraint, a bug) stays a 500.
-DATABASE_UNAVAILABLE = (
-    exc.OperationalError, exc.InterfaceError, exc.TimeoutError, psycopg.OperationalError, psycopg.InterfaceError,
-)
+# SQLAlchemy wraps the driver's own errors (psycopg.OperationalError, ...) in these, so importing
+# psycopg here is not needed (and would cost a SQLite deployment its import at start-up).
+DATABASE_UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled, here by statement_timeout
 # How long a client is asked to wait before retrying; a restart of PostgreSQL takes about this long.
 RETRY_AFTER_SECONDS = 5
 SLOW_STATEMENT_MESSAGE = "The database took too long to answer. Try again in a moment."
@@ -84,7 +84,7 @@ def database_unavailable_response(error: Exception) -> Response:
     # The page's header reads current_user, which would ask the database for the user again (and an
     # already loaded one was expired by the rollback): this page is drawn as for a visitor.
     g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
-    message = SLOW_STATEMENT_MESSAGE if isinstance(original, psycopg.errors.QueryCanceled) else MESSAGES[503]
+    message = SLOW_STATEMENT_MESSAGE if getattr(original, "sqlstate", None) == QUERY_CANCELED else MESSAGES[503]
     if wants_json():
         response = error_response(503, message)
     else:

@@ -433,3 +433,34 @@ def test_a_statement_past_the_statement_timeout_answers_503_saying_it_was_slow(
             dispose(app)
             truncate_all(app)
             dispose(app)
+
+
+def test_no_free_pooled_connection_answers_503_after_the_pool_timeout(
+    engine_name: str, database_url: str, tmp_path: Path
+) -> None:
+    """Every pooled connection busy (a threaded worker under load, or stuck on a hung server): the next
+    request waits DATABASE_POOL_TIMEOUT, not SQLAlchemy's 30 s, then says to retry."""
+    app = make_app(database_url, tmp_path, SQLALCHEMY_ENGINE_OPTIONS=config.engine_options(database_url))
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        held: list[sa.Connection] = []
+        try:
+            make_user(EMAIL)
+            client = app.test_client()
+            log_in(client, EMAIL)
+            db.session.remove()
+            pool = db.engine.pool
+            while len(held) < pool.size() + pool._max_overflow:  # type: ignore[attr-defined]
+                held.append(db.engine.connect())
+            response, seconds = timed(lambda: client.get("/artifacts", headers={"HX-Request": "true"}))
+            assert response.status_code == 503 and 1 <= seconds < 2, (response.status_code, seconds)
+            assert response.headers["Retry-After"] == "5"
+            assert "The database is unavailable at the moment" in response.get_data(as_text=True)
+            held.pop().close()
+            assert client.get("/artifacts").status_code == 200
+        finally:
+            for connection in held:
+                connection.close()
+            dispose(app)
+            truncate_all(app)
+            dispose(app)
