@@ -373,6 +373,7 @@ def test_a_database_lost_in_the_middle_of_a_download_cuts_it_detectably(
         run_id = run.id
         dispose(app)
     cookie = "; ".join(f"{name}={value}" for name, value in signed_in(site).cookies.items())
+    log_start = site.log.stat().st_size
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
@@ -392,6 +393,7 @@ def test_a_database_lost_in_the_middle_of_a_download_cuts_it_detectably(
         assert len(body) < steps * STEP_CHARS  # cut short ...
         assert not body.endswith(b"0\r\n\r\n")  # ... without the last chunk: any HTTP client reports it
         assert requests.get(f"{site.url}/healthz", timeout=10).status_code == 503  # the worker still answers
+        assert "OperationalError" in site.log.read_text()[log_start:]  # cut by the lost database, and logged
     finally:
         cluster.start()
     assert requests.get(f"{site.url}/healthz", timeout=10).status_code == 200
