@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+
 from .limits import LIMITS
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -45,6 +47,39 @@ def database_url(raw: str | None, instance_path: Path) -> str:
         if raw.startswith(prefix):
             return "postgresql+psycopg://" + raw[len(prefix):]
     return raw
+
+
+# Defaults that answer a dead or hung database within 5 s: a request waits at most POOL for a free
+# pooled connection, then at most CONNECT for a new one (libpq's minimum is 2 s). STATEMENT stays
+# below gunicorn's 60 s worker timeout, so a runaway query ends in a 503, not a killed worker.
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 3
+DEFAULT_POOL_TIMEOUT_SECONDS = 1
+DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options for `url`: every pooled connection pinged before use (a restarted server
+    leaves dead ones), and on PostgreSQL the connect, pool and statement timeouts from the environment
+    (DATABASE_CONNECT_TIMEOUT, DATABASE_POOL_TIMEOUT, DATABASE_STATEMENT_TIMEOUT, in seconds; a
+    statement timeout of 0 means none). SQLite keeps its own waits (extensions.SQLITE_BUSY_TIMEOUT_MS)."""
+    # Read whatever the database, so a bad value stops start-up on SQLite too.
+    connect_seconds = env_int("DATABASE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT_SECONDS, minimum=2)
+    pool_seconds = env_int("DATABASE_POOL_TIMEOUT", DEFAULT_POOL_TIMEOUT_SECONDS)
+    statement_seconds = env_int("DATABASE_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT_SECONDS, minimum=0)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return options
+    # What DATABASE_URL itself says is the more specific choice and wins.
+    given = parsed.query.get("options", "")
+    server_options = " ".join(given) if isinstance(given, tuple) else given
+    if "statement_timeout" not in server_options:
+        # A startup parameter of the session: no extra statement per request or transaction.
+        server_options = f"{server_options} -c statement_timeout={statement_seconds * 1000}".strip()
+    connect_args: dict[str, Any] = {"options": server_options}
+    if "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = connect_seconds
+    return {**options, "pool_timeout": pool_seconds, "connect_args": connect_args}
 
 
 def secret_key(instance_path: Path) -> str:
@@ -102,10 +137,11 @@ def trusted_hosts(raw: str | None, base_url: str | None) -> list[str]:
 
 def load_settings(instance_path: Path) -> dict[str, Any]:
     """Every setting the app reads, from the environment, with its default."""
+    url = database_url(os.environ.get("DATABASE_URL"), instance_path)
     return {
         "SECRET_KEY": secret_key(instance_path),
-        "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL"), instance_path),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
         "PRICES_FILE": os.environ.get("PRICES_FILE") or None,
         "SIGNUP_ENABLED": env_flag("SIGNUP_ENABLED", default=False),
         "RENDER_LIMIT_BYTES": env_int("RENDER_LIMIT_BYTES", 64 * 1024),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, jsonify, make_response, request
+import contextlib
+
+from flask import Flask, Response, current_app, g, jsonify, make_response, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc
 from werkzeug.exceptions import HTTPException
 
+from .extensions import db
 from .htmx import is_htmx, render_page_or_block
 
 MESSAGES = {
@@ -18,7 +22,19 @@ MESSAGES = {
     422: "The request could not be processed.",
     429: "Too many requests. Wait a little and try again.",
     500: "Something went wrong on our side. Try again in a moment.",
+    503: "The database is unavailable at the moment. Try again in a few seconds.",
 }
+
+# A failure to reach or hear from the database: refused, hung past the connect timeout, dropped
+# mid-request, no pooled connection free within the pool timeout, a statement past its timeout.
+# Answered 503 and retried later; every other database error (a constraint, a bug) stays a 500.
+# SQLAlchemy wraps the driver's own errors (psycopg.OperationalError, ...) in these, so importing
+# psycopg here is not needed (and would cost a SQLite deployment its import at start-up).
+DATABASE_UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled, here by statement_timeout
+# How long a client is asked to wait before retrying; a restart of PostgreSQL takes about this long.
+RETRY_AFTER_SECONDS = 5
+SLOW_STATEMENT_MESSAGE = "The database took too long to answer. Try again in a moment."
 
 
 # What an error page is headed and titled by: said plainly, the number beside it.
@@ -48,7 +64,36 @@ HTTP_NAMES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
     422: "unprocessable_entity", 429: "too_many_requests", 500: "internal_server_error",
+    503: "service_unavailable",
 }
+
+
+def retry_url() -> str | None:
+    """Where a "Try again" link on an error page leads: the page itself, for a GET of a local path."""
+    if request.method != "GET" or request.path.startswith("//"):
+        return None
+    return request.full_path.rstrip("?")
+
+
+def database_unavailable_response(error: Exception) -> Response:
+    """The 503 for a database that cannot be reached, built without touching the database again."""
+    original = getattr(error, "orig", error)
+    current_app.logger.warning("Database unavailable during %s %s: %s", request.method, request.path, original)
+    with contextlib.suppress(exc.SQLAlchemyError):
+        db.session.rollback()  # hand back whatever connection the request held
+    # The page's header reads current_user, which would ask the database for the user again (and an
+    # already loaded one was expired by the rollback): this page is drawn as for a visitor.
+    g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+    message = SLOW_STATEMENT_MESSAGE if getattr(original, "sqlstate", None) == QUERY_CANCELED else MESSAGES[503]
+    if wants_json():
+        response = error_response(503, message)
+    else:
+        response = render_page_or_block(
+            "errors/error.html", "error_content", status=503, status_code=503, message=message,
+            title=TITLES[503], fragment=is_htmx(), retry_url=retry_url(),
+        )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -71,6 +116,9 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return response
+
+    for error_class in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error_class, database_unavailable_response)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Response:

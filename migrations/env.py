@@ -101,6 +101,11 @@ def run_migrations_online():
             # refers to a run (idempotency keys, search entries). Off for the migration, checked after.
             connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
             connection.commit()  # end the autobegun transaction, so the migration's own commits
+        postgresql = connection.dialect.name == "postgresql"
+        if postgresql:
+            # DATABASE_STATEMENT_TIMEOUT bounds a request's statements; a migration may copy every run.
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -114,6 +119,10 @@ def run_migrations_online():
                 if broken:
                     raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
         finally:
+            if postgresql:
+                connection.rollback()
+                connection.exec_driver_sql("RESET statement_timeout")  # back to the app's, for the pool
+                connection.commit()
             if sqlite:
                 connection.rollback()
                 connection.exec_driver_sql("PRAGMA foreign_keys = ON")

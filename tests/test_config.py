@@ -31,6 +31,9 @@ SETTING_VARIABLES = (
     "CACHE_REDIS_URL",
     "PUBLIC_BASE_URL",
     "TRUSTED_HOSTS",
+    "DATABASE_CONNECT_TIMEOUT",
+    "DATABASE_POOL_TIMEOUT",
+    "DATABASE_STATEMENT_TIMEOUT",
 )
 
 
@@ -199,13 +202,59 @@ def test_env_int_refuses_a_value_below_the_minimum(monkeypatch: pytest.MonkeyPat
     assert config.env_int("ARTIFACTS_TEST_INT", 7, minimum=-1) == -1
 
 
-@pytest.mark.parametrize("name", ["RENDER_LIMIT_BYTES", "MAX_CONTENT_LENGTH", "TRUSTED_PROXIES"])
+@pytest.mark.parametrize("name", ["RENDER_LIMIT_BYTES", "MAX_CONTENT_LENGTH", "TRUSTED_PROXIES",
+                                  "DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT"])
 def test_a_bad_integer_setting_stops_start_up(name: str, clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     clean_env.setenv(name, "lots")
     with pytest.raises(RuntimeError, match=name):
         config.load_settings(tmp_path)
     with pytest.raises(RuntimeError, match=name):
         create_app(sqlite_config(tmp_path))
+
+
+# ---------------------------------------------------------------- engine_options
+
+
+def test_engine_options_on_postgresql_default_to_timeouts_that_answer_within_5_seconds(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    options = config.engine_options("postgresql+psycopg://u:p@h/db")
+    assert options == {
+        "pool_pre_ping": True,
+        "pool_timeout": 1,
+        "connect_args": {"connect_timeout": 3, "options": "-c statement_timeout=30000"},
+    }
+    assert options["pool_timeout"] + options["connect_args"]["connect_timeout"] < 5
+
+
+def test_engine_options_read_the_environment(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("DATABASE_CONNECT_TIMEOUT", "10")
+    clean_env.setenv("DATABASE_POOL_TIMEOUT", "4")
+    clean_env.setenv("DATABASE_STATEMENT_TIMEOUT", "0")
+    options = config.engine_options("postgresql+psycopg://u:p@h/db")
+    assert options["pool_timeout"] == 4
+    assert options["connect_args"] == {"connect_timeout": 10, "options": "-c statement_timeout=0"}
+
+
+def test_engine_options_keep_what_database_url_itself_says(clean_env: pytest.MonkeyPatch) -> None:
+    args = config.engine_options(
+        "postgresql+psycopg://u:p@h/db?connect_timeout=7&options=-c%20search_path%3Dapp")["connect_args"]
+    # Left out, so the URL's own connect_timeout stands; its options are kept and extended.
+    assert args == {"options": "-c search_path=app -c statement_timeout=30000"}
+    given = config.engine_options("postgresql+psycopg://u:p@h/db?options=-c%20statement_timeout%3D5s")
+    assert given["connect_args"]["options"] == "-c statement_timeout=5s"
+
+
+def test_engine_options_leave_sqlite_as_it_was(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clean_env.setenv("DATABASE_STATEMENT_TIMEOUT", "5")
+    assert config.engine_options(f"sqlite:///{tmp_path / 'app.db'}") == {"pool_pre_ping": True}
+    assert config.load_settings(tmp_path)["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_pre_ping": True}
+
+
+def test_a_connect_timeout_below_libpqs_minimum_stops_start_up(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clean_env.setenv("DATABASE_CONNECT_TIMEOUT", "1")  # libpq would silently make it 2
+    with pytest.raises(RuntimeError, match="DATABASE_CONNECT_TIMEOUT must be at least 2"):
+        config.load_settings(tmp_path)
 
 
 # ---------------------------------------------------------------- load_settings
@@ -237,6 +286,7 @@ def test_load_settings_reads_the_environment(clean_env: pytest.MonkeyPatch, tmp_
     settings = config.load_settings(tmp_path)
 
     assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@h/db"
+    assert settings["SQLALCHEMY_ENGINE_OPTIONS"] == config.engine_options("postgresql+psycopg://u:p@h/db")
     assert settings["SIGNUP_ENABLED"] is True
     assert settings["RENDER_LIMIT_BYTES"] == 1024
     assert settings["MAX_CONTENT_LENGTH"] == 2048

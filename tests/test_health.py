@@ -26,5 +26,7 @@ def test_healthz_is_503_when_the_database_does_not_answer(tmp_path: Path) -> Non
     )
     response = broken.test_client().get("/healthz")
     assert response.status_code == 503
-    assert response.json["database"] == "unavailable"
-    assert response.json["status"] == "degraded"
+    assert response.json["database"] == "down"
+    assert response.json["status"] == "unavailable"
+    assert "database is down" in response.json["message"]
+    assert response.headers["Retry-After"] == "5"
