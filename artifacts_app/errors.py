@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .htmx import is_htmx, render_page_or_block
+from .throttle import UNAVAILABLE_RETRY_SECONDS, ThrottleUnavailable
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -48,6 +49,7 @@ HTTP_NAMES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
     422: "unprocessable_entity", 429: "too_many_requests", 500: "internal_server_error",
+    503: "service_unavailable",
 }
 
 
@@ -70,6 +72,15 @@ def register_error_handlers(app: Flask) -> None:
         response = error_response(status, message)
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(ThrottleUnavailable)
+    def throttle_unavailable(error: ThrottleUnavailable) -> Response:
+        # Fails closed (see throttle.py); the page needs nothing from the store that failed.
+        app.logger.warning("%s refused: the login throttle's store did not answer (%s)", error.what, error.__cause__)
+        response = error_response(503, f"{error.what} is unavailable for a moment: the service that counts "
+                                       "failed attempts is not answering. Nothing was changed. Try again shortly.")
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
         return response
 
     @app.errorhandler(Exception)
