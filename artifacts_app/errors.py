@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from .extensions import db
 from .htmx import is_htmx, render_page_or_block
+from .throttle import UNAVAILABLE_RETRY_SECONDS, ThrottleUnavailable
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -119,6 +120,15 @@ def register_error_handlers(app: Flask) -> None:
 
     for error_class in DATABASE_UNAVAILABLE:
         app.register_error_handler(error_class, database_unavailable_response)
+
+    @app.errorhandler(ThrottleUnavailable)
+    def throttle_unavailable(error: ThrottleUnavailable) -> Response:
+        # Fails closed (see throttle.py); the page needs nothing from the store that failed.
+        app.logger.warning("%s refused: the login throttle's store did not answer (%s)", error.what, error.__cause__)
+        response = error_response(503, f"{error.what} is unavailable for a moment: the service that counts "
+                                       "failed attempts is not answering. Nothing was changed. Try again shortly.")
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
+        return response
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Response:

@@ -35,14 +35,18 @@ def check_own_password(password: str) -> throttle.Refusal | bool:
 
     A refusal is returned instead when the pair, address or account has failed too often; a wrong
     password counts as a failed login; a right one clears the pair's count. The caller commits.
+    Raises ThrottleUnavailable (a 503) when the throttle's store does not answer.
     """
     guard = login_guard()
     attempt = throttle.Attempt(current_user.email, request.remote_addr)
-    refusal = guard.refusal(attempt)
-    if refusal is not None:
-        return refusal
-    if len(password) > accounts.MAX_PASSWORD_LENGTH or not accounts.password_matches(current_user, password):
-        guard.record_failure(attempt)
-        return False
-    guard.record_success(attempt)
+    try:
+        refusal = guard.refusal(attempt)
+        if refusal is not None:
+            return refusal
+        if len(password) > accounts.MAX_PASSWORD_LENGTH or not accounts.password_matches(current_user, password):
+            guard.record_failure(attempt)
+            return False
+        guard.record_success(attempt)
+    except throttle.ThrottleUnavailable as error:
+        raise throttle.ThrottleUnavailable("Checking your password") from error.__cause__
     return True

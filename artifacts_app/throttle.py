@@ -16,18 +16,27 @@ guesser's budget, and clearing the address's would let one real login launder a 
 The counts must be shared by every gunicorn worker and host, so they live in the database by
 default (rows in login_failures, keyed "<rule>:<…>"), or in any store the `limits` library speaks
 (Redis, Memcached) via RATELIMIT_STORAGE_URI. Emails are only ever stored hashed.
+
+A store that is down or stalls fails closed: ThrottleUnavailable, which the app answers with a 503
+(errors.py). Failing open would hand a guesser unlimited tries for as long as the store is away
+(and an outage is something a guesser can wait for, or cause); refusing password checks for that
+long is visible and ends by itself, and nothing else in the app needs the store.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import limits
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import delete, or_, select
@@ -55,6 +64,13 @@ LOGIN_RULES = (PAIR_RULE, ADDRESS_RULE, ACCOUNT_RULE)
 # The limits store counts account failures past the slowdown threshold too (a moving window that
 # stopped counting at 10 would forget the slowdown 15 minutes after the first burst).
 ACCOUNT_COUNT_CAPACITY = 1000
+# A stalled Redis must answer a login within about a second (redis-py waits forever by default);
+# a timeout in the URI's query (?socket_timeout=…) still wins, redis-py lets the URI override these.
+STORE_TIMEOUT_SECONDS = 1.0
+REDIS_SCHEMES = ("redis", "rediss", "valkey", "valkeys")  # with +unix, +sentinel, +cluster
+UNAVAILABLE_RETRY_SECONDS = 30  # the Retry-After of the 503 while the store is away
+
+logger = logging.getLogger(__name__)
 
 
 def _digest(text: str) -> str:
@@ -118,6 +134,14 @@ def _longest(refusals: Iterable[Refusal | None]) -> Refusal | None:
     return max(found, key=lambda refusal: refusal.until) if found else None
 
 
+class ThrottleUnavailable(Exception):
+    """The throttle's store did not answer, so `what` (a sign-in, a sign-up) cannot be judged now."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}: the login throttle's store did not answer")
+        self.what = what
+
+
 class LoginThrottle(Protocol):
     def refusal(self, attempt: Attempt) -> Refusal | None:
         """Why this login attempt may not be judged now, or None if it may."""
@@ -133,6 +157,9 @@ class LoginThrottle(Protocol):
 
     def record_signup(self, address: str | None) -> None:
         """Count one sign-up attempt from the address."""
+
+    def forget_account(self, email: str) -> None:
+        """Drop what the store keeps under the email's own keys (a deleted account); never raises."""
 
 
 def wall_until(times: list[datetime], rule: Rule, now: datetime) -> datetime | None:
@@ -211,6 +238,26 @@ class DatabaseThrottle:
     def record_signup(self, address: str | None) -> None:
         self._record([(signup_key(address), SIGNUP_RULE)])
 
+    def forget_account(self, email: str) -> None:
+        """Nothing more: deleting.delete_account deletes the email's rows in its own transaction."""
+
+
+def store_options(storage_uri: str) -> dict[str, float | str | bool]:
+    """Options for the `limits` store: its errors wrapped in StorageError, and socket timeouts for Redis."""
+    options: dict[str, float | str | bool] = {"wrap_exceptions": True}
+    if urlsplit(storage_uri).scheme.split("+")[0] in REDIS_SCHEMES:
+        options |= {"socket_timeout": STORE_TIMEOUT_SECONDS, "socket_connect_timeout": STORE_TIMEOUT_SECONDS}
+    return options
+
+
+@contextmanager
+def _judging(what: str) -> Iterator[None]:
+    """Turn the store's failure into ThrottleUnavailable(what)."""
+    try:
+        yield
+    except StorageError as error:
+        raise ThrottleUnavailable(what) from error
+
 
 def _item(amount: int, window: timedelta) -> limits.RateLimitItem:
     return limits.RateLimitItemPerSecond(amount, int(window.total_seconds()))
@@ -225,7 +272,7 @@ class LimitsThrottle:
     NAMESPACE = "login"
 
     def __init__(self, storage_uri: str, now: Callable[[], datetime] = utcnow) -> None:
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri, **store_options(storage_uri)))
         self.now = now
         self.items = {
             PAIR_RULE: _item(PAIR_RULE.limit, PAIR_RULE.window),
@@ -247,6 +294,10 @@ class LimitsThrottle:
         return _refusal(max(self._at(reset), now), now, slowdown=True)
 
     def refusal(self, attempt: Attempt) -> Refusal | None:
+        with _judging("Sign-in"):
+            return self._refusal(attempt)
+
+    def _refusal(self, attempt: Attempt) -> Refusal | None:
         now = self.now()
         wall = _longest(self._wall(rule, attempt.key(rule), now) for rule in (PAIR_RULE, ADDRESS_RULE))
         if wall is not None:
@@ -262,20 +313,37 @@ class LimitsThrottle:
             return self._gap_refusal(gap_key, now)
         return None
 
+    # A failure to record a failure (or a success) is answered like one to judge: the same 503
+    # either way, so the answer never tells a guesser whether the password was right.
     def record_failure(self, attempt: Attempt) -> None:
-        for rule in LOGIN_RULES:
-            self.limiter.hit(self.items[rule], self.NAMESPACE, attempt.key(rule))
-        # Each failure also starts a gap, as in the database: the attempt after the tenth waits.
-        self.limiter.hit(self.gap, self.NAMESPACE, "gap:" + attempt.key(ACCOUNT_RULE))
+        with _judging("Sign-in"):
+            for rule in LOGIN_RULES:
+                self.limiter.hit(self.items[rule], self.NAMESPACE, attempt.key(rule))
+            # Each failure also starts a gap, as in the database: the attempt after the tenth waits.
+            self.limiter.hit(self.gap, self.NAMESPACE, "gap:" + attempt.key(ACCOUNT_RULE))
 
     def record_success(self, attempt: Attempt) -> None:
-        self.limiter.clear(self.items[PAIR_RULE], self.NAMESPACE, attempt.key(PAIR_RULE))
+        with _judging("Sign-in"):
+            self.limiter.clear(self.items[PAIR_RULE], self.NAMESPACE, attempt.key(PAIR_RULE))
 
     def signup_refusal(self, address: str | None) -> Refusal | None:
-        return self._wall(SIGNUP_RULE, signup_key(address), self.now())
+        with _judging("Sign-up"):
+            return self._wall(SIGNUP_RULE, signup_key(address), self.now())
 
     def record_signup(self, address: str | None) -> None:
-        self.limiter.hit(self.items[SIGNUP_RULE], self.NAMESPACE, signup_key(address))
+        with _judging("Sign-up"):
+            self.limiter.hit(self.items[SIGNUP_RULE], self.NAMESPACE, signup_key(address))
+
+    def forget_account(self, email: str) -> None:
+        """Clear the account rule's count and its gap. The (email, address) pairs are hashed whole
+        and cannot be found without the addresses; they expire with their window (15 minutes)."""
+        account = email_key(email)
+        try:
+            self.limiter.clear(self.items[ACCOUNT_RULE], self.NAMESPACE, account)
+            self.limiter.clear(self.gap, self.NAMESPACE, "gap:" + account)
+        except StorageError:
+            logger.warning("the login throttle's store did not answer; a deleted account's counts expire "
+                           "within %s", ACCOUNT_RULE.window, exc_info=True)
 
 
 def make_throttle(storage_uri: str | None) -> LoginThrottle:

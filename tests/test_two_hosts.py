@@ -4,9 +4,7 @@ cache) behave as one site. Each test starts its own redis-server and both server
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,9 +21,9 @@ from sqlalchemy import func, select
 from artifacts_app import recording
 from artifacts_app.extensions import db
 from artifacts_app.models import LoginFailure
-from tests.databases import in_ci
 from tests.factories import LOGIN_FAILED_MESSAGE, PASSWORD, make_user
 from tests.http_helpers import csrf_from
+from tests.redis_servers import running_redis
 from tests.servers import free_port, start_gunicorn, stop, wait_until_healthy
 
 pytestmark = pytest.mark.postgres_only
@@ -40,36 +38,8 @@ MARKDOWN = "## Findings\n\nThe **pangolin** count rose:\n\n- north: 12\n- south:
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A redis-server of this test's own on a free port, keeping nothing on disk."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        if in_ci():
-            pytest.fail("redis-server must be installed when CI=true (.ci/run installs it)")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    folder = tmp_path / "redis"
-    folder.mkdir()
-    process = subprocess.Popen(
-        [executable, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
-         "--appendonly", "no", "--logfile", str(folder / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=1)
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"redis-server exited with {process.returncode}:\n{(folder / 'redis.log').read_text()}")
-            try:
-                if client.ping():
-                    break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-        yield url
-    finally:
-        stop(process)
+    with running_redis(tmp_path / "redis") as server:
+        yield server.url
 
 
 @pytest.fixture

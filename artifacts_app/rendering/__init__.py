@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context
 from markupsafe import Markup
 
-from .cache import cache, cache_config
+from .cache import PAUSE_EXTENSION, CachePause, cache, cache_config
 from .markdown import _Renderer, render_in_process
 from .notices import FAILED_NOTICE, LINK_NOTICE, SLOW_NOTICE, plain_fallback
 from .sandbox import RenderFailed, Sandbox
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Bump whenever the HTML for the same text would change (extensions, allowlists, the rewrites in
 # markdown.py, the fallback): cached renders are keyed on it, so old entries simply stop matching.
@@ -64,6 +66,21 @@ def render_markdown(text: str) -> Markup:
 def init_app(app: Flask) -> None:
     """Bind the render cache to app."""
     cache.init_app(app, config=cache_config(app))
+    app.extensions[PAUSE_EXTENSION] = CachePause()
+
+
+def _through_cache(what: str, call: Callable[[], T]) -> T | None:
+    """call() on the cache, or None when the cache fails (logged, and then paused) or is paused."""
+    pause: CachePause | None = current_app.extensions.get(PAUSE_EXTENSION) if has_app_context() else None
+    if pause is not None and pause.active():
+        return None
+    try:
+        return call()
+    except Exception:
+        logger.warning("render cache %s failed; going on without the cache for a while", what, exc_info=True)
+        if pause is not None:
+            pause.start()
+        return None
 
 
 def cache_key_for(cache_key: str, text: str) -> str:
@@ -81,29 +98,18 @@ def panel_cache_key(run_id: str, tab_key: str, limit_bytes: int) -> str:
 
 def forget_cached(entries: Iterable[tuple[str, str]]) -> None:
     """Drop the cached renders of these (caller key, text rendered) pairs, as when their run is
-    deleted; a cache failure is logged, since the entries expire anyway."""
+    deleted; a cache that fails or is paused is let be, since the entries expire anyway."""
     keys = [cache_key_for(cache_key, text) for cache_key, text in entries]
-    if not keys:
-        return
-    try:
-        cache.delete_many(*keys)
-    except Exception:
-        logger.warning("render cache delete failed; the entries will expire", exc_info=True)
+    if keys:
+        _through_cache("delete", lambda: cache.delete_many(*keys))
 
 
 def render_cached(cache_key: str, text: str) -> Markup:
-    """render_markdown(text) through the shared cache; any cache failure just renders."""
+    """render_markdown(text) through the shared cache; a cache that fails or is paused is gone without."""
     key = cache_key_for(cache_key, text)
-    try:
-        cached = cache.get(key)
-    except Exception:
-        logger.warning("render cache read failed; rendering without it", exc_info=True)
-        cached = None
+    cached = _through_cache("read", lambda: cache.get(key))
     if isinstance(cached, str):
         return Markup(cached)
     html = render_markdown(text)
-    try:
-        cache.set(key, str(html))
-    except Exception:
-        logger.warning("render cache write failed", exc_info=True)
+    _through_cache("write", lambda: cache.set(key, str(html)))
     return html

@@ -178,6 +178,9 @@ def delete_account() -> Response | tuple[str, int]:
     email = user.email
     deleting.delete_account(user)
     db.session.commit()
+    # A `limits` store (Redis) keeps the email's counts apart from the database: drop them too, so
+    # no hash of the email outlives the account there and a new account of that email starts clean.
+    passwords.login_guard().forget_account(email)
     session.clear()
     logout_user()
     flash(f"The account {email} and everything in it were deleted.")
