@@ -69,7 +69,7 @@ def words(line: str) -> list[str]:
 class Budget:
     """What is left of a diff's WORD_BUDGET."""
 
-    def __init__(self, pairs: int = WORD_BUDGET) -> None:
+    def __init__(self, pairs: int) -> None:
         self.pairs = pairs
 
     def spend(self, pairs: int) -> bool:
@@ -126,7 +126,7 @@ def diff_texts(old_text: str, new_text: str) -> TextDiff:
     old, new = old_text.splitlines(), new_text.splitlines()
     lines_cut = len(old) > MAX_LINES or len(new) > MAX_LINES
     old, new = old[:MAX_LINES], new[:MAX_LINES]
-    budget = Budget()
+    budget = Budget(WORD_BUDGET)  # read at each call, not bound once as a default would be
     lines: list[Line] = []
     for tag, i1, i2, j1, j2 in SequenceMatcher(None, old, new).get_opcodes():
         if tag == "equal":
