@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from artifacts_app import diffing
@@ -129,3 +131,43 @@ def test_markup_in_a_text_is_kept_as_text_for_the_template_to_escape() -> None:
     assert ["".join(piece.text for piece in line.segments) for line in changed(diff)] == [
         "<b>safe</b>", "<script>alert(1)</script>",
     ]
+
+
+def test_texts_the_line_matcher_cannot_match_within_its_budget_get_a_coarse_diff(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = [f"line {n}" for n in range(200)]
+    old = "\n".join(["header", *lines, "footer"])
+    new = "\n".join(["header", *(x for line in lines for x in (line, f"new {line}")), "footer"])
+    assert not diff_texts(old, new).coarse  # within the budget: each added line found
+    assert diff_texts(old, new).removed == 0
+    monkeypatch.setattr(diffing, "LINE_BUDGET", 1_000)
+    diff = diff_texts(old, new)
+    assert diff.coarse
+    everything = [line for block in diff.blocks for line in block.lines]
+    # The common first and last lines are kept; everything between is shown, as replaced.
+    assert (everything[0].kind, everything[0].segments[0].text) == ("same", "header")
+    assert (everything[-1].kind, everything[-1].segments[0].text) == ("same", "footer")
+    assert (diff.removed, diff.added) == (199, 399)  # "line 0" starts both too
+    assert [line.old for line in everything if line.old] == list(range(1, 203))
+    assert [line.new for line in everything if line.new] == list(range(1, 403))
+
+
+def test_an_adversarial_pair_of_texts_is_diffed_in_bounded_time() -> None:
+    lines = [f"l{n}" for n in range(diffing.MAX_LINES)]
+    interleaved = [x for line in lines for x in (line, f"n{line}")]  # difflib alone: seconds
+    started = time.perf_counter()
+    diff = diff_texts("\n".join(lines), "\n".join(interleaved))
+    assert time.perf_counter() - started < 2  # about 0.3 s; generous for a loaded machine
+    assert diff.coarse and diff.lines_cut
+
+
+def test_identical_ends_are_not_counted_twice_in_a_coarse_diff() -> None:
+    assert diffing.ends_only(["a", "a"], ["a"]) == [("equal", 0, 1, 0, 1), ("replace", 1, 2, 1, 1)]
+    assert diffing.ends_only(["a", "b", "c"], ["a", "x", "c"]) == [
+        ("equal", 0, 1, 0, 1), ("replace", 1, 2, 1, 2), ("equal", 2, 3, 2, 3),
+    ]
+    assert diffing.ends_only(["same"], ["same"]) == [("equal", 0, 1, 0, 1)]
+
+
+def test_words_stop_at_their_limit() -> None:
+    assert diffing.words("a b c d", 2) == ["a ", "b "]
+    assert diffing.words("a, b") == ["a", ", ", "b"]
