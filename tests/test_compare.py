@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from artifacts_app import comparing, recording
+from artifacts_app import comparing, diffing, recording
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
 from tests.factories import HOSTILE_OUTPUTS, make_run, make_user, start_run, steps
@@ -391,3 +391,29 @@ def test_hostile_output_shows_as_inert_escaped_text(signed_in: FlaskClient, user
     assert not [name for name, _ in elements.attributes if name.startswith("on") or name == "hx-trigger"]
     assert not [value for name, value in elements.attributes
                 if name in ("href", "src") and re.match(r"\s*(javascript|data):", value or "", re.I)]
+
+
+def test_a_pair_of_steps_shows_each_steps_facts_and_what_changed(signed_in: FlaskClient, user: User) -> None:
+    old = make_run(user, steps=steps("a", "b", model="gpt-4o", inputTokens=1000, outputTokens=100), usage=None)
+    new = make_run(user, steps=steps("a", model="gpt-4o-mini", inputTokens=1000, outputTokens=300), usage=None)
+    panel = compare(signed_in, old.id, new.id, tab="step-1-1", headers=HX).get_data(as_text=True)
+    assert fact_row(panel, "Status") == ["completed", "completed", "same"]
+    assert fact_row(panel, "Model") == ["gpt-4o", "gpt-4o-mini", "different"]
+    assert fact_row(panel, "Tokens in / out") == ["1K / 100", "1K / 300", "same / +200 (+200%)"]
+    # 1,000 × $2.50/M + 100 × $10/M against 1,000 × $0.15/M + 300 × $0.60/M.
+    assert fact_row(panel, "Cost") == ["$0.0035", "$0.00033", "−$0.0032 (−91%)"]
+    alone = compare(signed_in, old.id, new.id, tab="step-2-0", headers=HX).get_data(as_text=True)
+    assert fact_row(alone, "Status") == ["completed", "no such step", "—"]
+    assert fact_row(alone, "Model") == ["gpt-4o", "", "—"]
+
+
+def test_texts_too_different_to_match_in_budget_are_shown_coarsely_and_the_panel_says_so(
+    signed_in: FlaskClient, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(diffing, "LINE_BUDGET", 10)
+    lines = [f"line {n}" for n in range(30)]
+    old = make_run(user, final_output="\n".join(lines))
+    new = make_run(user, final_output="\n".join(x for line in lines for x in (line, "new " + line)))
+    page = compare(signed_in, old.id, new.id).get_data(as_text=True)
+    assert "differ too much to match line by line" in text_of(page)
+    assert len(marked_lines(page, "ins")) == 59  # all but the first line, which both start with
