@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from artifacts_app import comparing, diffing, recording
 from artifacts_app.extensions import db
@@ -417,3 +419,23 @@ def test_texts_too_different_to_match_in_budget_are_shown_coarsely_and_the_panel
     page = compare(signed_in, old.id, new.id).get_data(as_text=True)
     assert "differ too much to match line by line" in text_of(page)
     assert len(marked_lines(page, "ins")) == 59  # all but the first line, which both start with
+
+
+@pytest.mark.engine_agnostic
+def test_no_generated_comparison_request_is_a_server_error(signed_in: FlaskClient, user: User) -> None:
+    runs = [make_run(user, steps=steps("a", "b")).id, make_run(user, steps=steps("c")).id]
+    theirs = make_run(make_user()).id
+    ids = st.one_of(st.sampled_from([*runs, theirs]), st.text(max_size=70))
+    tab = st.one_of(st.sampled_from(["input", "final", "step-1-1", "step-2-0", "step-0-1", "step-0-0"]), st.text(max_size=20))
+
+    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(a=st.none() | ids, b=st.none() | ids, tab=st.none() | tab, ticked=st.lists(ids, max_size=3), htmx=st.booleans())
+    def one_request(a: str | None, b: str | None, tab: str | None, ticked: list[str], htmx: bool) -> None:
+        query: dict[str, Any] = {name: value.encode("utf-8", "replace").decode()
+                                 for name, value in (("a", a), ("b", b), ("tab", tab)) if value is not None}
+        if ticked:
+            query["id"] = [value.encode("utf-8", "replace").decode() for value in ticked]
+        response = signed_in.get("/artifacts/compare", query_string=query, headers=HX if htmx else None)
+        assert response.status_code in (200, 204, 303, 400, 404), (query, response.status_code)
+
+    one_request()
