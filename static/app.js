@@ -104,7 +104,9 @@
     if (panel && panel.classList.contains("loaded")) {
       event.preventDefault();
       activate(tab);
-      if (viewOf(panel) !== viewIn(url)) {
+      // Only a panel with views (a run's output, not a comparison's diff) can show the other one.
+      const shown = viewOf(panel);
+      if (shown && shown !== viewIn(url)) {
         htmx.ajax("GET", url.pathname + url.search, { source: panel, target: panel, swap: "innerHTML" });
       }
     }

@@ -88,11 +88,15 @@ def test_switching_pairs_loads_the_panel_in_place_and_gives_it_an_address(
     page.locator("#panel-step-2-2 .diff-summary").wait_for()
     assert "Identical" in page.locator("#panel-step-2-2 .diff-summary").inner_text()
     assert page.url.endswith("tab=step-2-2") and page.evaluate("document.activeElement.id") == "tab-step-2-2"
-    # Back returns to the pair before, still on the same page; the address loads on its own too.
+    # Back returns to the pair before, still on the same page and without asking for it again; the
+    # address loads on its own too.
+    asked = len(watch.requests)
     page.go_back()
     page.wait_for_function("() => location.search.endsWith('tab=step-1-1')")
     assert page.locator("#tab-step-1-1").get_attribute("aria-selected") == "true"
     assert page.evaluate("window.__marker") == "same page"
+    page.wait_for_load_state("networkidle")
+    assert [url for _, url, _ in watch.requests[asked:] if "/artifacts/compare" in url] == []
     page.reload()
     assert page.locator("#tab-step-1-1").get_attribute("aria-selected") == "true"
     assert marked(page, "#panel-step-1-1 .diff ins") == ["5"]
