@@ -135,6 +135,18 @@
     next.scrollIntoView({ block: "nearest", inline: "nearest" });
   });
 
+  // A page opened on a tab far along its navigator (?tab=step-30, or a comparison's late pair)
+  // shows that tab: the navigator scrolls, not the page.
+  document.addEventListener("DOMContentLoaded", function () {
+    for (const tab of document.querySelectorAll("[role=tablist] [role=tab][aria-selected=true]")) {
+      const list = tab.closest("[role=tablist]");
+      const box = list.getBoundingClientRect();
+      const place = tab.getBoundingClientRect();
+      list.scrollTop += place.top - box.top - (box.height - place.height) / 2;
+      list.scrollLeft += place.left - box.left - (box.width - place.width) / 2;
+    }
+  });
+
   // A tab whose request failed says so in its panel, with a Retry button, instead of "Loading…":
   // the server's own message when it answered (its error fragment is swapped in), ours when not.
   // A view's request fails the same way, inside its panel.

@@ -141,3 +141,24 @@ def test_hostile_output_stays_text_and_a_phone_needs_no_sideways_scroll(
     for tab in ("final", "step-1-1"):
         page.goto(f"/artifacts/compare?a={old.id}&b={new.id}&tab={tab}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, tab
+
+
+def test_a_late_pair_opened_by_its_address_is_shown_in_the_navigator(
+    watched_page: tuple[Any, PageWatch], user: User
+) -> None:
+    page, _ = watched_page
+    many = [{"agentId": f"agent-{n}", "agentName": f"Agent {n}", "output": f"output {n}", "stepOrder": n}
+            for n in range(40)]
+    old = make_run(user, steps=many)
+    new = make_run(user, steps=[{**step, "output": step["output"] + " changed"} for step in many])
+    sign_in(page, user.email)
+    for width in (1280, 375):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.goto(f"/artifacts/compare?a={old.id}&b={new.id}&tab=step-35-35")
+        visible = page.evaluate("""() => {
+            const tab = document.getElementById('tab-step-35-35'), list = tab.closest('[role=tablist]');
+            const a = tab.getBoundingClientRect(), b = list.getBoundingClientRect();
+            return a.top >= b.top && a.bottom <= b.bottom && a.left >= b.left && a.right <= b.right;
+        }""")
+        assert visible, width
+        assert page.evaluate("window.scrollY") == 0, width  # the navigator scrolled, not the page
