@@ -62,9 +62,10 @@ class Pair:
 
 
 def step_label(old: StepHeader | None, new: StepHeader | None) -> str:
-    """ "2 · Writer", or "2 · Writer → 3 · Editor" when the two sides differ."""
-    names = [f"{step.number} · {step.agent_name}" if step else "none" for step in (old, new)]
-    return names[0] if names[0] == names[1] else f"{names[0]} → {names[1]}"
+    """ "2 · Writer", or "2 · Writer → 3 · Editor" when the two sides differ; a step only one run
+    has is named alone (its tab says which run has it)."""
+    names = [f"{step.number} · {step.agent_name}" for step in (old, new) if step]
+    return names[0] if len(set(names)) == 1 else " → ".join(names)
 
 
 def step_pair(old: StepHeader | None, new: StepHeader | None) -> Pair:
@@ -121,8 +122,13 @@ def delta(old: Amount | None, new: Amount | None) -> Delta[Amount] | None:
     difference = new - old
     zero = type(difference)()  # 0, Decimal(0) or timedelta(0)
     sign = "+" if difference > zero else "−" if difference < zero else ""
-    percent = None if old == zero else (Decimal(difference / old) * 100).quantize(Decimal(1))
+    percent = None if old == zero else (exact(difference) / exact(old) * 100).quantize(Decimal(1))
     return Delta(sign, abs(difference), percent)
+
+
+def exact(amount: int | Decimal | timedelta) -> Decimal:
+    """An amount as a Decimal, exactly (a duration in microseconds), so no percent goes through a float."""
+    return Decimal(amount // timedelta(microseconds=1)) if isinstance(amount, timedelta) else Decimal(amount)
 
 
 def run_duration(run: PipelineRun) -> timedelta | None:

@@ -118,6 +118,11 @@ def exact_cost(cost: Decimal | None) -> str:
     return "no price known" if cost is None else f"${cost:f}"
 
 
+def plain_cost(cost: Decimal | None) -> str:
+    """The stored amount in full, without trailing zeros: "$0.0403625" (two close costs told apart)."""
+    return DASH if cost is None else f"${_plain(cost)}"
+
+
 def exact_count(n: int | None) -> str:
     """A token count with separators: "12,345 tokens"."""
     return "unknown" if n is None else f"{n:,} tokens"
@@ -171,7 +176,7 @@ def relative_time_tag(moment: datetime | None, now: datetime | None = None) -> M
 def register_filters(app: Flask) -> None:
     """Make the filters available to every template."""
     app.jinja_env.filters.update(
-        cost=format_cost, tokens=format_tokens, exact_cost=exact_cost, exact_count=exact_count,
+        cost=format_cost, tokens=format_tokens, exact_cost=exact_cost, plain_cost=plain_cost, exact_count=exact_count,
         relative_time=relative_time, duration=duration, elapsed=format_elapsed, iso=iso, when=when,
         time_tag=time_tag, relative_time_tag=relative_time_tag,
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Response, make_response, render_template, request
 from jinja2_fragments.flask import render_block
+from werkzeug.wrappers import Response as BaseResponse
+
+AnyResponse = TypeVar("AnyResponse", bound=BaseResponse)  # Flask's, or a redirect's
 
 
 def is_htmx() -> bool:
@@ -18,7 +21,7 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def vary_on_htmx(response: Response) -> Response:
+def vary_on_htmx(response: AnyResponse) -> AnyResponse:
     """Caches must key on the headers that chose between page and fragment."""
     response.vary.add("HX-Request")
     response.vary.add("HX-History-Restore-Request")

@@ -104,7 +104,9 @@
     if (panel && panel.classList.contains("loaded")) {
       event.preventDefault();
       activate(tab);
-      if (viewOf(panel) !== viewIn(url)) {
+      // Only a panel with views (a run's output, not a comparison's diff) can show the other one.
+      const shown = viewOf(panel);
+      if (shown && shown !== viewIn(url)) {
         htmx.ajax("GET", url.pathname + url.search, { source: panel, target: panel, swap: "innerHTML" });
       }
     }
@@ -131,6 +133,18 @@
     next.focus();
     next.click();
     next.scrollIntoView({ block: "nearest", inline: "nearest" });
+  });
+
+  // A page opened on a tab far along its navigator (?tab=step-30, or a comparison's late pair)
+  // shows that tab: the navigator scrolls, not the page.
+  document.addEventListener("DOMContentLoaded", function () {
+    for (const tab of document.querySelectorAll("[role=tablist] [role=tab][aria-selected=true]")) {
+      const list = tab.closest("[role=tablist]");
+      const box = list.getBoundingClientRect();
+      const place = tab.getBoundingClientRect();
+      list.scrollTop += place.top - box.top - (box.height - place.height) / 2;
+      list.scrollLeft += place.left - box.left - (box.width - place.width) / 2;
+    }
   });
 
   // A tab whose request failed says so in its panel, with a Retry button, instead of "Loading…":

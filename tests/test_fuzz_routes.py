@@ -21,7 +21,7 @@ from tests.http_helpers import csrf_token, log_in, rules
 # Every name the app reads from a query string or a form, plus some it does not.
 PARAMETERS = ("pipeline", "model", "status", "from", "to", "cursor", "limit", "tab", "part", "format", "next",
               "q", "sort", "tag", "email", "password", "confirm", "remember", "name", "current_password",
-              "new_password", "keep_tokens", "period", "by", "measure", "unknown")
+              "new_password", "keep_tokens", "period", "by", "measure", "a", "b", "id", "unknown")
 SPECIAL = [
     "", " ", "0", "-1", "1e309", "NaN", "²", "①", "٣", "0x10", "99999999999999999999", "1.5", "+7", "\x00", "\x7f",
     "\ud800", "\u202e", "\ufeff", "%00", "%", "../../etc/passwd", "' OR '1'='1", "1; DROP TABLE users", "{{7*7}}",

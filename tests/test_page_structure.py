@@ -78,9 +78,11 @@ def test_signed_out_pages_have_the_skip_link_landmarks_one_h1_and_the_icon(clien
 
 def test_signed_in_pages_have_the_skip_link_landmarks_one_h1_and_the_icon(signed_in: FlaskClient, user: User) -> None:
     run = make_run(user, final_output="# A heading from the model\n\nText.")
+    other = make_run(user, final_output="# Another heading\n\nText.")
     for path in ("/artifacts", f"/artifacts/{run.id}", "/settings/tokens", "/settings/password", "/settings/account",
                  "/settings/account/delete",
-                 "/usage?from=2025-11-01&to=2025-11-30", "/usage?from=2024-01-01&to=2024-01-31"):
+                 "/usage?from=2025-11-01&to=2025-11-30", "/usage?from=2024-01-01&to=2024-01-31",
+                 f"/artifacts/compare?a={run.id}", f"/artifacts/compare?a={run.id}&b={other.id}"):
         response = signed_in.get(path)
         assert response.status_code == 200, path
         assert_page_structure(response.get_data(as_text=True), signed_in=True)

@@ -22,7 +22,7 @@ from ..comparing import BadPair, NoSuchPair, Pair
 from ..converters import IdConverter
 from ..errors import error_response
 from ..filters import ListFilters
-from ..htmx import is_htmx, render_fragment, render_page
+from ..htmx import is_htmx, render_fragment, render_page, vary_on_htmx
 from ..models import PipelineRun
 from ..queries import StepHeader
 from . import bp
@@ -84,8 +84,8 @@ def ticked_runs() -> Response:
         abort(404)
     url = url_for("artifacts.compare", a=rows[1].id, b=rows[0].id)
     if is_htmx():
-        return Response(status=204, headers={"HX-Redirect": url})
-    return redirect(url, 303)
+        return vary_on_htmx(Response(status=204, headers={"HX-Redirect": url}))
+    return vary_on_htmx(redirect(url, 303))
 
 
 def choose_other(old: Side) -> Response:
@@ -144,5 +144,6 @@ def compare() -> Response:
     return render_page(
         TEMPLATE, choosing=False, pairs=pairs, active=active,
         facts=comparing.facts(old.run, new.run, len(old.steps), len(new.steps)),
+        token_totals=(comparing.total_tokens(old.run), comparing.total_tokens(new.run)),
         variables=comparing.variables(old.run.variables, new.run.variables), **context,
     )

@@ -170,6 +170,18 @@ def test_axe_finds_nothing_serious_on_any_page(watched_page: tuple[Any, PageWatc
     page.goto(f"/artifacts/{running.id}")
     check_page(page, "running run", problems)
 
+    # Comparing: the final outputs' diff, a pair of steps with their facts (loaded in place), a step
+    # only one run has, and the choice of a second run.
+    page.goto(f"/artifacts/compare?a={failed.id}&b={run.id}")
+    check_page(page, "comparison", problems)
+    page.click("#tab-step-1-1")
+    page.wait_for_selector("#panel-step-1-1 .diff")
+    check_page(page, "comparison, a pair of steps", problems)
+    page.goto(f"/artifacts/compare?a={failed.id}&b={run.id}&tab=step-0-2")
+    check_page(page, "comparison, a step only B has", problems)
+    page.goto(f"/artifacts/compare?a={run.id}")
+    check_page(page, "comparison, choosing the second run", problems)
+
     page.goto("/settings/tokens")
     page.fill("main input[name=name]", "nightly")
     page.click("main button:has-text('Create token')")
