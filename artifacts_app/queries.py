@@ -333,20 +333,41 @@ def tag_names(user: User) -> list[str]:
     return facet_values(user, "tag")
 
 
-def export_runs(
-    user: User, filters: ListFilters, after: Cursor | None, limit: int
-) -> list[tuple[PipelineRun, str]]:
-    """Whole runs (artifact_data and steps included) with their pipeline names, newest first, for
-    exports; the batch's steps come in one more query."""
+# A whole run as serialization.record_fields reads it (the ORM attribute names), and where it sorts.
+EXPORT_COLUMNS = (
+    PipelineRun.id, Pipeline.name.label("pipeline_name"), PipelineRun.name, PipelineRun.tags, PipelineRun.run_metadata,
+    PipelineRun.status, PipelineRun.input, PipelineRun.variables, PipelineRun.model, PipelineRun.artifact_data,
+    PipelineRun.final_output, PipelineRun.input_tokens, PipelineRun.output_tokens, PipelineRun.cost,
+    PipelineRun.cost_source, PipelineRun.error, PipelineRun.created_at, PipelineRun.completed_at, PipelineRun.listed_at,
+)
+STEP_COLUMNS = (
+    RunStep.run_id, RunStep.agent_id, RunStep.agent_name, RunStep.output, RunStep.step_order, RunStep.model,
+    RunStep.input_tokens, RunStep.output_tokens, RunStep.cost, RunStep.status, RunStep.started_at,
+    RunStep.completed_at,
+)
+
+
+def export_runs(user: User, filters: ListFilters, after: Cursor | None, limit: int) -> list[Row[Any]]:
+    """A batch of whole runs (outputs included) as rows of EXPORT_COLUMNS, newest first, for exports."""
     newest = replace(filters, sort="newest")
     key, descending = sort_key(newest)
-    statement = filtered(
-        select(PipelineRun, Pipeline.name).join(Pipeline).options(selectinload(PipelineRun.steps)), user, newest
-    )
+    statement = filtered(select(*EXPORT_COLUMNS).join(Pipeline), user, newest)
     if after is not None:
         statement = statement.where(keyset_after(key, descending, after))
-    statement = statement.order_by(key.desc(), PipelineRun.id.desc()).limit(limit)
-    return [(row[0], row[1]) for row in db.session.execute(statement).all()]
+    return list(db.session.execute(statement.order_by(key.desc(), PipelineRun.id.desc()).limit(limit)).all())
+
+
+def export_steps(user: User, run_ids: list[str]) -> dict[str, list[Row[Any]]]:
+    """The steps of these runs of the user's, in one query: run id → its steps in order."""
+    rows = db.session.execute(
+        select(*STEP_COLUMNS).join(PipelineRun, PipelineRun.id == RunStep.run_id)
+        .where(RunStep.run_id.in_(run_ids), PipelineRun.user_id == user.id)
+        .order_by(RunStep.run_id, RunStep.step_order)
+    ).all()
+    steps: dict[str, list[Row[Any]]] = {}
+    for row in rows:
+        steps.setdefault(row.run_id, []).append(row)
+    return steps
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,8 @@ def test_export_then_import_into_a_fresh_database_is_an_exact_round_trip(
     exported = invoke(runner, "runs", "export", "--user", EMAIL, "--output", str(first))
 
     assert exported.exit_code == 0, exported.output
-    documents = [json.loads(line) for line in first.read_text(encoding="utf-8").splitlines()]
+    *documents, summary = [json.loads(line) for line in first.read_text(encoding="utf-8").splitlines()]
+    assert summary == {"export": {"runs": 6, "complete": True}}
     assert sorted(document["id"] for document in documents) == sorted(ids)  # finished runs only, Ada's only
     assert still_running.id not in first.read_text() and someone_else.id not in first.read_text()
     by_id = {document["id"]: document for document in documents}
@@ -175,6 +176,12 @@ def good_line(pipeline: str, **fields: Any) -> dict[str, Any]:
     return document
 
 
+def ending_with_summary(lines: list[str]) -> str:
+    """A file of these lines as an export writes them: the summary line counts every line but blank ones."""
+    runs = sum(1 for line in lines if line.strip())
+    return "\n".join(lines) + "\n" + json.dumps({"export": {"runs": runs, "complete": True}}) + "\n"
+
+
 def test_a_file_with_bad_lines_imports_the_good_ones_and_reports_each_bad_line(
     runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
@@ -194,7 +201,7 @@ def test_a_file_with_bad_lines_imports_the_good_ones_and_reports_each_bad_line(
         json.dumps(good_line("Bad step order", steps=[{**three_steps()[0], "stepOrder": 4}])),  # 10
     ]
     source = tmp_path / "mixed.jsonl"
-    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    source.write_text(ending_with_summary(lines), encoding="utf-8")
 
     result = invoke(runner, "runs", "import", str(source), "--user", EMAIL)
 
@@ -247,7 +254,7 @@ def test_export_to_stdout_is_the_same_as_to_a_file(runner: FlaskCliRunner, tmp_p
 
     assert to_file.exit_code == 0 and to_stdout.exit_code == 0
     assert to_stdout.stdout == target.read_text(encoding="utf-8")
-    assert len(to_stdout.stdout.splitlines()) == 6
+    assert len(to_stdout.stdout.splitlines()) == 6 + 1  # and the summary line
 
 
 def test_a_line_the_database_cannot_store_is_reported_and_the_good_lines_are_kept(
@@ -257,7 +264,7 @@ def test_a_line_the_database_cannot_store_is_reported_and_the_good_lines_are_kep
     good = good_line("Good")
     overflowing = good_line("Overflow", createdAt="9999-12-31T23:59:59-23:59", completedAt="9999-12-31T23:59:59-23:59")
     source = tmp_path / "runs.jsonl"
-    source.write_text(json.dumps(good) + "\n" + json.dumps(overflowing) + "\n", encoding="utf-8")
+    source.write_text(ending_with_summary([json.dumps(good), json.dumps(overflowing)]), encoding="utf-8")
 
     result = invoke(runner, "runs", "import", str(source), "--user", EMAIL)
 
@@ -275,7 +282,7 @@ def test_a_line_with_a_cost_too_large_for_the_column_is_reported_and_the_good_li
     importer = make_user(EMAIL)
     good = good_line("Good")
     source = tmp_path / "runs.jsonl"
-    source.write_text(json.dumps(good) + "\n" + json.dumps(good_line("Huge", cost="10000000000000000")) + "\n",
+    source.write_text(ending_with_summary([json.dumps(good), json.dumps(good_line("Huge", cost="10000000000000000"))]),
                       encoding="utf-8")
 
     result = invoke(runner, "runs", "import", str(source), "--user", EMAIL)
@@ -290,9 +297,9 @@ def test_a_line_with_a_cost_too_large_for_the_column_is_reported_and_the_good_li
 
 def test_an_imported_steps_cost_is_of_unknown_origin(runner: FlaskCliRunner, tmp_path: Path) -> None:
     make_run(make_user(EMAIL), steps=steps_with_usage(), usage=None)
-    exported = json.loads(invoke(runner, "runs", "export", "--user", EMAIL).stdout)
+    exported = json.loads(invoke(runner, "runs", "export", "--user", EMAIL).stdout.splitlines()[0])
     source = tmp_path / "runs.jsonl"
-    source.write_text(json.dumps({**exported, "id": str(uuid.uuid4())}) + "\n", encoding="utf-8")
+    source.write_text(ending_with_summary([json.dumps({**exported, "id": str(uuid.uuid4())})]), encoding="utf-8")
     make_user("copy@example.com")
 
     assert invoke(runner, "runs", "import", str(source), "--user", "copy@example.com").exit_code == 0

@@ -18,7 +18,7 @@ def components(limits: Mapping[str, int]) -> dict[str, Any]:
     with schemas.documenting(limits):
         _, generated = models_json_schema(
             [(model, "validation") for model in schemas.REQUEST_MODELS]
-            + [(model, "serialization") for model in schemas.RESPONSE_MODELS],
+            + [(model, "serialization") for model in schemas.RESPONSE_MODELS + schemas.EXPORT_MODELS],
             ref_template="#/components/schemas/{model}",
         )
     return generated["$defs"]  # type: ignore[no-any-return]
