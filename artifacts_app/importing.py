@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import queries, schemas
-from .extensions import db
+from .extensions import db, lock_for_writing
 from .models import PipelineRun, User
 from .recording import RunValidationError, check_finish, name_from_input, pipeline_for, store_new, stored_steps
 from .schemas import ExportSummary, ImportedRun
@@ -99,6 +99,7 @@ def import_lines(user: User, lines: Iterable[bytes], advance: Callable[[int], No
     rolled back alone and reported), and check its summary line. Commits nothing: the caller decides,
     knowing whether the file was whole. `advance` is told the bytes read."""
     read = FileImport()
+    lock_for_writing()  # one transaction for the whole file, its savepoints inside it
     for number, line in enumerate(lines, start=1):
         advance(len(line))
         if not line.strip():

@@ -46,10 +46,12 @@ def record_fields(run: RunColumns, pipeline_name: str, steps: Sequence[StepColum
         "pipeline": pipeline_name,
         "name": run.name,
         "tags": run.tags or [],
-        "metadata": run.run_metadata or {},
+        # Keys sorted: PostgreSQL's jsonb keeps an order of its own, SQLite the one written; sorted,
+        # every engine writes the same bytes.
+        "metadata": dict(sorted((run.run_metadata or {}).items())),
         "status": run.status,
         "input": run.input,
-        "variables": run.variables,
+        "variables": None if run.variables is None else dict(sorted(run.variables.items())),
         "model": run.model,
         # null marks a legacy run, stored before artifact_data existed: only finalOutput is real.
         "steps": [step_fields(step) for step in steps] if document else None,
