@@ -12,6 +12,7 @@ from typing import IO, Any, BinaryIO, TextIO
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+
 from . import accounts, backfill, deleting, importing, queries, reaping, recording, repricing, schemas, tokens
 from .artifacts import exports
 from .demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_RUN_COUNT, demo_runs

@@ -130,5 +130,6 @@ def import_lines(user: User, lines: Iterable[bytes], advance: Callable[[int], No
             read.rejected.append((number, str(error)))
         except (SQLAlchemyError, ValueError, OverflowError) as error:
             # The savepoint is already rolled back; say which line the database refused.
-            read.rejected.append((number, f"could not be stored ({type(error).__name__}: {str(error).splitlines()[0]})"))
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+            read.rejected.append((number, f"could not be stored ({reason})"))
     return read

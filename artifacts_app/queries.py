@@ -347,18 +347,44 @@ STEP_COLUMNS = (
 )
 
 
+
+
+def iso_time(column: str) -> str:
+    """SQL writing a timestamptz as Python's datetime.isoformat() does in UTC (microseconds only
+    when there are some)."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN date_trunc('second', {column}) <> {column} """
+            f"""THEN to_char({utc}, '.US') ELSE '' END || '+00:00'""")
+
+
+# PostgreSQL writes each run's steps as the JSON array serialization.steps_array would, byte for
+# byte (keys in StepOut's order, absent ones left out, compact; tests compare the two): the step
+# rows then never become Python objects, which was most of an export's time.
+STEPS_ARRAY_POSTGRES = f"""(SELECT coalesce('[' || string_agg(json_strip_nulls(row_to_json(step))::text, ','
+                                                     ORDER BY step."stepOrder") || ']', '[]')
+    FROM (SELECT s.agent_id AS "agentId", s.agent_name AS "agentName", s.output, s.step_order AS "stepOrder",
+                 s.model, s.input_tokens AS "inputTokens", s.output_tokens AS "outputTokens", s.cost::text AS cost,
+                 s.status, {iso_time("s.started_at")} AS "startedAt", {iso_time("s.completed_at")} AS "completedAt"
+          FROM pipeline_run_steps AS s WHERE s.run_id = pipeline_runs.id) AS step)"""
+
+
 def export_runs(user: User, filters: ListFilters, after: Cursor | None, limit: int) -> list[Row[Any]]:
-    """A batch of whole runs (outputs included) as rows of EXPORT_COLUMNS, newest first, for exports."""
+    """A batch of whole runs (outputs included) as rows of EXPORT_COLUMNS, newest first, for exports;
+    on PostgreSQL each with `steps_array`, its steps written as JSON (elsewhere see export_steps)."""
     newest = replace(filters, sort="newest")
     key, descending = sort_key(newest)
-    statement = filtered(select(*EXPORT_COLUMNS).join(Pipeline), user, newest)
+    columns: tuple[Any, ...] = EXPORT_COLUMNS
+    if db.session.get_bind().dialect.name == "postgresql":
+        columns += (literal_column(STEPS_ARRAY_POSTGRES).label("steps_array"),)
+    statement = filtered(select(*columns).join(Pipeline), user, newest)
     if after is not None:
         statement = statement.where(keyset_after(key, descending, after))
     return list(db.session.execute(statement.order_by(key.desc(), PipelineRun.id.desc()).limit(limit)).all())
 
 
 def export_steps(user: User, run_ids: list[str]) -> dict[str, list[Row[Any]]]:
-    """The steps of these runs of the user's, in one query: run id → its steps in order."""
+    """The steps of these runs of the user's, in one query: run id → its steps in order (for the
+    export on SQLite, where export_runs does not write them)."""
     rows = db.session.execute(
         select(*STEP_COLUMNS).join(PipelineRun, PipelineRun.id == RunStep.run_id)
         .where(RunStep.run_id.in_(run_ids), PipelineRun.user_id == user.id)

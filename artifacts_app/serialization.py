@@ -76,10 +76,25 @@ def json_line(fields: dict[str, Any]) -> str:
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def export_line(run: RunColumns, pipeline_name: str, steps: Sequence[StepColumns]) -> str:
-    """One run of an export: record_fields written straight as JSON, without a model per run (the
-    tests hold it to RunRecord's shape, byte for byte)."""
-    return json_line(record_fields(run, pipeline_name, steps))
+def steps_array(steps: Sequence[StepColumns]) -> str:
+    """A run's steps as the compact JSON array an export line holds."""
+    return json.dumps([step_fields(step) for step in steps], ensure_ascii=False, separators=(",", ":"))
+
+
+# Where a run's steps array goes in its line. No stored text holds NUL (schemas.STORABLE_PATTERN),
+# and a string's own quotes and backslashes are escaped, so nothing else in a line reads like it.
+STEPS_MARK = "\0steps"
+STEPS_MARK_JSON = '"steps":"\\u0000steps"'
+
+
+def export_line(run: RunColumns, pipeline_name: str, steps_json: str) -> str:
+    """One run of an export: record_fields written straight as JSON, without a model per run, its
+    steps the JSON array given (the tests hold the line to RunRecord's shape, byte for byte)."""
+    fields = record_fields(run, pipeline_name, ())
+    if fields["steps"] is None:  # a legacy run
+        return json_line(fields)
+    fields["steps"] = STEPS_MARK
+    return json_line(fields).replace(STEPS_MARK_JSON, '"steps":' + steps_json, 1)
 
 
 def summary_line(runs: int) -> str:

@@ -51,7 +51,7 @@ def seed_mixed_runs(user: User) -> list[str]:
                  completed_at=T0 + timedelta(hours=3)),
         # the same completion time as the one before: the id breaks the tie
         make_run(user, pipeline="Übersetzung ✓", input="Grüße — 日本語", final_output="```python\nprint('ok')\n```",
-                 steps=[{"agentId": "t", "agentName": "Übersetzer", "output": "« ok » \\ \"quoted\"\n\ttab",
+                 steps=[{"agentId": "t", "agentName": "Übersetzer", "output": "« ok » \\ \"quoted\"\n\ttab \x01\x1f\x7f </script>",
                          "stepOrder": 0}],
                  completed_at=T0 + timedelta(hours=3)),
     ]
