@@ -4,10 +4,10 @@ Usage (PostgreSQL; the role must be allowed to create databases):
     BENCH_DATABASE_URL=postgresql://USER:PASS@127.0.0.1/postgres .venv/bin/python bench/export.py
 
 It bulk-inserts, at head, one user's 110,000 runs (five pipelines, three models, 10% failed, 1%
-still running, which an export leaves out), each with an input of about 170 characters, variables,
-tags and metadata, three steps of about 650 characters of varied words (each with its model,
-tokens, cost and times) and a final output of about 250 characters: about 2.8 KB a line of JSONL,
-as in the issue's measurement (306 MB). The search index is not filled (an export does not read
+still running, which an export leaves out), each with an input of about 130 characters, variables,
+tags and metadata, three steps of about 380 characters of varied words (each with its model,
+tokens, cost and times) and a final output of about 190 characters: about 2.8 KB a line of JSONL,
+305 MB in all, as in the issue's measurement (306 MB). The search index is not filled (an export does not read
 it); the summaries are recounted. Then VACUUM ANALYZE.
 
 It serves the app with gunicorn started with gunicorn.conf.py (its timeout, workers and limits as
@@ -45,8 +45,8 @@ VOCABULARY = ["".join(parts) for parts in itertools.product(
 
 def words(count: int, seed: str) -> str:
     """SQL for `count` vocabulary words chosen by the expression `seed` (an integer)."""
-    return (f"(SELECT string_agg((CAST(:words AS text[]))[1 + abs((CAST({seed} AS bigint) * 7919 + k * 104729) % 1728)], ' ') "
-            f"FROM generate_series(1, {count}) AS k)")
+    chosen = f"1 + abs((CAST({seed} AS bigint) * 7919 + k * 104729) % 1728)"
+    return f"(SELECT string_agg((CAST(:words AS text[]))[{chosen}], ' ') FROM generate_series(1, {count}) AS k)"
 
 
 def seed(url: str, user_id: str) -> int:
@@ -177,7 +177,8 @@ def main() -> None:
                     time.sleep(0.5)  # the worker writes its counts on close
                     written = counts.read_text().splitlines()[before:] if counts.exists() else []
                     cost = json.loads(written[0]) if written else None
-                    memory = f"{cost['peak_kb'] / 1024:.0f} MB (from {cost['rss_before_kb'] / 1024:.0f})" if cost else "—"
+                    memory = (f"{cost['peak_kb'] / 1024:.0f} MB (from {cost['rss_before_kb'] / 1024:.0f})"
+                              if cost else "—")
                     rows.append(
                         f"| {kind} | {attempt} | {seconds:.1f} | {size / 1e6:.1f} | {lines:,} | "
                         f"{completeness(kind, lines, last, ended, finished)} | "
