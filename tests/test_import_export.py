@@ -18,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from artifacts_app import accounts, queries, recording
+from artifacts_app.artifacts import exports
 from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun, User
 from artifacts_app.schemas import ExportSummary, RunRecord
@@ -486,3 +487,30 @@ def test_import_reads_standard_input(runner: FlaskCliRunner, second_app: Flask) 
     assert cut.exit_code == 1 and "standard input is incomplete" in cut.stderr
     assert whole.exit_code == 0, whole.output
     assert runs_and_pipelines_in(second_app)[0] == 6
+
+
+def test_an_export_costs_a_query_or_two_a_batch_however_many_steps_its_runs_have(
+    signed_in: FlaskClient, user: User, engine_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exports, "JSONL_BATCH", 5)
+    for index in range(12):  # batches of 5, 5 and 2
+        make_run(user, steps=steps_with_usage(), usage=None, completed_at=T0 + timedelta(minutes=index))
+    db.session.commit()
+    statements: list[str] = []
+
+    def remember(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        response = signed_in.get("/artifacts/export?format=jsonl")
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", remember)
+
+    assert response.status_code == 200
+    *lines, summary = response.get_data(as_text=True).splitlines()
+    assert len(lines) == 12 and json.loads(summary)["export"]["runs"] == 12
+    assert all(len(json.loads(line)["steps"]) == 3 for line in lines)
+    reading_runs = [statement for statement in statements if "pipeline_run" in statement]
+    # PostgreSQL writes the steps inside the runs' query; elsewhere each batch's steps are one more.
+    assert len(reading_runs) == (3 if engine_name == "postgresql" else 6), reading_runs

@@ -20,8 +20,9 @@ from ..types import utcnow
 
 FORMATS = ("csv", "jsonl")
 CSV_BATCH = 1000
-# Whole runs carry every step's output: a batch of 1,000 runs of three 2 KB steps each is about 9 MB
-# of text. Larger batches save little (two queries a batch) and hold more at once.
+# Whole runs carry every step's output: a batch of 1,000 runs of three 2 KB steps each is about 7 MB
+# of text (bench/export.py: the worker's peak RSS grows by about 30 MB). Larger batches save little
+# (a query or two a batch) and hold more at once.
 JSONL_BATCH = 1000
 # Cells a spreadsheet would read as a formula (OWASP "CSV injection"): =, +, -, @, tab, CR.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
