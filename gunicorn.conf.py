@@ -25,9 +25,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "sync"
 
 # A worker busy on one request for longer than this is killed and replaced (a sync worker sends no
-# heartbeat while it serves). The slowest legitimate request is a streamed export: it produces about
-# 40 MB of JSON Lines a second (5,000 runs with three 2 KB steps each in under a second), so a
-# minute covers far more history than anyone exports in one go; rendering stops at 1 s
+# heartbeat while it serves). The slowest legitimate request is a streamed export: 110,000 runs,
+# 305 MB of JSON Lines, took 9 to 16 s on a busy 2-core machine (bench/export.py), so a minute
+# covers about half a million runs; a longer one is cut, and its missing summary line says so
+# (`flask runs export` has no such limit). Rendering stops at 1 s
 # (RENDER_TIME_BUDGET_MS). Longer would let a stuck request hold one of few workers for longer.
 # Without a buffering proxy, a client downloading slower than that is cut off at this limit.
 timeout = 60

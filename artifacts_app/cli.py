@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
+import io
+import os
 import sys
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import IO, Any, BinaryIO, TextIO
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy.exc import SQLAlchemyError
 
 from . import accounts, backfill, deleting, importing, queries, reaping, recording, repricing, schemas, tokens
 from .artifacts import exports
@@ -28,7 +28,6 @@ tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 runs_cli = AppGroup(
     "runs", help="Import and export runs as JSON Lines, reprice them, bring legacy runs up to date, prune old ones, "
          "fail abandoned ones.")
-IMPORT_BATCH = 500
 
 
 def read_password(password_stdin: bool) -> str:
@@ -135,61 +134,69 @@ def seed_command() -> None:
 
 
 @runs_cli.command("import")
-@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.argument("source", type=click.File("rb"))
 @click.option("--user", "email", required=True, help="The user the runs belong to.")
-def import_command(source: TextIO, email: str) -> None:
-    """Import runs from a JSON Lines file (one API-shaped run per line); bad lines are reported."""
+@click.option("--allow-incomplete", is_flag=True,
+              help="Import the runs of a file that is not one whole export (no summary line at its end, a count "
+                   "that disagrees, lines after it): a file written by hand or by a version before summary lines.")
+def import_command(source: BinaryIO, email: str, allow_incomplete: bool) -> None:
+    """Import runs from a JSON Lines export (one API-shaped run per line, then its summary line); bad
+    lines are reported. All or nothing: one transaction, committed only once the whole file was read
+    and its summary line agrees, so an export that was cut off imports nothing, and can be imported
+    again once exported whole."""
     user = existing_user(email)
-    rejected: list[tuple[int, str]] = []
-    stored = 0
-    lines = source.readlines()
-    with progress("Importing runs", len(lines)) as advance:
-        for number, line in enumerate(lines, start=1):
-            advance(1)
-            if not line.strip():
-                continue
-            try:
-                document = schemas.parse(schemas.ImportedRun, json.loads(line))
-                # A savepoint per line: a bad line is rolled back alone, the batch goes on.
-                with db.session.begin_nested():
-                    importing.import_run(user, document)
-                stored += 1
-            except json.JSONDecodeError as error:
-                rejected.append((number, f"not valid JSON ({error.msg})"))
-            except (schemas.InvalidBody, recording.RunValidationError) as error:
-                rejected.append((number, str(error)))
-            except (SQLAlchemyError, ValueError, OverflowError) as error:
-                # The savepoint is already rolled back; say which line the database refused.
-                rejected.append((number, f"could not be stored ({type(error).__name__}: {str(error).splitlines()[0]})"))
-            if stored and stored % IMPORT_BATCH == 0:
-                db.session.commit()
+    with progress("Importing runs", file_size(source)) as advance:
+        read = importing.import_lines(user, source, advance)
+    incomplete = read.incomplete()
+    if incomplete and not allow_incomplete:
+        db.session.rollback()
+        raise click.ClickException(
+            f"{display_name(source)} is incomplete: {incomplete}. Nothing was imported (the "
+            f"{counted(read.stored, 'good run')} read were discarded). Export it again, or pass --allow-incomplete "
+            "to import the runs it holds.")
     db.session.commit()
-    click.echo(f"Imported {counted(stored, 'run')} for {user.email}.")
-    if rejected:
-        click.echo(f"Rejected {counted(len(rejected), 'line')}:", err=True)
-        for number, reason in rejected:
+    click.echo(f"Imported {counted(read.stored, 'run')} for {user.email}.")
+    if incomplete:
+        click.echo(f"Warning: {display_name(source)} is incomplete: {incomplete}.", err=True)
+    if read.rejected:
+        click.echo(f"Rejected {counted(len(read.rejected), 'line')}:", err=True)
+        for number, reason in read.rejected:
             click.echo(f"  line {number}: {reason}", err=True)
         sys.exit(1)
+
+
+def file_size(source: BinaryIO) -> int:
+    """The size of a regular file in bytes (what the progress bar counts); 0 for a pipe."""
+    try:
+        return max(os.fstat(source.fileno()).st_size, 0)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return 0
+
+
+def display_name(stream: IO[Any]) -> str:
+    name = getattr(stream, "name", "-")
+    return "standard input" if name in ("-", "<stdin>", 0) else str(name)
 
 
 @runs_cli.command("export")
 @click.option("--user", "email", required=True, help="Whose runs to export.")
 @click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="A file (default: stdout).")
 def export_command(email: str, output: TextIO) -> None:
-    """Export every finished run of a user as JSON Lines, the format `runs import` reads; the summary
-    line goes to stderr, so stdout carries only the runs."""
+    """Export every finished run of a user as JSON Lines, the format `runs import` reads: one run a
+    line, then the summary line {"export": {"runs": N, "complete": true}}. What the command says at
+    the end goes to stderr, so stdout carries only the export."""
     user = existing_user(email)
     filters = ListFilters(finished_only=True)
-    exported = 0
+    lines = 0
     with progress("Exporting runs", queries.run_totals(user, filters).runs) as advance:
         for chunk in exports.jsonl_lines(user, filters):
             output.write(chunk)
-            lines = chunk.count("\n")  # one run a line: JSON escapes the newlines inside its strings
-            exported += lines
-            advance(lines)
+            written = chunk.count("\n")  # one a line: JSON escapes the newlines inside its strings
+            lines += written
+            advance(written)
     output.flush()
     target = "standard output" if output.name in ("-", "<stdout>") else output.name
-    click.echo(f"Exported {counted(exported, 'run')} to {target}", err=True)
+    click.echo(f"Exported {counted(lines - 1, 'run')} to {target}", err=True)
 
 
 DAY = click.DateTime(formats=["%Y-%m-%d"])

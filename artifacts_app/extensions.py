@@ -78,3 +78,13 @@ def begin_sqlite_write_transaction(connection: Any) -> None:
     """
     if connection.dialect.name == "sqlite" and has_request_context() and request.method in WRITE_METHODS:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def lock_for_writing() -> None:
+    """SQLite, outside a request: begin the transaction now, holding the database's write lock, so a
+    writer at the same moment waits for this work (or it for the writer) instead of either failing
+    with "database is locked"; and so savepoints nest inside it (the driver begins a transaction only
+    at the first write, and releasing a savepoint taken outside one commits)."""
+    connection = db.session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

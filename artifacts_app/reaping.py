@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import exists, func, select
 
 from . import recording, rollups, schemas
-from .extensions import db
+from .extensions import db, lock_for_writing
 from .models import PipelineRun, RunStep, User
 from .statuses import OPEN_STATUSES
 
@@ -79,14 +79,6 @@ def last_activity(run_ids: list[str]) -> dict[str, tuple[str, datetime]]:
         .order_by(PipelineRun.id)
     ).all()
     return {run_id: (user_id, max(started, last_step or started)) for run_id, user_id, started, last_step in rows}
-
-
-def lock_for_writing() -> None:
-    """SQLite: take the database's write lock now, so an executor writing at the same moment waits
-    for this batch (or it for the executor) instead of either failing with "database is locked"."""
-    connection = db.session.connection()
-    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def fail_batch(before: datetime, error: str, user: User | None, *, after: str = "", limit: int = BATCH

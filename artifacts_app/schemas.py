@@ -616,6 +616,19 @@ class RunRecord(Out):
     completed_at: str | None
 
 
+class ExportTotals(Out):
+    runs: int = Field(description="How many run lines come before this one.")
+    complete: Literal[True] = Field(description="The export reached its end.")
+
+
+class ExportSummary(Out):
+    """The last line of a JSONL export: {"export": {"runs": N, "complete": true}}. Written only once
+    every run is out, so a file without it, or with lines after it, was cut off or joined; `flask runs
+    import` refuses such a file."""
+
+    export: ExportTotals
+
+
 class RunOut(RunRecord):
     """A run as the API returns it: with its page's URL, and warnings when it is unpriced."""
 
@@ -796,3 +809,5 @@ def parse(model: type[M], data: Any, limit_values: Mapping[str, int] | None = No
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (RunCreate, StepIn, RunComplete, RunFail)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (RunOut, RunPage, ErrorOut)
+# The lines of a JSONL export (/artifacts/export?format=jsonl, `flask runs export`): runs, then the summary.
+EXPORT_MODELS: tuple[type[BaseModel], ...] = (RunRecord, ExportSummary)

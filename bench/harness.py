@@ -114,11 +114,13 @@ def migrate_to_head(env: dict[str, str], url: str) -> float:
 
 
 @contextmanager
-def served(env: dict[str, str]) -> Iterator[tuple[str, urllib.request.OpenerDirector]]:
-    """gunicorn (2 workers) on 127.0.0.1 and an HTTP client logged in as the bench user."""
+def served(
+    env: dict[str, str], options: tuple[str, ...] = ("--workers", "2"), app: str = "wsgi:app"
+) -> Iterator[tuple[str, urllib.request.OpenerDirector]]:
+    """gunicorn (2 workers, or as `options` say) on 127.0.0.1 and an HTTP client logged in as the bench user."""
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
+        [str(Path(sys.executable).parent / "gunicorn"), *options, "--bind", f"127.0.0.1:{port}", app],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     root = f"http://127.0.0.1:{port}"

@@ -204,7 +204,7 @@ def test_the_export_still_streams_batch_by_batch_when_compressed(
     response.close()
     assert fetched_at_first_bytes is not None and fetched_at_first_bytes < 6, fetched
     assert fetched == [1, 1, 1, 1, 1, 1, 0]
-    assert text == expected and len(text.decode().splitlines()) == 6
+    assert text == expected and len(text.decode().splitlines()) == 6 + 1  # and the summary line
 
 
 def test_a_static_file_is_compressed_whole_and_its_file_closed(client: FlaskClient, app: Flask) -> None:

@@ -170,8 +170,9 @@ def test_sigterm_lets_the_request_in_flight_finish_then_gunicorn_exits(app: Flas
 
     head, _, body = answer.partition(b"\r\n\r\n")
     assert len(body) > least
-    lines = body.decode().splitlines()
+    *lines, summary = body.decode().splitlines()
     assert len(lines) == runs and body.endswith(b"\n")
+    assert json.loads(summary) == {"export": {"runs": runs, "complete": True}}  # it ran to its end
     assert sorted(json.loads(line)["input"] for line in lines) == sorted(f"run {index}" for index in range(runs))
     assert exit_code == 0, server.log.read_text()
 

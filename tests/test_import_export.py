@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -14,11 +15,14 @@ import pytest
 import sqlalchemy as sa
 from click.testing import Result
 from flask import Flask
-from flask.testing import FlaskCliRunner
+from flask.testing import FlaskClient, FlaskCliRunner
 
-from artifacts_app import accounts, recording
+from artifacts_app import accounts, queries, recording
+from artifacts_app.artifacts import exports
 from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun, User
+from artifacts_app.schemas import ExportSummary, RunRecord
+from artifacts_app.serialization import json_line
 from tests import databases
 from tests.conftest import dispose, make_app, migrate
 from tests.factories import PASSWORD, make_run, make_user, start_run, steps_with_usage, three_steps
@@ -48,7 +52,7 @@ def seed_mixed_runs(user: User) -> list[str]:
                  completed_at=T0 + timedelta(hours=3)),
         # the same completion time as the one before: the id breaks the tie
         make_run(user, pipeline="Übersetzung ✓", input="Grüße — 日本語", final_output="```python\nprint('ok')\n```",
-                 steps=[{"agentId": "t", "agentName": "Übersetzer", "output": "« ok » \\ \"quoted\"\n\ttab",
+                 steps=[{"agentId": "t", "agentName": "Übersetzer", "output": "« ok » \\ \"quoted\"\n\ttab \x01\x1f\x7f </script>",
                          "stepOrder": 0}],
                  completed_at=T0 + timedelta(hours=3)),
     ]
@@ -106,7 +110,8 @@ def test_export_then_import_into_a_fresh_database_is_an_exact_round_trip(
     exported = invoke(runner, "runs", "export", "--user", EMAIL, "--output", str(first))
 
     assert exported.exit_code == 0, exported.output
-    documents = [json.loads(line) for line in first.read_text(encoding="utf-8").splitlines()]
+    *documents, summary = [json.loads(line) for line in first.read_text(encoding="utf-8").splitlines()]
+    assert summary == {"export": {"runs": 6, "complete": True}}
     assert sorted(document["id"] for document in documents) == sorted(ids)  # finished runs only, Ada's only
     assert still_running.id not in first.read_text() and someone_else.id not in first.read_text()
     by_id = {document["id"]: document for document in documents}
@@ -175,6 +180,12 @@ def good_line(pipeline: str, **fields: Any) -> dict[str, Any]:
     return document
 
 
+def ending_with_summary(lines: list[str]) -> str:
+    """A file of these lines as an export writes them: the summary line counts every line but blank ones."""
+    runs = sum(1 for line in lines if line.strip())
+    return "\n".join(lines) + "\n" + json.dumps({"export": {"runs": runs, "complete": True}}) + "\n"
+
+
 def test_a_file_with_bad_lines_imports_the_good_ones_and_reports_each_bad_line(
     runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
@@ -194,7 +205,7 @@ def test_a_file_with_bad_lines_imports_the_good_ones_and_reports_each_bad_line(
         json.dumps(good_line("Bad step order", steps=[{**three_steps()[0], "stepOrder": 4}])),  # 10
     ]
     source = tmp_path / "mixed.jsonl"
-    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    source.write_text(ending_with_summary(lines), encoding="utf-8")
 
     result = invoke(runner, "runs", "import", str(source), "--user", EMAIL)
 
@@ -247,7 +258,7 @@ def test_export_to_stdout_is_the_same_as_to_a_file(runner: FlaskCliRunner, tmp_p
 
     assert to_file.exit_code == 0 and to_stdout.exit_code == 0
     assert to_stdout.stdout == target.read_text(encoding="utf-8")
-    assert len(to_stdout.stdout.splitlines()) == 6
+    assert len(to_stdout.stdout.splitlines()) == 6 + 1  # and the summary line
 
 
 def test_a_line_the_database_cannot_store_is_reported_and_the_good_lines_are_kept(
@@ -257,7 +268,7 @@ def test_a_line_the_database_cannot_store_is_reported_and_the_good_lines_are_kep
     good = good_line("Good")
     overflowing = good_line("Overflow", createdAt="9999-12-31T23:59:59-23:59", completedAt="9999-12-31T23:59:59-23:59")
     source = tmp_path / "runs.jsonl"
-    source.write_text(json.dumps(good) + "\n" + json.dumps(overflowing) + "\n", encoding="utf-8")
+    source.write_text(ending_with_summary([json.dumps(good), json.dumps(overflowing)]), encoding="utf-8")
 
     result = invoke(runner, "runs", "import", str(source), "--user", EMAIL)
 
@@ -275,7 +286,7 @@ def test_a_line_with_a_cost_too_large_for_the_column_is_reported_and_the_good_li
     importer = make_user(EMAIL)
     good = good_line("Good")
     source = tmp_path / "runs.jsonl"
-    source.write_text(json.dumps(good) + "\n" + json.dumps(good_line("Huge", cost="10000000000000000")) + "\n",
+    source.write_text(ending_with_summary([json.dumps(good), json.dumps(good_line("Huge", cost="10000000000000000"))]),
                       encoding="utf-8")
 
     result = invoke(runner, "runs", "import", str(source), "--user", EMAIL)
@@ -290,9 +301,9 @@ def test_a_line_with_a_cost_too_large_for_the_column_is_reported_and_the_good_li
 
 def test_an_imported_steps_cost_is_of_unknown_origin(runner: FlaskCliRunner, tmp_path: Path) -> None:
     make_run(make_user(EMAIL), steps=steps_with_usage(), usage=None)
-    exported = json.loads(invoke(runner, "runs", "export", "--user", EMAIL).stdout)
+    exported = json.loads(invoke(runner, "runs", "export", "--user", EMAIL).stdout.splitlines()[0])
     source = tmp_path / "runs.jsonl"
-    source.write_text(json.dumps({**exported, "id": str(uuid.uuid4())}) + "\n", encoding="utf-8")
+    source.write_text(ending_with_summary([json.dumps({**exported, "id": str(uuid.uuid4())})]), encoding="utf-8")
     make_user("copy@example.com")
 
     assert invoke(runner, "runs", "import", str(source), "--user", "copy@example.com").exit_code == 0
@@ -302,3 +313,204 @@ def test_an_imported_steps_cost_is_of_unknown_origin(runner: FlaskCliRunner, tmp
         sa.select(PipelineRun).join(User).where(User.email == "copy@example.com")).scalar_one()
     # The export does not say which step costs were computed: a reprice must keep all of them.
     assert [(step.cost is not None, step.cost_source) for step in copy.steps] == [(True, None)] * 3
+
+
+def exported_text(runner: FlaskCliRunner, email: str = EMAIL) -> str:
+    result = invoke(runner, "runs", "export", "--user", email)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def stored_runs(email: str) -> int:
+    db.session.rollback()
+    return db.session.execute(
+        sa.select(sa.func.count()).select_from(PipelineRun).join(User).where(User.email == email)).scalar_one()
+
+
+def test_every_export_line_is_a_run_record_byte_for_byte_and_the_last_one_the_summary(
+    runner: FlaskCliRunner, signed_in: FlaskClient, user: User
+) -> None:
+    seed_mixed_runs(user)
+    text = exported_text(runner, user.email)
+    *lines, last = text.splitlines(keepends=True)
+
+    assert json.loads(last) == {"export": {"runs": 6, "complete": True}}
+    assert ExportSummary.model_validate_json(last).export.runs == len(lines) == 6
+    for line in lines:  # what the export writes straight is what RunRecord would have written
+        record = RunRecord.model_validate(json.loads(line)).model_dump(mode="json", exclude_unset=True)
+        assert json_line(record) == line
+        # and it is the run's own JSON download
+        download = signed_in.get(f"/artifacts/{record['id']}/download?part=all&format=json")
+        assert download.status_code == 200
+        assert list(json.loads(download.get_data()).items()) == list(json.loads(line).items())
+    # The web export of the whole list is the same file, byte for byte.
+    web = signed_in.get("/artifacts/export?format=jsonl")
+    assert web.status_code == 200 and web.get_data(as_text=True) == text
+
+
+@pytest.mark.postgres_only
+def test_postgresql_and_sqlite_write_the_same_export(
+    runner: FlaskCliRunner, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    seed_mixed_runs(make_user(EMAIL))
+    from_postgres = tmp_path / "postgres.jsonl"
+    assert invoke(runner, "runs", "export", "--user", EMAIL, "--output", str(from_postgres)).exit_code == 0
+    path = tmp_path / "sqlite.db"
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    sqlite_app = make_app(f"sqlite:///{path}", tmp_path / "sqlite")
+    try:
+        with sqlite_app.app_context():
+            accounts.create_user(EMAIL, PASSWORD)
+            db.session.commit()
+        assert in_app(sqlite_app, ["runs", "import", str(from_postgres), "--user", EMAIL]).exit_code == 0
+        from_sqlite = tmp_path / "sqlite.jsonl"
+        assert in_app(sqlite_app, ["runs", "export", "--user", EMAIL, "--output", str(from_sqlite)]).exit_code == 0
+    finally:
+        with sqlite_app.app_context():
+            dispose(sqlite_app)
+
+    # Variables and metadata included: jsonb reorders their keys, SQLite keeps them as written.
+    assert '"variables":{"audience":"engineers","depth":2,"draft":true,"note":null,"ratio":0.5}' in (
+        from_postgres.read_text(encoding="utf-8"))
+    assert from_sqlite.read_bytes() == from_postgres.read_bytes()
+
+
+def import_into(other: Flask, source: Path, *options: str) -> Result:
+    """`flask runs import` of the file into the other database, for EMAIL (created there first)."""
+    with other.app_context():
+        if queries.user_by_email(EMAIL) is None:
+            accounts.create_user(EMAIL, PASSWORD)
+            db.session.commit()
+    return in_app(other, ["runs", "import", str(source), "--user", EMAIL, *options])
+
+
+def runs_and_pipelines_in(other: Flask) -> tuple[int, int]:
+    with other.app_context():
+        return (db.session.execute(sa.select(sa.func.count()).select_from(PipelineRun)).scalar_one(),
+                db.session.execute(sa.select(sa.func.count()).select_from(Pipeline)).scalar_one())
+
+
+@pytest.mark.parametrize("cut", ["mid-line", "at a line's end"])
+def test_a_cut_off_export_imports_nothing_and_says_so_then_imports_whole(
+    runner: FlaskCliRunner, second_app: Flask, tmp_path: Path, cut: str
+) -> None:
+    seed_mixed_runs(make_user(EMAIL))
+    whole = exported_text(runner).encode()
+    lines = whole.splitlines(keepends=True)
+    # What a download cut by a worker's timeout leaves: the start of the file, maybe half a line.
+    kept = b"".join(lines[:3]) + (lines[3][:100] if cut == "mid-line" else b"")
+    source = tmp_path / "cut.jsonl"
+    source.write_bytes(kept)
+
+    result = import_into(second_app, source)
+
+    assert result.exit_code == 1
+    assert f"{source} is incomplete: it does not end with the export's summary line, so it was cut off" in result.stderr
+    assert "Nothing was imported (the 3 good runs read were discarded)" in result.stderr
+    assert runs_and_pipelines_in(second_app) == (0, 0)  # all or nothing: the three whole lines were not kept
+
+    source.write_bytes(whole)  # exported again, whole: it imports, nothing in the way
+    again = import_into(second_app, source)
+    assert again.exit_code == 0, again.output
+    assert "Imported 6 runs" in again.stdout and runs_and_pipelines_in(second_app)[0] == 6
+
+
+def test_a_summary_line_whose_count_disagrees_imports_nothing(
+    runner: FlaskCliRunner, second_app: Flask, tmp_path: Path
+) -> None:
+    seed_mixed_runs(make_user(EMAIL))
+    *lines, _ = exported_text(runner).splitlines(keepends=True)
+    source = tmp_path / "dropped.jsonl"
+    # A line lost from the middle (an edit, a bad copy): the summary still says 6.
+    source.write_text("".join(lines[:2] + lines[3:]) + '{"export":{"runs":6,"complete":true}}\n', encoding="utf-8")
+
+    result = import_into(second_app, source)
+
+    assert result.exit_code == 1
+    assert "is incomplete: its summary line says 6 runs, but 5 lines of runs come before it" in result.stderr
+    assert runs_and_pipelines_in(second_app) == (0, 0)
+
+
+def test_lines_after_the_summary_line_import_nothing(runner: FlaskCliRunner, second_app: Flask, tmp_path: Path) -> None:
+    seed_mixed_runs(make_user(EMAIL))
+    text = exported_text(runner)
+    source = tmp_path / "joined.jsonl"
+    # Two exports joined: the first one's summary line is in the middle.
+    source.write_text(text + json.dumps(good_line("Later")) + "\n", encoding="utf-8")
+
+    result = import_into(second_app, source)
+
+    assert result.exit_code == 1
+    assert "is incomplete: line 8 comes after the summary line (line 7), so it is not one export as written" in (
+        result.stderr)
+    assert runs_and_pipelines_in(second_app) == (0, 0)
+
+
+def test_a_summary_line_that_is_not_valid_imports_nothing(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    make_user(EMAIL)
+    source = tmp_path / "false.jsonl"
+    source.write_text(json.dumps(good_line("One")) + "\n" + '{"export":{"runs":1,"complete":false}}\n',
+                      encoding="utf-8")
+
+    result = invoke(runner, "runs", "import", str(source), "--user", EMAIL)
+
+    assert result.exit_code == 1
+    assert "its summary line (line 2) is not valid: export.complete:" in result.stderr
+    assert stored_runs(EMAIL) == 0
+
+
+def test_allow_incomplete_imports_the_runs_of_a_file_without_a_summary_line_and_warns(
+    runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    make_user(EMAIL)
+    source = tmp_path / "by-hand.jsonl"
+    source.write_text(json.dumps(good_line("One")) + "\n" + json.dumps(good_line("Two")) + "\n", encoding="utf-8")
+
+    result = invoke(runner, "runs", "import", str(source), "--user", EMAIL, "--allow-incomplete")
+
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 runs" in result.stdout
+    assert "Warning:" in result.stderr and "does not end with the export's summary line" in result.stderr
+    assert stored_runs(EMAIL) == 2
+
+
+def test_import_reads_standard_input(runner: FlaskCliRunner, second_app: Flask) -> None:
+    seed_mixed_runs(make_user(EMAIL))
+    text = exported_text(runner)
+    import_into(second_app, Path(os.devnull), "--allow-incomplete")  # creates the user; an empty file
+
+    with second_app.app_context():
+        cut = second_app.test_cli_runner().invoke(args=["runs", "import", "-", "--user", EMAIL],
+                                                  input=text[: len(text) // 2])
+        whole = second_app.test_cli_runner().invoke(args=["runs", "import", "-", "--user", EMAIL], input=text)
+
+    assert cut.exit_code == 1 and "standard input is incomplete" in cut.stderr
+    assert whole.exit_code == 0, whole.output
+    assert runs_and_pipelines_in(second_app)[0] == 6
+
+
+def test_an_export_costs_a_query_or_two_a_batch_however_many_steps_its_runs_have(
+    signed_in: FlaskClient, user: User, engine_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exports, "JSONL_BATCH", 5)
+    for index in range(12):  # batches of 5, 5 and 2
+        make_run(user, steps=steps_with_usage(), usage=None, completed_at=T0 + timedelta(minutes=index))
+    db.session.commit()
+    statements: list[str] = []
+
+    def remember(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        response = signed_in.get("/artifacts/export?format=jsonl")
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", remember)
+
+    assert response.status_code == 200
+    *lines, summary = response.get_data(as_text=True).splitlines()
+    assert len(lines) == 12 and json.loads(summary)["export"]["runs"] == 12
+    assert all(len(json.loads(line)["steps"]) == 3 for line in lines)
+    reading_runs = [statement for statement in statements if "pipeline_run" in statement]
+    # PostgreSQL writes the steps inside the runs' query; elsewhere each batch's steps are one more.
+    assert len(reading_runs) == (3 if engine_name == "postgresql" else 6), reading_runs

@@ -299,7 +299,7 @@ def test_home_redirects_to_the_list(signed_in: FlaskClient) -> None:
 def test_export_streams_each_filtered_run_once_in_keyset_batches(
     signed_in: FlaskClient, user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Batches of 4 (CSV) and 5 (JSONL) stand in for the real 1,000 and 100, so a few runs cross
+    # Batches of 4 (CSV) and 5 (JSONL) stand in for the real 1,000s, so a few runs cross
     # several batch boundaries: 6 of the 10 wanted runs share one completion time (the id breaks
     # the tie across a boundary), runs of another model sit between them, and the JSONL export
     # ends on a full batch, so only an empty one tells it to stop.
@@ -324,8 +324,9 @@ def test_export_streams_each_filtered_run_once_in_keyset_batches(
     assert response.headers["Content-Disposition"].startswith("attachment;")
     chunks = [chunk.decode() for chunk in response.iter_encoded()]  # each one sent as soon as it is made
     assert batches == [("export_runs", 5), ("export_runs", 5), ("export_runs", 0)]
-    assert [len(chunk.splitlines()) for chunk in chunks] == [5, 5]
-    documents = [json.loads(line) for line in "".join(chunks).splitlines()]
+    assert [len(chunk.splitlines()) for chunk in chunks] == [5, 5, 1]  # the last: the summary line
+    *documents, summary = [json.loads(line) for line in "".join(chunks).splitlines()]
+    assert summary == {"export": {"runs": 10, "complete": True}}
     assert [doc["id"] for doc in documents] == in_list_order
     assert {doc["model"] for doc in documents} == {"gpt-4o-mini"}
     assert documents[0]["steps"][0]["output"] == "output 9"

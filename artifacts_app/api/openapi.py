@@ -18,7 +18,7 @@ def components(limits: Mapping[str, int]) -> dict[str, Any]:
     with schemas.documenting(limits):
         _, generated = models_json_schema(
             [(model, "validation") for model in schemas.REQUEST_MODELS]
-            + [(model, "serialization") for model in schemas.RESPONSE_MODELS],
+            + [(model, "serialization") for model in schemas.RESPONSE_MODELS + schemas.EXPORT_MODELS],
             ref_template="#/components/schemas/{model}",
         )
     return generated["$defs"]  # type: ignore[no-any-return]
@@ -107,7 +107,10 @@ def document(limits: Mapping[str, int] | None = None) -> dict[str, Any]:
             "version": __version__,
             "description": "Record the runs of multi-step LLM pipelines: start a run, add step outputs, "
                            "complete or fail it, or record a finished run in one call. Costs are "
-                           "computed by the server from the price in force when the run completed.",
+                           "computed by the server from the price in force when the run completed. "
+                           "A JSON Lines export (the web app's /artifacts/export?format=jsonl, `flask runs "
+                           "export`) is one RunRecord a line, then one ExportSummary line; a file without it "
+                           "was cut off.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
