@@ -128,7 +128,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, ti
         if process.poll() is not None:
             pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
                 return
         except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its worker still booting
             pass

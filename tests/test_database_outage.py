@@ -37,7 +37,7 @@ from tests import databases
 from tests.conftest import dispose, make_app, migrate, truncate_all
 from tests.factories import PASSWORD, make_run, make_user
 from tests.http_helpers import IsolatedClient, csrf_from, log_in
-from tests.servers import free_port, stop
+from tests.servers import free_port, stop, wait_until_healthy
 
 pytestmark = pytest.mark.postgres_only
 
@@ -183,18 +183,7 @@ def site(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                                    cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     site = Site(f"http://127.0.0.1:{port}", log, process, run_id, {"Authorization": f"Bearer {clear}"}, url)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if requests.get(f"{site.url}/healthz", timeout=5).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # the worker is still starting
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer /healthz within {START_TIMEOUT} s:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_until_healthy(site.url, process, log, START_TIMEOUT)
         yield site
     finally:
         stop(process)

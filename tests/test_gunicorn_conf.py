@@ -24,7 +24,7 @@ from artifacts_app import PROJECT_ROOT, recording
 from artifacts_app.extensions import db
 from tests.factories import PASSWORD, make_user
 from tests.http_helpers import csrf_from
-from tests.servers import free_port, stop
+from tests.servers import free_port, stop, wait_until_healthy
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 CONFIG = PROJECT_ROOT / "gunicorn.conf.py"
@@ -67,18 +67,7 @@ def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
                                    stdout=output, stderr=subprocess.STDOUT)
     running = Server("127.0.0.1", port, log, process)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if requests.get(f"{running.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its worker still booting
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer /healthz within {START_TIMEOUT} s:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_until_healthy(running.url, process, log, START_TIMEOUT)
         yield running
     finally:
         stop(process)

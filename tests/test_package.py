@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, stop
+from tests.servers import free_port, stop, wait_until_healthy
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 PACKAGE = "artifacts_app"
@@ -151,18 +150,7 @@ def served(installed: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if fetch(f"{url}/healthz")[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer /healthz within {START_TIMEOUT} s:\n{log.read_text()}")
-            time.sleep(0.2)
+        wait_until_healthy(url, process, log, START_TIMEOUT)
         yield url, installed
     finally:
         stop(process)

@@ -21,7 +21,7 @@ from flask import Flask
 from artifacts_app import PROJECT_ROOT
 from tests.factories import PASSWORD, make_user
 from tests.http_helpers import csrf_from
-from tests.servers import free_port, stop
+from tests.servers import free_port, stop, wait_until_healthy
 
 EMAIL = "ada@example.com"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -91,19 +91,7 @@ def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer /healthz within {START_TIMEOUT} s:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_until_healthy(url, process, log, START_TIMEOUT)
         yield Server(url, log, process)
     finally:
         stop(process)
