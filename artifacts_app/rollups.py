@@ -66,14 +66,17 @@ def share_of(run: PipelineRun, pipeline_name: str | None = None) -> Share:
     )
 
 
-def upsert(model: type[Any], keys: dict[str, Any], deltas: dict[str, Any]) -> None:
-    """Add `deltas` to the row with these keys, creating it when it does not exist."""
+def upsert(model: type[Any], key_names: list[str], rows: list[dict[str, Any]]) -> None:
+    """Add each row's other values to the row with its keys, creating it when it does not exist: one
+    statement for all of them (rows with distinct keys, in key order, so writers cannot deadlock)."""
+    if not rows:
+        return
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(model).values(**keys, **deltas)
+    statement = insert(model).values(rows)
     table = model.__table__
     db.session.execute(statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: table.c[name] + statement.excluded[name] for name in deltas},
+        index_elements=key_names,
+        set_={name: table.c[name] + statement.excluded[name] for name in rows[0] if name not in key_names},
     ))
 
 
@@ -114,25 +117,24 @@ def count(changes: Iterable[tuple[Share, int]]) -> None:
         sums[4] += sign * share.unpriced
         for kind, value in share.facets:
             facets[(share.user_id, kind, value)] += sign
-    emptied_rollups = []
+    emptied_rollups, rollup_rows = [], []
     for key, (runs, tokens_in, tokens_out, cost, unpriced) in sorted(rollups.items()):
         if runs == tokens_in == tokens_out == unpriced == 0 and cost == 0:
             continue  # a change that leaves the bucket as it was
         user_id, pipeline_id, model, status, day = key
-        upsert(
-            RunRollup,
-            {"user_id": user_id, "pipeline_id": pipeline_id, "model": model, "status": status, "day": day},
-            {"runs": runs, "input_tokens": tokens_in, "output_tokens": tokens_out, "cost": cost,
-             "unpriced_runs": unpriced},
-        )
+        rollup_rows.append({"user_id": user_id, "pipeline_id": pipeline_id, "model": model, "status": status,
+                            "day": day, "runs": runs, "input_tokens": tokens_in, "output_tokens": tokens_out,
+                            "cost": cost, "unpriced_runs": unpriced})
         if runs < 0:
             emptied_rollups.append(key)
-    emptied_facets = []
+    upsert(RunRollup, ["user_id", "pipeline_id", "model", "status", "day"], rollup_rows)
+    emptied_facets, facet_rows = [], []
     for (user_id, kind, value), delta in sorted(facets.items()):
         if delta:
-            upsert(RunFacet, {"user_id": user_id, "kind": kind, "value": value}, {"runs": delta})
+            facet_rows.append({"user_id": user_id, "kind": kind, "value": value, "runs": delta})
         if delta < 0:
             emptied_facets.append((user_id, kind, value))
+    upsert(RunFacet, ["user_id", "kind", "value"], facet_rows)
     # A bucket or facet whose last run left is removed, so menus offer only what is there.
     if emptied_rollups:
         db.session.execute(delete(RunRollup).where(RunRollup.runs <= 0, or_(*(
