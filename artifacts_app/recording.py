@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from flask import current_app
 from pydantic.alias_generators import to_camel
-from sqlalchemy import CursorResult, bindparam, column, delete, insert, inspect, select, table, update
+from sqlalchemy import Column, CursorResult, MetaData, Table, bindparam, delete, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -252,6 +252,13 @@ def new_run(
 # (attribute, column name) of every column a new run's row is written with; pipeline_id is found apart.
 RUN_COLUMNS = tuple((attribute.key, attribute.columns[0].name) for attribute in inspect(PipelineRun).column_attrs
                     if attribute.key != "pipeline_id")
+# The table as a new run is written: its columns, and the search vector the writer computes in the
+# same INSERT on PostgreSQL (a column the models leave to search.py).
+RUN_ROWS = Table(
+    PipelineRun.__tablename__, MetaData(),
+    *(Column(column.name, column.type) for column in PipelineRun.__table__.columns),
+    Column(search.SEARCH_COLUMN, postgresql.TSVECTOR()),
+)
 STEP_COLUMNS = tuple((attribute.key, attribute.columns[0].name) for attribute in inspect(RunStep).column_attrs)
 
 
@@ -270,11 +277,10 @@ def insert_one(user: User, new: PreparedRun) -> str | None:
     if search.postgres():
         selected.append(search.vector_of(bindparam("search_parts", new.search_parts(), type_=search.PARTS)))
         names.append(search.SEARCH_COLUMN)
-    target = table(PipelineRun.__tablename__, *(column(name) for name in (*names, "pipeline_id")))
-    statement = insert(target).from_select(
+    statement = insert(RUN_ROWS).from_select(
         [*names, "pipeline_id"],
         select(*selected, Pipeline.id).where(Pipeline.user_id == user.id, Pipeline.name == new.pipeline_name),
-    ).returning(target.c.pipeline_id)
+    ).returning(RUN_ROWS.c.pipeline_id)
     return cast(str | None, db.session.execute(statement).scalar_one_or_none())
 
 
@@ -317,7 +323,7 @@ def write_new(user: User, runs: list[PreparedRun]) -> None:
             if search.postgres():
                 row["search_parts"] = new.search_parts()
             rows.append(row)
-        statement = insert(PipelineRun.__table__)
+        statement = insert(RUN_ROWS)
         if search.postgres():
             statement = statement.values(
                 {search.SEARCH_COLUMN: search.vector_of(bindparam("search_parts", type_=search.PARTS))})
