@@ -275,7 +275,7 @@ def insert_one(user: User, new: PreparedRun) -> str | None:
                            for name, value in values.items()]
     names = list(values)
     if search.postgres():
-        selected.append(search.vector_of(bindparam("search_parts", new.search_parts(), type_=search.PARTS)))
+        selected.append(search.vector_of(bindparam("search_parts", new.search_parts(), type_=search.TEXT_ARRAY)))
         names.append(search.SEARCH_COLUMN)
     statement = insert(RUN_ROWS).from_select(
         [*names, "pipeline_id"],
@@ -326,11 +326,11 @@ def write_new(user: User, runs: list[PreparedRun]) -> None:
         statement = insert(RUN_ROWS)
         if search.postgres():
             statement = statement.values(
-                {search.SEARCH_COLUMN: search.vector_of(bindparam("search_parts", type_=search.PARTS))})
+                {search.SEARCH_COLUMN: search.vector_of(bindparam("search_parts", type_=search.TEXT_ARRAY))})
         db.session.execute(statement, rows)
     steps = [step_row(step) for new in runs for step in new.steps]
     if steps:
-        db.session.execute(insert(RunStep.__table__), steps)
+        db.session.execute(insert(cast(Table, RunStep.__table__)), steps)
     if not search.postgres():
         search.index_new_runs([new.run.id for new in runs])
     rollups.count([(rollups.share_of(new.run, new.pipeline_name), +1) for new in runs])

@@ -288,7 +288,7 @@ def index_run(run: PipelineRun) -> None:
 
 # A new run's vector, computed inside the INSERT that writes it (PostgreSQL), from its parts sent
 # along as one text[] parameter: no second version of the row.
-PARTS: Any = ARRAY(Text())
+TEXT_ARRAY: Any = ARRAY(Text())
 
 
 def vector_of(parts: Any) -> Any:
@@ -299,7 +299,7 @@ def vector_of(parts: Any) -> Any:
 def index_new_runs(run_ids: list[str]) -> None:
     """Index runs just written with their steps (SQLite: their parts rows; on PostgreSQL the INSERT
     computed the vector)."""
-    ids = bindparam("ids", run_ids, expanding=True)
+    ids: Any = bindparam("ids", run_ids, expanding=True)
     db.session.execute(
         text(SQLITE_INSERT.format(SQLITE_PART_ROWS.replace("= :id", "IN :ids"))).bindparams(ids)
     )

@@ -46,11 +46,13 @@ def create_token(user: User, name: str) -> tuple[ApiToken, str]:
 TOUCH_KEY = "token_last_used"  # session.info: the token whose last_used_at this transaction writes
 
 
-def authenticate(clear: str) -> User | None:
+def authenticate(clear: str, *, write_now: bool = True) -> User | None:
     """The user a bearer token belongs to, or None for an unknown or revoked token: one statement.
 
     When the token's last use is older than LAST_USED_RESOLUTION, last_used_at is written in the
-    caller's transaction (the caller commits; see record_use).
+    caller's transaction (the caller commits), or with `write_now=False` left for record_use: a
+    request that only reads writes it after its reads, since a SQLite transaction that has read
+    cannot take the write lock while another writer holds it.
     """
     if not clear.startswith(TOKEN_PREFIX):
         return None
@@ -65,13 +67,16 @@ def authenticate(clear: str) -> User | None:
         return None
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        touch(token.id, now)
+        if write_now:
+            touch(token.id, now)
+        else:
+            db.session.info[TOUCH_KEY] = (token.id, now, True)
     return user
 
 
 def touch(token_id: str, now: datetime) -> None:
     """Write the token's last use, unless another request has within the minute (so concurrent
-    requests write it once); remembered until the transaction commits."""
+    requests write it once); remembered (as written, not yet committed) until the transaction commits."""
     db.session.execute(
         update(ApiToken)
         .where(ApiToken.id == token_id,
@@ -83,13 +88,14 @@ def touch(token_id: str, now: datetime) -> None:
 
 
 def record_use(*, failed: bool = False) -> None:
-    """Commit a last use still waiting in this session: a request that only read did not commit it;
-    one whose work was rolled back, or `failed` (its transaction is rolled back here), writes it again."""
+    """Commit a last use still waiting in this session: one written in a transaction the request did
+    not commit; one not written yet, or whose transaction was rolled back or `failed` (rolled back
+    here), is written now in a transaction of its own."""
     pending = db.session.info.get(TOUCH_KEY)
     if pending is None:
         return
-    token_id, now, rolled_back = pending
-    if rolled_back or failed:
+    token_id, now, unwritten = pending
+    if unwritten or failed:
         db.session.rollback()
         touch(token_id, now)
     db.session.commit()

@@ -27,7 +27,7 @@ import requests
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, free_port, scratch_database  # noqa: E402
+from harness import ROOT, free_port, scratch_database
 
 CLIENTS = 4
 SINGLE_RUNS = int(os.environ.get("SINGLE_RUNS", "2000"))
@@ -35,7 +35,7 @@ BATCH_RUNS = int(os.environ.get("BATCH_RUNS", "10000"))
 BATCH_SIZE = 500
 WORKERS = os.environ.get("WEB_CONCURRENCY", "4")
 STEPS = 5
-WORDS = "the quick brown fox jumps over a lazy dog while the model writes a careful review of it".split()
+WORDS = ("the quick brown fox jumps over a lazy dog while the model writes a careful review of it").split(" ")
 
 
 def text(seed: int, words: int) -> str:

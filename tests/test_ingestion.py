@@ -47,7 +47,7 @@ def statements() -> Iterator[list[str]]:
 
 
 def test_a_one_shot_run_is_one_insert_of_the_finished_row_in_one_transaction(
-    client: FlaskClient, ada: Caller, engine_name: str  # noqa: F811
+    client: FlaskClient, ada: Caller, engine_name: str
 ) -> None:
     first = client.post(f"{API}/runs", json=finished(0), headers=ada.headers)  # its pipeline and last use exist now
     assert first.status_code == 201
@@ -72,8 +72,8 @@ def test_a_one_shot_run_is_one_insert_of_the_finished_row_in_one_transaction(
     assert fetched["cost"] == "0.002250000000" and fetched["usage"] == {"inputTokens": 500, "outputTokens": 100}
 
 
-def test_last_used_at_is_written_once_a_minute_in_the_requests_own_transaction(
-    client: FlaskClient, ada: Caller  # noqa: F811
+def test_last_used_at_is_written_once_a_minute_with_a_writes_own_transaction(
+    client: FlaskClient, ada: Caller
 ) -> None:
     def last_used() -> Any:
         db.session.rollback()
@@ -100,7 +100,7 @@ def test_last_used_at_is_written_once_a_minute_in_the_requests_own_transaction(
 
 
 def test_a_batch_records_each_run_as_post_runs_would_and_answers_for_each(
-    client: FlaskClient, ada: Caller  # noqa: F811
+    client: FlaskClient, ada: Caller
 ) -> None:
     once = client.post(f"{API}/runs", json=finished(9), headers={**ada.headers, "Idempotency-Key": "k-9"})
     assert once.status_code == 201
@@ -139,7 +139,7 @@ def test_a_batch_records_each_run_as_post_runs_would_and_answers_for_each(
     assert [(r["status"], r["id"]) for r in again["results"]] == [(200, results[0]["id"]), (200, results[2]["id"])]
 
 
-def test_a_bad_batch_envelope_is_a_422_and_stores_nothing(client: FlaskClient, ada: Caller) -> None:  # noqa: F811
+def test_a_bad_batch_envelope_is_a_422_and_stores_nothing(client: FlaskClient, ada: Caller) -> None:
     before = stored()
     for envelope in ({"runs": [finished(n) for n in range(MAX_BATCH_RUNS + 1)]}, {"runs": []}, {"runs": {}},
                      [finished(0)], {"runs": [finished(0)], "more": 1}, {}):
@@ -155,7 +155,7 @@ def test_a_bad_batch_envelope_is_a_422_and_stores_nothing(client: FlaskClient, a
     assert stored() == before
 
 
-def test_a_full_batch_is_one_transaction_of_a_few_statements(client: FlaskClient, ada: Caller) -> None:  # noqa: F811
+def test_a_full_batch_is_one_transaction_of_a_few_statements(client: FlaskClient, ada: Caller) -> None:
     with statements() as sent:
         response = client.post(f"{API}/runs/batch", json={"runs": [
             finished(n, pipeline=f"P{n % 3}", idempotencyKey=f"key-{n}") for n in range(MAX_BATCH_RUNS)

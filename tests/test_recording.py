@@ -14,7 +14,7 @@ from flask import Flask
 from artifacts_app import pricing, recording, schemas
 from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun
-from artifacts_app.recording import RunNotFound, RunStateError, RunValidationError
+from artifacts_app.recording import RunNotFound, RunStateError
 from tests.factories import make_run, make_user, start_run, steps_with_usage, three_steps
 
 # The packaged prices, as the app loads them without a PRICES_FILE.

@@ -27,12 +27,13 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        user = tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        writes = request.method not in ("GET", "HEAD", "OPTIONS")
+        user = tokens.authenticate(token.strip(), write_now=writes) if scheme.lower() == "bearer" else None
         if user is None:
             raise ApiError(401, "unauthorized", "A valid bearer token is required.")
         g.api_user = user
-        # last_used_at (at most once a minute) goes with the request's own transaction; it is
-        # worth keeping even when the request only reads or fails.
+        # last_used_at (at most once a minute) goes with a write's own transaction; it is worth
+        # keeping even when the request only reads (written after its reads) or fails.
         try:
             result = view(*args, **kwargs)
         except BaseException:

@@ -52,7 +52,10 @@ def run_json(run: PipelineRun, pipeline_name: str | None = None) -> dict[str, An
     return body.model_dump(mode="json", exclude_unset=True)
 
 
-def recorded(call: Callable[[], PipelineRun]) -> PipelineRun:
+Written = TypeVar("Written")
+
+
+def recorded(call: Callable[[], Written]) -> Written:
     """Run a writer call, turning its errors into API errors; nothing is stored on failure."""
     try:
         return call()
