@@ -35,7 +35,8 @@ BATCH_RUNS = int(os.environ.get("BATCH_RUNS", "10000"))
 BATCH_SIZE = 500
 WORKERS = os.environ.get("WEB_CONCURRENCY", "4")
 STEPS = 5
-WORDS = ("the quick brown fox jumps over a lazy dog while the model writes a careful review of it").split(" ")
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "the", "model", "writes",
+         "a", "careful", "review", "of", "it"]
 
 
 def text(seed: int, words: int) -> str:
