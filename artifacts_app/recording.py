@@ -187,20 +187,35 @@ def pipeline_for(user: User, name: str) -> Pipeline:
     return pipeline
 
 
-@dataclass(frozen=True)
+@dataclass
 class PreparedRun:
-    """A run checked and priced before it is written: its row (a transient PipelineRun, every column
-    but pipeline_id), its pipeline's name and its step rows. The API answers from these."""
+    """A run checked and priced before it is written: its row and its steps' rows (by attribute
+    name; plain values, as a batch of 500 builds them), and its pipeline's name. The API answers
+    from these (`run`), not from reading the row back."""
 
-    run: PipelineRun
+    row: dict[str, Any]
     pipeline_name: str
-    steps: list[RunStep]
+    steps: list[dict[str, Any]]
+
+    @property
+    def id(self) -> str:
+        return cast(str, self.row["id"])
+
+    @property
+    def run(self) -> PipelineRun:
+        """The run as written, steps included: a transient object, never added to the session."""
+        run = PipelineRun(**self.row)
+        run.steps = [RunStep(**step) for step in self.steps]
+        return run
+
+    def share(self) -> rollups.Share:
+        return rollups.share_from(self.row, self.pipeline_name)
 
     def search_parts(self) -> list[str]:
         """What search indexes, in search.py's order: name, input, final output, each step's output."""
-        final = self.run.artifact_data["finalOutput"] if self.run.artifact_data else ""
+        final = self.row["artifact_data"]["finalOutput"] or self.row["final_output"] or ""
         return [part[: search.PART_CHARS] for part in (
-            self.run.name, self.run.input, final or self.run.final_output or "", *(step.output for step in self.steps)
+            self.row["name"], self.row["input"], final, *(step["output"] for step in self.steps)
         )]
 
 
@@ -211,42 +226,38 @@ def new_run(
     """A start (RunStart) or a finished run (RunRecordCompleted/Failed) as the row it will be,
     checked and priced as of its end; nothing is written. Raises RunValidationError."""
     now = now or utcnow()
-    pipeline = body.pipeline.strip()
-    run = PipelineRun(
-        id=new_id(), user_id=user.id, status=RunStatus.RUNNING.value,
-        name=body.name.strip() if body.name else name_from_input(body.input),
-        tags=list(body.tags) if body.tags else None,
-        run_metadata=dict(body.metadata) if body.metadata else None,
-        input=body.input, variables=body.variables, model=body.model,
-        artifact_data={"finalOutput": ""},  # not a legacy run: its steps are rows, its final output to come
-        final_output=None, input_tokens=None, output_tokens=None, cost=None, cost_source=None, error=None,
+    row: dict[str, Any] = {
+        "id": new_id(), "user_id": user.id, "status": RunStatus.RUNNING.value,
+        "name": body.name.strip() if body.name else name_from_input(body.input),
+        "tags": list(body.tags) if body.tags else None,
+        "run_metadata": dict(body.metadata) if body.metadata else None,
+        "input": body.input, "variables": body.variables, "model": body.model,
+        "artifact_data": {"finalOutput": ""},  # not a legacy run: its steps are rows, its final output to come
+        "final_output": None, "input_tokens": None, "output_tokens": None, "cost": None, "cost_source": None,
+        "error": None, "completed_at": None,
         # A run that only says when it finished started then.
-        created_at=created_at or body.created_at or getattr(body, "completed_at", None) or now,
-        completed_at=None,
-    )
+        "created_at": created_at or body.created_at or getattr(body, "completed_at", None) or now,
+    }
     steps: list[ArtifactStep] = []
     if isinstance(body, RunRecordCompleted | RunRecordFailed):
         finished = body.completed_at or now
-        check_finish(finished, run.created_at)
+        check_finish(finished, row["created_at"])
         steps = stored_steps(body.steps)
         price_steps(steps, body.model, finished, price_table())
         pricing = price_run(steps, body.model, body.usage, finished, price_table())
-        run.status = (RunStatus.COMPLETED if isinstance(body, RunRecordCompleted) else RunStatus.FAILED).value
-        run.completed_at = finished
-        run.input_tokens, run.output_tokens = pricing.input_tokens, pricing.output_tokens
-        run.cost, run.cost_source = pricing.cost, pricing.cost_source
+        row |= {
+            "status": (RunStatus.COMPLETED if isinstance(body, RunRecordCompleted) else RunStatus.FAILED).value,
+            "completed_at": finished, "input_tokens": pricing.input_tokens, "output_tokens": pricing.output_tokens,
+            "cost": pricing.cost, "cost_source": pricing.cost_source,
+        }
         if isinstance(body, RunRecordCompleted):
-            run.artifact_data = {"finalOutput": body.final_output}
-            run.final_output = body.final_output  # the legacy column, kept during the transition (seed)
+            row["artifact_data"] = {"finalOutput": body.final_output}
+            row["final_output"] = body.final_output  # the legacy column, kept during the transition (seed)
         else:
-            run.error = body.error
-    for name, value in listing_columns(
-        run.status, run.created_at, run.completed_at, run.input_tokens, run.output_tokens, run.cost
-    ).items():
-        setattr(run, name, value)
-    rows = [RunStep.from_values(run.id, step) for step in steps]
-    run.steps = rows  # for the answer; the run itself is never added to the session
-    return PreparedRun(run, pipeline, rows)
+            row["error"] = body.error
+    row |= listing_columns(row["status"], row["created_at"], row["completed_at"], row["input_tokens"],
+                           row["output_tokens"], row["cost"])
+    return PreparedRun(row, body.pipeline.strip(), [RunStep.row_of(row["id"], step) for step in steps])
 
 
 # (attribute, column name) of every column a new run's row is written with; pipeline_id is found apart.
@@ -262,15 +273,15 @@ RUN_ROWS = Table(
 STEP_COLUMNS = tuple((attribute.key, attribute.columns[0].name) for attribute in inspect(RunStep).column_attrs)
 
 
-def row_values(run: PipelineRun) -> dict[str, Any]:
+def row_values(row: dict[str, Any]) -> dict[str, Any]:
     """The run's row by column name."""
-    return {name: getattr(run, key) for key, name in RUN_COLUMNS}
+    return {name: row[key] for key, name in RUN_COLUMNS}
 
 
 def insert_one(user: User, new: PreparedRun) -> str | None:
     """INSERT the run with its pipeline's id read by the same statement (no round trip when the
     pipeline exists); its pipeline id, or None when the user has no such pipeline yet."""
-    values = row_values(new.run)
+    values = row_values(new.row)
     selected: list[Any] = [bindparam(f"v_{name}", value, type_=PipelineRun.__table__.c[name].type)
                            for name, value in values.items()]
     names = list(values)
@@ -313,13 +324,13 @@ def write_new(user: User, runs: list[PreparedRun]) -> None:
         if pipeline_id is None:  # the user's first run of this pipeline
             create_pipelines(user, [runs[0].pipeline_name])
             pipeline_id = insert_one(user, runs[0])
-        runs[0].run.pipeline_id = cast(str, pipeline_id)
+        runs[0].row["pipeline_id"] = pipeline_id
     else:
         ids = pipeline_ids(user, (new.pipeline_name for new in runs))
         rows = []
         for new in runs:
-            new.run.pipeline_id = ids[new.pipeline_name]
-            row = row_values(new.run) | {"pipeline_id": new.run.pipeline_id}
+            new.row["pipeline_id"] = ids[new.pipeline_name]
+            row = row_values(new.row) | {"pipeline_id": new.row["pipeline_id"]}
             if search.postgres():
                 row["search_parts"] = new.search_parts()
             rows.append(row)
@@ -327,13 +338,14 @@ def write_new(user: User, runs: list[PreparedRun]) -> None:
         if search.postgres():
             statement = statement.values(
                 {search.SEARCH_COLUMN: search.vector_of(bindparam("search_parts", type_=search.TEXT_ARRAY))})
-        db.session.execute(statement, rows)
+        many_values(statement.returning(RUN_ROWS.c.id), rows)
     steps = [step_row(step) for new in runs for step in new.steps]
     if steps:
-        db.session.execute(insert(cast(Table, RunStep.__table__)), steps)
+        step_table = cast(Table, RunStep.__table__)
+        many_values(insert(step_table).returning(step_table.c.step_order), steps)
     if not search.postgres():
-        search.index_new_runs([new.run.id for new in runs])
-    rollups.count([(rollups.share_of(new.run, new.pipeline_name), +1) for new in runs])
+        search.index_new_runs([new.id for new in runs])
+    rollups.count([(new.share(), +1) for new in runs])
 
 
 def claim_keys(user: User, claims: list[tuple[str, str, str]]) -> set[str]:
@@ -348,8 +360,15 @@ def claim_keys(user: User, claims: list[tuple[str, str, str]]) -> set[str]:
     return set(db.session.execute(statement).scalars())
 
 
-def step_row(step: RunStep) -> dict[str, Any]:
-    return {name: getattr(step, key) for key, name in STEP_COLUMNS}
+def many_values(statement: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows as one multi-row INSERT a page (SQLAlchemy's "insertmanyvalues", which it uses
+    for an INSERT with RETURNING): one statement, not one per row as the driver's executemany sends."""
+    db.session.execute(statement, rows).all()
+
+
+def step_row(step: dict[str, Any]) -> dict[str, Any]:
+    """A step's row by column name."""
+    return {name: step[key] for key, name in STEP_COLUMNS}
 
 
 def start_run(user: User, body: RunStart, *, created_at: datetime | None = None) -> PipelineRun:

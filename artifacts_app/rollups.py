@@ -10,7 +10,7 @@ atomic under concurrent writers; the rows are touched in key order so two writer
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -55,14 +55,19 @@ SHARE_COLUMNS = (
 def share_of(run: PipelineRun, pipeline_name: str | None = None) -> Share:
     """The run's share as it stands; `pipeline_name` counts it towards that pipeline's facet too
     (given when a run is created or deleted, not when it only changes state)."""
-    facets = [("model", run.model)] if run.model else []
-    facets += [("tag", tag) for tag in run.tags or ()]
+    return share_from({column.key: getattr(run, column.key) for column in SHARE_COLUMNS}, pipeline_name)
+
+
+def share_from(row: Mapping[str, Any], pipeline_name: str | None = None) -> Share:
+    """share_of for a run's row as plain values by attribute name (a run not loaded as an object)."""
+    facets = [("model", row["model"])] if row["model"] else []
+    facets += [("tag", tag) for tag in row["tags"] or ()]
     if pipeline_name is not None:
         facets.append(("pipeline", pipeline_name))
     return Share(
-        user_id=run.user_id, pipeline_id=run.pipeline_id, model=run.model or "", status=run.status,
-        day=run.listed_at.date(), input_tokens=run.input_tokens or 0, output_tokens=run.output_tokens or 0,
-        cost=run.cost, facets=tuple(facets),
+        user_id=row["user_id"], pipeline_id=row["pipeline_id"], model=row["model"] or "", status=row["status"],
+        day=row["listed_at"].date(), input_tokens=row["input_tokens"] or 0, output_tokens=row["output_tokens"] or 0,
+        cost=row["cost"], facets=tuple(facets),
     )
 
 

@@ -91,9 +91,9 @@ def record(user: User, batch: list[Item]) -> list[dict[str, Any]]:
             continue
         prepared.append(new)
         if item.key:
-            used[item.key] = (item.digest, new.run.id)  # a later run of this batch with the key is a replay
-            claims.append((item.key, item.digest, new.run.id))
-        results.append(named(index, 201, new.run.id))
+            used[item.key] = (item.digest, new.id)  # a later run of this batch with the key is a replay
+            claims.append((item.key, item.digest, new.id))
+        results.append(named(index, 201, new.id))
     recording.write_new(user, prepared)
     if claims and len(recording.claim_keys(user, claims)) != len(claims):
         raise KeyTaken

@@ -86,7 +86,7 @@ def create_run() -> tuple[Response, int]:
             return jsonify(run_json(replay)), 200
     new = recorded(lambda: recording.new_run(user, body))
     recording.write_new(user, [new])
-    if key and not recording.claim_keys(user, [(key, digest, new.run.id)]):
+    if key and not recording.claim_keys(user, [(key, digest, new.id)]):
         # A concurrent request with the same key won: drop our run, answer with theirs.
         db.session.rollback()
         winner = replayed_run(user, key, digest)
