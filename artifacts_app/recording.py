@@ -353,8 +353,9 @@ def claim_keys(user: User, claims: list[tuple[str, str, str]]) -> set[str]:
     key a concurrent request stored first is left out (its INSERT waits for that request to end)."""
     dialect = postgresql if search.postgres() else sqlite
     now = utcnow()
+    # In key order, like the summaries: two batches sharing keys wait for each other, never deadlock.
     rows = [{"user_id": user.id, "key": key, "request_hash": digest, "run_id": run_id, "created_at": now}
-            for key, digest, run_id in claims]
+            for key, digest, run_id in sorted(claims)]
     statement = dialect.insert(IdempotencyKey).values(rows).on_conflict_do_nothing(
         index_elements=[IdempotencyKey.user_id, IdempotencyKey.key]).returning(IdempotencyKey.key)
     return set(db.session.execute(statement).scalars())
@@ -373,10 +374,11 @@ def step_row(step: dict[str, Any]) -> dict[str, Any]:
 
 def start_run(user: User, body: RunStart, *, created_at: datetime | None = None) -> PipelineRun:
     """A new run in `running` state, its pipeline looked up or created by name; it started at
-    `created_at`, else when the body says, else now. The run returned is the row as written."""
+    `created_at`, else when the body says, else now (the CLI, tests; the API writes with new_run and
+    write_new and answers without reading the run back)."""
     new = new_run(user, body, created_at=created_at)
     write_new(user, [new])
-    return new.run
+    return written(new)
 
 
 def open_run(user: User, run_id: str) -> PipelineRun:
@@ -522,11 +524,16 @@ def fail_run(user: User, run_id: str, body: RunFail | RunRecordFailed) -> Pipeli
 
 
 def record_run(user: User, body: RunRecordCompleted | RunRecordFailed) -> PipelineRun:
-    """Record a finished run in one call (the API's one-shot create, demo data): one INSERT of the
-    finished row. The run returned is the row as written."""
+    """Record a finished run in one call (demo data, tests; the API's one-shot create writes with
+    new_run and write_new): one INSERT of the finished row."""
     new = new_run(user, body)
     write_new(user, [new])
-    return new.run
+    return written(new)
+
+
+def written(new: PreparedRun) -> PipelineRun:
+    """The run just written, loaded (so its relationships load too)."""
+    return cast(PipelineRun, db.session.get(PipelineRun, new.id))
 
 
 def record_legacy_run(

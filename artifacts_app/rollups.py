@@ -71,18 +71,33 @@ def share_from(row: Mapping[str, Any], pipeline_name: str | None = None) -> Shar
     )
 
 
-def upsert(model: type[Any], key_names: list[str], rows: list[dict[str, Any]]) -> None:
-    """Add each row's other values to the row with its keys, creating it when it does not exist: one
-    statement for all of them (rows with distinct keys, in key order, so writers cannot deadlock)."""
+def upsert(model: type[Any], key_names: list[str], rows: list[dict[str, Any]]) -> Any:
+    """The statement adding each row's other values to the row with its keys, creating it when it
+    does not exist: one for all of them (rows with distinct keys, in key order, so writers cannot
+    deadlock); None for no rows."""
     if not rows:
-        return
+        return None
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = insert(model).values(rows)
     table = model.__table__
-    db.session.execute(statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=key_names,
         set_={name: table.c[name] + statement.excluded[name] for name in rows[0] if name not in key_names},
-    ))
+    )
+
+
+def execute_in_order(statements: list[Any]) -> None:
+    """Run the upserts; on PostgreSQL as one statement, one round trip (the earlier ones as
+    data-modifying WITH parts, which PostgreSQL runs once and to completion). Every writer sends the
+    same shape, so all take the rows' locks in the same order and cannot deadlock."""
+    statements = [statement for statement in statements if statement is not None]
+    if db.session.get_bind().dialect.name == "postgresql" and len(statements) > 1:
+        last = statements[-1]
+        for number, statement in enumerate(statements[:-1]):
+            last = last.add_cte(statement.cte(f"upsert_{number}"))
+        statements = [last]
+    for statement in statements:
+        db.session.execute(statement)
 
 
 BATCH_KEY = "rollup_changes"
@@ -132,14 +147,14 @@ def count(changes: Iterable[tuple[Share, int]]) -> None:
                             "cost": cost, "unpriced_runs": unpriced})
         if runs < 0:
             emptied_rollups.append(key)
-    upsert(RunRollup, ["user_id", "pipeline_id", "model", "status", "day"], rollup_rows)
+    rollup_upsert = upsert(RunRollup, ["user_id", "pipeline_id", "model", "status", "day"], rollup_rows)
     emptied_facets, facet_rows = [], []
     for (user_id, kind, value), delta in sorted(facets.items()):
         if delta:
             facet_rows.append({"user_id": user_id, "kind": kind, "value": value, "runs": delta})
         if delta < 0:
             emptied_facets.append((user_id, kind, value))
-    upsert(RunFacet, ["user_id", "kind", "value"], facet_rows)
+    execute_in_order([rollup_upsert, upsert(RunFacet, ["user_id", "kind", "value"], facet_rows)])
     # A bucket or facet whose last run left is removed, so menus offer only what is there.
     if emptied_rollups:
         db.session.execute(delete(RunRollup).where(RunRollup.runs <= 0, or_(*(
