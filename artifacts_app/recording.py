@@ -356,9 +356,9 @@ def claim_keys(user: User, claims: list[tuple[str, str, str]]) -> set[str]:
     # In key order, like the summaries: two batches sharing keys wait for each other, never deadlock.
     rows = [{"user_id": user.id, "key": key, "request_hash": digest, "run_id": run_id, "created_at": now}
             for key, digest, run_id in sorted(claims)]
-    statement = dialect.insert(IdempotencyKey).values(rows).on_conflict_do_nothing(
+    statement = dialect.insert(IdempotencyKey).on_conflict_do_nothing(
         index_elements=[IdempotencyKey.user_id, IdempotencyKey.key]).returning(IdempotencyKey.key)
-    return set(db.session.execute(statement).scalars())
+    return set(db.session.execute(statement, rows).scalars())  # one multi-row INSERT (insertmanyvalues)
 
 
 def many_values(statement: Any, rows: list[dict[str, Any]]) -> None:

@@ -71,33 +71,58 @@ def share_from(row: Mapping[str, Any], pipeline_name: str | None = None) -> Shar
     )
 
 
-def upsert(model: type[Any], key_names: list[str], rows: list[dict[str, Any]]) -> Any:
-    """The statement adding each row's other values to the row with its keys, creating it when it
-    does not exist: one for all of them (rows with distinct keys, in key order, so writers cannot
-    deadlock); None for no rows."""
+def upsert(model: type[Any], key_names: list[str], rows: list[dict[str, Any]]) -> None:
+    """Add each row's other values to the row with its keys, creating it when it does not exist: one
+    statement for all of them (rows with distinct keys, in key order, so writers cannot deadlock)."""
     if not rows:
-        return None
+        return
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = insert(model).values(rows)
     table = model.__table__
-    return statement.on_conflict_do_update(
+    db.session.execute(statement.on_conflict_do_update(
         index_elements=key_names,
         set_={name: table.c[name] + statement.excluded[name] for name in rows[0] if name not in key_names},
-    )
+    ))
 
 
-def execute_in_order(statements: list[Any]) -> None:
-    """Run the upserts; on PostgreSQL as one statement, one round trip (the earlier ones as
-    data-modifying WITH parts, which PostgreSQL runs once and to completion). Every writer sends the
-    same shape, so all take the rows' locks in the same order and cannot deadlock."""
-    statements = [statement for statement in statements if statement is not None]
-    if db.session.get_bind().dialect.name == "postgresql" and len(statements) > 1:
-        last = statements[-1]
-        for number, statement in enumerate(statements[:-1]):
-            last = last.add_cte(statement.cte(f"upsert_{number}"))
-        statements = [last]
-    for statement in statements:
-        db.session.execute(statement)
+ROLLUP_KEYS = ["user_id", "pipeline_id", "model", "status", "day"]
+ROLLUP_SUMS = ["runs", "input_tokens", "output_tokens", "cost", "unpriced_runs"]
+FACET_KEYS = ["user_id", "kind", "value"]
+
+
+def array_upsert(table: str, columns: list[tuple[str, str]], keys: list[str]) -> str:
+    """An upsert of rows sent as one array per column (unnest keeps their order)."""
+    arrays = ", ".join(f"CAST(:{table}_{name} AS {kind}[])" for name, kind in columns)
+    sums = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name, _ in columns if name not in keys)
+    return (f"INSERT INTO {table} ({', '.join(name for name, _ in columns)}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}")
+
+
+# PostgreSQL: both upserts in one statement of one text whatever the number of rows (SQLAlchemy does
+# not cache a multi-row VALUES, so that costs a compile a call), one round trip; the rollups as a
+# data-modifying WITH part, which PostgreSQL runs once and to completion. Every writer sends this
+# same statement, so all take the rows' locks in the same order and cannot deadlock.
+POSTGRES_COUNT = "WITH rollups AS ({}) {}".format(
+    array_upsert("run_rollups", [("user_id", "varchar"), ("pipeline_id", "varchar"), ("model", "varchar"),
+                                 ("status", "varchar"), ("day", "date"), ("runs", "bigint"),
+                                 ("input_tokens", "bigint"), ("output_tokens", "bigint"), ("cost", "numeric"),
+                                 ("unpriced_runs", "bigint")], ROLLUP_KEYS),
+    array_upsert("run_facets", [("user_id", "varchar"), ("kind", "varchar"), ("value", "varchar"),
+                                ("runs", "bigint")], FACET_KEYS),
+)
+
+
+def upsert_all(rollup_rows: list[dict[str, Any]], facet_rows: list[dict[str, Any]]) -> None:
+    """Add the deltas to the rollups, then to the facets (each list in key order)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        upsert(RunRollup, ROLLUP_KEYS, rollup_rows)
+        upsert(RunFacet, FACET_KEYS, facet_rows)
+        return
+    if not rollup_rows and not facet_rows:
+        return
+    columns = {f"run_rollups_{name}": [row[name] for row in rollup_rows] for name in ROLLUP_KEYS + ROLLUP_SUMS}
+    columns |= {f"run_facets_{name}": [row[name] for row in facet_rows] for name in [*FACET_KEYS, "runs"]}
+    db.session.execute(text(POSTGRES_COUNT), columns)
 
 
 BATCH_KEY = "rollup_changes"
@@ -147,14 +172,14 @@ def count(changes: Iterable[tuple[Share, int]]) -> None:
                             "cost": cost, "unpriced_runs": unpriced})
         if runs < 0:
             emptied_rollups.append(key)
-    rollup_upsert = upsert(RunRollup, ["user_id", "pipeline_id", "model", "status", "day"], rollup_rows)
+
     emptied_facets, facet_rows = [], []
     for (user_id, kind, value), delta in sorted(facets.items()):
         if delta:
             facet_rows.append({"user_id": user_id, "kind": kind, "value": value, "runs": delta})
         if delta < 0:
             emptied_facets.append((user_id, kind, value))
-    execute_in_order([rollup_upsert, upsert(RunFacet, ["user_id", "kind", "value"], facet_rows)])
+    upsert_all(rollup_rows, facet_rows)
     # A bucket or facet whose last run left is removed, so menus offer only what is there.
     if emptied_rollups:
         db.session.execute(delete(RunRollup).where(RunRollup.runs <= 0, or_(*(

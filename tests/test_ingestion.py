@@ -59,7 +59,7 @@ def test_a_one_shot_run_is_one_insert_of_the_finished_row_in_one_transaction(
     # The token with its user; the run (its pipeline read by the same statement, its search vector
     # computed in it on PostgreSQL); its 5 steps; the summaries (one rollup row, the facets).
     # On PostgreSQL the summaries are one statement (the rollup upsert a WITH part of the facets').
-    expected = ["SELECT", "INSERT INTO pipeline_runs", "INSERT INTO pipeline_run_steps", "WITH upsert_0 AS "
+    expected = ["SELECT", "INSERT INTO pipeline_runs", "INSERT INTO pipeline_run_steps", "WITH rollups AS "
                 "(INSERT INTO run_rollups", "COMMIT"]
     if engine_name == "sqlite":
         expected = ["BEGIN IMMEDIATE", *expected[:3], "INSERT INTO run_search_parts", "INSERT INTO run_rollups",
