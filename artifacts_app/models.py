@@ -199,14 +199,20 @@ class RunStep(Model):
     @classmethod
     def from_values(cls, run_id: str, step: ArtifactStep) -> RunStep:
         """The row for a checked and priced step."""
-        return cls(
-            run_id=run_id, step_order=step["stepOrder"], agent_id=step["agentId"], agent_name=step["agentName"],
-            output=step["output"], status=step.get("status", StepStatus.COMPLETED.value), model=step.get("model"),
-            input_tokens=step.get("inputTokens"), output_tokens=step.get("outputTokens"),
-            cost=Decimal(step["cost"]) if "cost" in step else None,
-            cost_source=step.get("costSource") if "cost" in step else None,
-            started_at=step.get("startedAt"), completed_at=step.get("completedAt"),
-        )
+        return cls(**cls.row_of(run_id, step))
+
+    @staticmethod
+    def row_of(run_id: str, step: ArtifactStep) -> dict[str, Any]:
+        """A checked and priced step's row as plain values, by attribute name."""
+        return {
+            "run_id": run_id, "step_order": step["stepOrder"], "agent_id": step["agentId"],
+            "agent_name": step["agentName"], "output": step["output"],
+            "status": step.get("status", StepStatus.COMPLETED.value), "model": step.get("model"),
+            "input_tokens": step.get("inputTokens"), "output_tokens": step.get("outputTokens"),
+            "cost": Decimal(step["cost"]) if "cost" in step else None,
+            "cost_source": step.get("costSource") if "cost" in step else None,
+            "started_at": step.get("startedAt"), "completed_at": step.get("completedAt"),
+        }
 
     def values(self, *, output: bool = True) -> ArtifactStep:
         """The step in the executors' shape; what it does not have is left out (and its output,

@@ -116,6 +116,14 @@ def token_by_hash(token_hash: str) -> ApiToken | None:
     ).scalar_one_or_none()
 
 
+def token_with_user(token_hash: str) -> tuple[ApiToken, User] | None:
+    """The API token with this hash and its user, in one statement (every API request asks)."""
+    row = db.session.execute(
+        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == token_hash)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
 def tokens_for_user(user: User) -> list[ApiToken]:
     """The user's API tokens, newest first, revoked ones included."""
     return list(
@@ -519,13 +527,17 @@ def step_rows(run_id: str) -> list[RunStep]:
     ).scalars())
 
 
-def steps_so_far(run_id: str) -> tuple[int, datetime | None]:
-    """How many steps a run has and when its last one ended: one row read from the key's end."""
-    last = db.session.execute(
+def step_before(run_id: str, step_order: int) -> tuple[bool, datetime | None]:
+    """Whether the run has step `step_order` already, and when the step before it (the nearest
+    lower stepOrder) ended: one row read through the key."""
+    row = db.session.execute(
         select(RunStep.step_order, RunStep.completed_at)
-        .where(RunStep.run_id == run_id).order_by(RunStep.step_order.desc()).limit(1)
+        .where(RunStep.run_id == run_id, RunStep.step_order <= step_order)
+        .order_by(RunStep.step_order.desc()).limit(1)
     ).one_or_none()
-    return (0, None) if last is None else (last[0] + 1, last[1])
+    if row is None:
+        return False, None
+    return row[0] == step_order, row[1]
 
 
 def output_text(user: User, run_id: str, part: int | None, max_chars: int | None = None) -> OutputText | None:
@@ -570,6 +582,17 @@ def idempotent_run(user: User, key: str) -> tuple[str, PipelineRun] | None:
         .where(IdempotencyKey.user_id == user.id, IdempotencyKey.key == key)
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+def idempotent_run_ids(user: User, keys: list[str]) -> dict[str, tuple[str, str]]:
+    """The user's Idempotency-Keys among these: key -> (request hash, run id)."""
+    if not keys:
+        return {}
+    rows = db.session.execute(
+        select(IdempotencyKey.key, IdempotencyKey.request_hash, IdempotencyKey.run_id)
+        .where(IdempotencyKey.user_id == user.id, IdempotencyKey.key.in_(set(keys)))
+    )
+    return {key: (digest, run_id) for key, digest, run_id in rows}
 
 
 def run_exists(run_id: str) -> bool:

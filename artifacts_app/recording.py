@@ -8,13 +8,16 @@ decides where the transaction ends.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
 from flask import current_app
 from pydantic.alias_generators import to_camel
-from sqlalchemy import CursorResult, delete, update
+from sqlalchemy import Column, CursorResult, MetaData, Table, bindparam, delete, insert, inspect, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from . import limits, queries, rollups, schemas, search
@@ -24,14 +27,15 @@ from .models import (
     SORTS_LAST_DURATION,
     ArtifactOutput,
     ArtifactStep,
+    IdempotencyKey,
     Pipeline,
     PipelineRun,
     RunStep,
     User,
+    new_id,
 )
 from .pricing import PriceTable, price_run, price_steps
 from .schemas import (
-    NewRun,
     RunComplete,
     RunFail,
     RunRecordCompleted,
@@ -183,24 +187,198 @@ def pipeline_for(user: User, name: str) -> Pipeline:
     return pipeline
 
 
-def start_run(user: User, body: NewRun, *, created_at: datetime | None = None) -> PipelineRun:
+@dataclass
+class PreparedRun:
+    """A run checked and priced before it is written: its row and its steps' rows (by attribute
+    name; plain values, as a batch of 500 builds them), and its pipeline's name. The API answers
+    from these (`run`), not from reading the row back."""
+
+    row: dict[str, Any]
+    pipeline_name: str
+    steps: list[dict[str, Any]]
+
+    @property
+    def id(self) -> str:
+        return cast(str, self.row["id"])
+
+    @property
+    def run(self) -> PipelineRun:
+        """The run as written, steps included: a transient object, never added to the session."""
+        run = PipelineRun(**self.row)
+        run.steps = [RunStep(**step) for step in self.steps]
+        return run
+
+    def share(self) -> rollups.Share:
+        return rollups.share_from(self.row, self.pipeline_name)
+
+    def search_parts(self) -> list[str]:
+        """What search indexes, in search.py's order: name, input, final output, each step's output."""
+        final = self.row["artifact_data"]["finalOutput"] or self.row["final_output"] or ""
+        return [part[: search.PART_CHARS] for part in (
+            self.row["name"], self.row["input"], final, *(step["output"] for step in self.steps)
+        )]
+
+
+def new_run(
+    user: User, body: RunStart | RunRecordCompleted | RunRecordFailed, *,
+    created_at: datetime | None = None, now: datetime | None = None,
+) -> PreparedRun:
+    """A start (RunStart) or a finished run (RunRecordCompleted/Failed) as the row it will be,
+    checked and priced as of its end; nothing is written. Raises RunValidationError."""
+    now = now or utcnow()
+    row: dict[str, Any] = {
+        "id": new_id(), "user_id": user.id, "status": RunStatus.RUNNING.value,
+        "name": body.name.strip() if body.name else name_from_input(body.input),
+        "tags": list(body.tags) if body.tags else None,
+        "run_metadata": dict(body.metadata) if body.metadata else None,
+        "input": body.input, "variables": body.variables, "model": body.model,
+        "artifact_data": {"finalOutput": ""},  # not a legacy run: its steps are rows, its final output to come
+        "final_output": None, "input_tokens": None, "output_tokens": None, "cost": None, "cost_source": None,
+        "error": None, "completed_at": None,
+        # A run that only says when it finished started then.
+        "created_at": created_at or body.created_at or getattr(body, "completed_at", None) or now,
+    }
+    steps: list[ArtifactStep] = []
+    if isinstance(body, RunRecordCompleted | RunRecordFailed):
+        finished = body.completed_at or now
+        check_finish(finished, row["created_at"])
+        steps = stored_steps(body.steps)
+        price_steps(steps, body.model, finished, price_table())
+        pricing = price_run(steps, body.model, body.usage, finished, price_table())
+        row |= {
+            "status": (RunStatus.COMPLETED if isinstance(body, RunRecordCompleted) else RunStatus.FAILED).value,
+            "completed_at": finished, "input_tokens": pricing.input_tokens, "output_tokens": pricing.output_tokens,
+            "cost": pricing.cost, "cost_source": pricing.cost_source,
+        }
+        if isinstance(body, RunRecordCompleted):
+            row["artifact_data"] = {"finalOutput": body.final_output}
+            row["final_output"] = body.final_output  # the legacy column, kept during the transition (seed)
+        else:
+            row["error"] = body.error
+    row |= listing_columns(row["status"], row["created_at"], row["completed_at"], row["input_tokens"],
+                           row["output_tokens"], row["cost"])
+    return PreparedRun(row, body.pipeline.strip(), [RunStep.row_of(row["id"], step) for step in steps])
+
+
+# (attribute, column name) of every column a new run's row is written with; pipeline_id is found apart.
+RUN_COLUMNS = tuple((attribute.key, attribute.columns[0].name) for attribute in inspect(PipelineRun).column_attrs
+                    if attribute.key != "pipeline_id")
+# The table as a new run is written: its columns, and the search vector the writer computes in the
+# same INSERT on PostgreSQL (a column the models leave to search.py).
+RUN_ROWS = Table(
+    PipelineRun.__tablename__, MetaData(),
+    *(Column(column.name, column.type) for column in PipelineRun.__table__.columns),
+    Column(search.SEARCH_COLUMN, postgresql.TSVECTOR()),
+)
+STEP_COLUMNS = tuple((attribute.key, attribute.columns[0].name) for attribute in inspect(RunStep).column_attrs)
+
+
+def row_values(row: dict[str, Any]) -> dict[str, Any]:
+    """The run's row by column name."""
+    return {name: row[key] for key, name in RUN_COLUMNS}
+
+
+def insert_one(user: User, new: PreparedRun) -> str | None:
+    """INSERT the run with its pipeline's id read by the same statement (no round trip when the
+    pipeline exists); its pipeline id, or None when the user has no such pipeline yet."""
+    values = row_values(new.row)
+    selected: list[Any] = [bindparam(f"v_{name}", value, type_=PipelineRun.__table__.c[name].type)
+                           for name, value in values.items()]
+    names = list(values)
+    if search.postgres():
+        selected.append(search.vector_of(bindparam("search_parts", new.search_parts(), type_=search.TEXT_ARRAY)))
+        names.append(search.SEARCH_COLUMN)
+    statement = insert(RUN_ROWS).from_select(
+        [*names, "pipeline_id"],
+        select(*selected, Pipeline.id).where(Pipeline.user_id == user.id, Pipeline.name == new.pipeline_name),
+    ).returning(RUN_ROWS.c.pipeline_id)
+    return cast(str | None, db.session.execute(statement).scalar_one_or_none())
+
+
+def create_pipelines(user: User, names: Iterable[str]) -> None:
+    """Make the user's pipelines of these names that do not exist yet (a concurrent writer may make
+    one first: that is not an error)."""
+    dialect = postgresql if search.postgres() else sqlite
+    rows = [{"id": new_id(), "user_id": user.id, "name": name, "created_at": utcnow()} for name in sorted(set(names))]
+    db.session.execute(dialect.insert(Pipeline).values(rows).on_conflict_do_nothing(
+        index_elements=[Pipeline.user_id, Pipeline.name]))
+
+
+def pipeline_ids(user: User, names: Iterable[str]) -> dict[str, str]:
+    """The user's pipelines of these names by name, each created when it does not exist yet: two statements."""
+    wanted = set(names)
+    create_pipelines(user, wanted)
+    return dict(db.session.execute(
+        select(Pipeline.name, Pipeline.id).where(Pipeline.user_id == user.id, Pipeline.name.in_(wanted))
+    ).tuples().all())
+
+
+def write_new(user: User, runs: list[PreparedRun]) -> None:
+    """Write checked runs as they are (one INSERT of each finished row, no second version), their
+    steps, their search index and their share of the summaries: a handful of statements for any
+    number of runs. The caller commits."""
+    if not runs:
+        return
+    if len(runs) == 1:
+        pipeline_id = insert_one(user, runs[0])
+        if pipeline_id is None:  # the user's first run of this pipeline
+            create_pipelines(user, [runs[0].pipeline_name])
+            pipeline_id = insert_one(user, runs[0])
+        runs[0].row["pipeline_id"] = pipeline_id
+    else:
+        ids = pipeline_ids(user, (new.pipeline_name for new in runs))
+        rows = []
+        for new in runs:
+            new.row["pipeline_id"] = ids[new.pipeline_name]
+            row = row_values(new.row) | {"pipeline_id": new.row["pipeline_id"]}
+            if search.postgres():
+                row["search_parts"] = new.search_parts()
+            rows.append(row)
+        statement = insert(RUN_ROWS)
+        if search.postgres():
+            statement = statement.values(
+                {search.SEARCH_COLUMN: search.vector_of(bindparam("search_parts", type_=search.TEXT_ARRAY))})
+        many_values(statement.returning(RUN_ROWS.c.id), rows)
+    steps = [step_row(step) for new in runs for step in new.steps]
+    if steps:
+        step_table = cast(Table, RunStep.__table__)
+        many_values(insert(step_table).returning(step_table.c.step_order), steps)
+    if not search.postgres():
+        search.index_new_runs([new.id for new in runs])
+    rollups.count([(new.share(), +1) for new in runs])
+
+
+def claim_keys(user: User, claims: list[tuple[str, str, str]]) -> set[str]:
+    """Store Idempotency-Keys (key, request hash, run id) for runs just written; the keys stored. A
+    key a concurrent request stored first is left out (its INSERT waits for that request to end)."""
+    dialect = postgresql if search.postgres() else sqlite
+    now = utcnow()
+    # In key order, like the summaries: two batches sharing keys wait for each other, never deadlock.
+    rows = [{"user_id": user.id, "key": key, "request_hash": digest, "run_id": run_id, "created_at": now}
+            for key, digest, run_id in sorted(claims)]
+    statement = dialect.insert(IdempotencyKey).on_conflict_do_nothing(
+        index_elements=[IdempotencyKey.user_id, IdempotencyKey.key]).returning(IdempotencyKey.key)
+    return set(db.session.execute(statement, rows).scalars())  # one multi-row INSERT (insertmanyvalues)
+
+
+def many_values(statement: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows as one multi-row INSERT a page (SQLAlchemy's "insertmanyvalues", which it uses
+    for an INSERT with RETURNING): one statement, not one per row as the driver's executemany sends."""
+    db.session.execute(statement, rows).all()
+
+
+def step_row(step: dict[str, Any]) -> dict[str, Any]:
+    """A step's row by column name."""
+    return {name: step[key] for key, name in STEP_COLUMNS}
+
+
+def start_run(user: User, body: RunStart, *, created_at: datetime | None = None) -> PipelineRun:
     """A new run in `running` state, its pipeline looked up or created by name; it started at
-    `created_at`, else when the body says, else now."""
-    pipeline = body.pipeline.strip()
-    run = PipelineRun(
-        pipeline=pipeline_for(user, pipeline),
-        user_id=user.id,
-        status=RunStatus.RUNNING.value,
-        name=body.name.strip() if body.name else name_from_input(body.input),
-        tags=list(body.tags) if body.tags else None,
-        run_metadata=dict(body.metadata) if body.metadata else None,
-        input=body.input,
-        variables=body.variables,
-        artifact_data={"finalOutput": ""},  # not a legacy run: its steps are rows, its final output to come
-        model=body.model,
-        created_at=created_at or body.created_at or utcnow(),
-    )
-    return store_new(run, pipeline)
+    `created_at`, else when the body says, else now (the CLI, tests; the API writes with new_run and
+    write_new and answers without reading the run back)."""
+    new = new_run(user, body, created_at=created_at)
+    write_new(user, [new])
+    return written(new)
 
 
 def open_run(user: User, run_id: str) -> PipelineRun:
@@ -240,22 +418,21 @@ def close_run(run: PipelineRun, values: dict[str, Any]) -> PipelineRun:
 
 
 def add_step(user: User, run_id: str, step: StepIn) -> PipelineRun:
-    """Append one step to a running run as a row of its own (nothing else of the run is rewritten);
-    its stepOrder must be the next one.
+    """Add one step to a running run as a row of its own (nothing else of the run is rewritten).
 
-    A step sent without its times ended when it arrived and started when the one before it ended
-    (or the run started).
+    Steps may arrive in any order (executors post them concurrently): any stepOrder not taken yet
+    and below MAX_STEPS is kept, and one already taken is a RunStateError (409), so of two posts of
+    the same step exactly one is kept. Completing the run without steps in its body needs them
+    contiguous from 0. The run's row lock orders concurrent posts. A step sent without its times
+    ended when it arrived and started when the step before it ended (or the run started).
     """
     run = open_run(user, run_id)
-    count, last_end = queries.steps_so_far(run.id)
     most = limits.value("MAX_STEPS")
-    if count + 1 > most:
-        raise RunValidationError("steps", limits.refusal("MAX_STEPS", most))
-    if step.step_order != count:
-        raise RunValidationError(
-            "steps", f"stepOrder values must be unique and contiguous from {count}; "
-                     f"expected {count}, found {step.step_order}",
-        )
+    if step.step_order >= most:
+        raise RunValidationError("stepOrder", f"must be below {most:,} (MAX_STEPS = {most})")
+    taken, last_end = queries.step_before(run.id, step.step_order)
+    if taken:
+        raise RunStateError(f"run {run_id} already has step {step.step_order}")
     received = utcnow()
     checked = stored_step(step)
     completed = checked.setdefault("completedAt", received)
@@ -269,6 +446,16 @@ def add_step(user: User, run_id: str, step: StepIn) -> PipelineRun:
     db.session.expire(run, ["steps"])
     search.index_step(run, step.step_order)
     return run
+
+
+def check_contiguous(steps: list[ArtifactStep]) -> None:
+    """A run completes with steps 0, 1, 2 …: one posted out of order whose predecessor never came is named."""
+    for expected, step in enumerate(steps):
+        if step["stepOrder"] != expected:
+            raise RunValidationError(
+                "steps", f"stepOrder values must be unique and contiguous from 0; expected {expected}, "
+                         f"found {step['stepOrder']} (post step {expected}, or send every step with the completion)",
+            )
 
 
 def closing_steps(
@@ -292,6 +479,7 @@ def complete_run(user: User, run_id: str, body: RunComplete | RunRecordCompleted
     finished = body.completed_at or utcnow()
     check_finish(finished, run.created_at)
     steps = closing_steps(run, body, model, finished)
+    check_contiguous(steps)
     pricing = price_run(steps, model, body.usage, finished, price_table())
     document: ArtifactOutput = {"finalOutput": body.final_output}
     return close_run(
@@ -336,14 +524,16 @@ def fail_run(user: User, run_id: str, body: RunFail | RunRecordFailed) -> Pipeli
 
 
 def record_run(user: User, body: RunRecordCompleted | RunRecordFailed) -> PipelineRun:
-    """Record a finished run in one call (the API's one-shot create, demo data)."""
-    # Nest so a rejected completion also takes back the run it started.
-    with db.session.begin_nested(), rollups.counted_together():
-        # A run that only says when it finished started then.
-        run = start_run(user, body, created_at=body.created_at or body.completed_at)
-        if isinstance(body, RunRecordCompleted):
-            return complete_run(user, run.id, body)
-        return fail_run(user, run.id, body)
+    """Record a finished run in one call (demo data, tests; the API's one-shot create writes with
+    new_run and write_new): one INSERT of the finished row."""
+    new = new_run(user, body)
+    write_new(user, [new])
+    return written(new)
+
+
+def written(new: PreparedRun) -> PipelineRun:
+    """The run just written, loaded (so its relationships load too)."""
+    return cast(PipelineRun, db.session.get(PipelineRun, new.id))
 
 
 def record_legacy_run(

@@ -10,7 +10,7 @@ atomic under concurrent writers; the rows are touched in key order so two writer
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -55,26 +55,74 @@ SHARE_COLUMNS = (
 def share_of(run: PipelineRun, pipeline_name: str | None = None) -> Share:
     """The run's share as it stands; `pipeline_name` counts it towards that pipeline's facet too
     (given when a run is created or deleted, not when it only changes state)."""
-    facets = [("model", run.model)] if run.model else []
-    facets += [("tag", tag) for tag in run.tags or ()]
+    return share_from({column.key: getattr(run, column.key) for column in SHARE_COLUMNS}, pipeline_name)
+
+
+def share_from(row: Mapping[str, Any], pipeline_name: str | None = None) -> Share:
+    """share_of for a run's row as plain values by attribute name (a run not loaded as an object)."""
+    facets = [("model", row["model"])] if row["model"] else []
+    facets += [("tag", tag) for tag in row["tags"] or ()]
     if pipeline_name is not None:
         facets.append(("pipeline", pipeline_name))
     return Share(
-        user_id=run.user_id, pipeline_id=run.pipeline_id, model=run.model or "", status=run.status,
-        day=run.listed_at.date(), input_tokens=run.input_tokens or 0, output_tokens=run.output_tokens or 0,
-        cost=run.cost, facets=tuple(facets),
+        user_id=row["user_id"], pipeline_id=row["pipeline_id"], model=row["model"] or "", status=row["status"],
+        day=row["listed_at"].date(), input_tokens=row["input_tokens"] or 0, output_tokens=row["output_tokens"] or 0,
+        cost=row["cost"], facets=tuple(facets),
     )
 
 
-def upsert(model: type[Any], keys: dict[str, Any], deltas: dict[str, Any]) -> None:
-    """Add `deltas` to the row with these keys, creating it when it does not exist."""
+def upsert(model: type[Any], key_names: list[str], rows: list[dict[str, Any]]) -> None:
+    """Add each row's other values to the row with its keys, creating it when it does not exist: one
+    statement for all of them (rows with distinct keys, in key order, so writers cannot deadlock)."""
+    if not rows:
+        return
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(model).values(**keys, **deltas)
+    statement = insert(model).values(rows)
     table = model.__table__
     db.session.execute(statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: table.c[name] + statement.excluded[name] for name in deltas},
+        index_elements=key_names,
+        set_={name: table.c[name] + statement.excluded[name] for name in rows[0] if name not in key_names},
     ))
+
+
+ROLLUP_KEYS = ["user_id", "pipeline_id", "model", "status", "day"]
+ROLLUP_SUMS = ["runs", "input_tokens", "output_tokens", "cost", "unpriced_runs"]
+FACET_KEYS = ["user_id", "kind", "value"]
+
+
+def array_upsert(table: str, columns: list[tuple[str, str]], keys: list[str]) -> str:
+    """An upsert of rows sent as one array per column (unnest keeps their order)."""
+    arrays = ", ".join(f"CAST(:{table}_{name} AS {kind}[])" for name, kind in columns)
+    sums = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name, _ in columns if name not in keys)
+    return (f"INSERT INTO {table} ({', '.join(name for name, _ in columns)}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}")
+
+
+# PostgreSQL: both upserts in one statement of one text whatever the number of rows (SQLAlchemy does
+# not cache a multi-row VALUES, so that costs a compile a call), one round trip; the rollups as a
+# data-modifying WITH part, which PostgreSQL runs once and to completion. Every writer sends this
+# same statement, so all take the rows' locks in the same order and cannot deadlock.
+POSTGRES_COUNT = "WITH rollups AS ({}) {}".format(
+    array_upsert("run_rollups", [("user_id", "varchar"), ("pipeline_id", "varchar"), ("model", "varchar"),
+                                 ("status", "varchar"), ("day", "date"), ("runs", "bigint"),
+                                 ("input_tokens", "bigint"), ("output_tokens", "bigint"), ("cost", "numeric"),
+                                 ("unpriced_runs", "bigint")], ROLLUP_KEYS),
+    array_upsert("run_facets", [("user_id", "varchar"), ("kind", "varchar"), ("value", "varchar"),
+                                ("runs", "bigint")], FACET_KEYS),
+)
+
+
+def upsert_all(rollup_rows: list[dict[str, Any]], facet_rows: list[dict[str, Any]]) -> None:
+    """Add the deltas to the rollups, then to the facets (each list in key order)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        upsert(RunRollup, ROLLUP_KEYS, rollup_rows)
+        upsert(RunFacet, FACET_KEYS, facet_rows)
+        return
+    if not rollup_rows and not facet_rows:
+        return
+    columns = {f"run_rollups_{name}": [row[name] for row in rollup_rows] for name in ROLLUP_KEYS + ROLLUP_SUMS}
+    columns |= {f"run_facets_{name}": [row[name] for row in facet_rows] for name in [*FACET_KEYS, "runs"]}
+    db.session.execute(text(POSTGRES_COUNT), columns)
 
 
 BATCH_KEY = "rollup_changes"
@@ -114,25 +162,24 @@ def count(changes: Iterable[tuple[Share, int]]) -> None:
         sums[4] += sign * share.unpriced
         for kind, value in share.facets:
             facets[(share.user_id, kind, value)] += sign
-    emptied_rollups = []
+    emptied_rollups, rollup_rows = [], []
     for key, (runs, tokens_in, tokens_out, cost, unpriced) in sorted(rollups.items()):
         if runs == tokens_in == tokens_out == unpriced == 0 and cost == 0:
             continue  # a change that leaves the bucket as it was
         user_id, pipeline_id, model, status, day = key
-        upsert(
-            RunRollup,
-            {"user_id": user_id, "pipeline_id": pipeline_id, "model": model, "status": status, "day": day},
-            {"runs": runs, "input_tokens": tokens_in, "output_tokens": tokens_out, "cost": cost,
-             "unpriced_runs": unpriced},
-        )
+        rollup_rows.append({"user_id": user_id, "pipeline_id": pipeline_id, "model": model, "status": status,
+                            "day": day, "runs": runs, "input_tokens": tokens_in, "output_tokens": tokens_out,
+                            "cost": cost, "unpriced_runs": unpriced})
         if runs < 0:
             emptied_rollups.append(key)
-    emptied_facets = []
+
+    emptied_facets, facet_rows = [], []
     for (user_id, kind, value), delta in sorted(facets.items()):
         if delta:
-            upsert(RunFacet, {"user_id": user_id, "kind": kind, "value": value}, {"runs": delta})
+            facet_rows.append({"user_id": user_id, "kind": kind, "value": value, "runs": delta})
         if delta < 0:
             emptied_facets.append((user_id, kind, value))
+    upsert_all(rollup_rows, facet_rows)
     # A bucket or facet whose last run left is removed, so menus offer only what is there.
     if emptied_rollups:
         db.session.execute(delete(RunRollup).where(RunRollup.runs <= 0, or_(*(

@@ -546,6 +546,59 @@ class RunCreate(
     model_config = ConfigDict(frozen=True)
 
 
+MAX_BATCH_RUNS = 500  # runs in one POST /runs/batch: one transaction, answered within seconds
+
+
+class BatchKey(Body):
+    """A run of a batch carries its own Idempotency-Key as a field."""
+
+    idempotency_key: str | None = Field(
+        None, description="This run's Idempotency-Key (1 to 255 printable ASCII characters): as the header of "
+                          "POST /runs, a retry with the same key and run answers with the run already recorded.",
+    )
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def printable_key(cls, key: str | None) -> str | None:
+        if key is not None and (not 1 <= len(key) <= 255 or any(not " " <= char <= "~" for char in key)):
+            raise fault("idempotency_key", "must be 1 to 255 printable ASCII characters")
+        return key
+
+
+class RunStartItem(RunStart, BatchKey):
+    """A start in a batch."""
+
+
+class RunRecordCompletedItem(RunRecordCompleted, BatchKey):
+    """A completed run in a batch."""
+
+
+class RunRecordFailedItem(RunRecordFailed, BatchKey):
+    """A failed run in a batch."""
+
+
+class RunBatchItem(
+    RootModel[
+        Annotated[
+            Annotated[RunStartItem, Tag("running")]
+            | Annotated[RunRecordCompletedItem, Tag("completed")]
+            | Annotated[RunRecordFailedItem, Tag("failed")],
+            Discriminator(status_tag, custom_error_type="not_an_object", custom_error_message="must be a JSON object"),
+        ]
+    ]
+):
+    """One run of POST /runs/batch: a body of POST /runs, with its idempotencyKey when it has one."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class RunBatch(Body):
+    """POST /runs/batch: up to MAX_BATCH_RUNS runs, each checked on its own (the envelope is checked
+    first: a bad one is refused whole)."""
+
+    runs: list[RunBatchItem] = Field(min_length=1, max_length=MAX_BATCH_RUNS)
+
+
 # ---------------------------------------------------------------- responses, export and import
 
 
@@ -645,6 +698,26 @@ class ErrorOut(BaseModel):
     error: str
     message: str
     fields: list[FieldFault] | None = None
+
+
+class BatchResult(Out):
+    """What became of one run of a batch, by its place in the request: 201 created, 200 replayed (its
+    idempotencyKey was used before for the same run), or the error POST /runs would have answered."""
+
+    index: int
+    status: int = Field(description="201, 200, or the 4xx POST /runs would have answered (409, 422).")
+    id: str | None = Field(None, description="The run recorded (or replayed).")
+    url: str | None = Field(None, description="The run's page in the web app.")
+    error: str | None = None
+    message: str | None = None
+    fields: list[FieldFault] | None = None
+
+
+class BatchOut(Out):
+    results: list[BatchResult]
+    created: int
+    replayed: int
+    failed: int
 
 
 class ImportedUsage(BaseModel):
@@ -807,7 +880,7 @@ def parse(model: type[M], data: Any, limit_values: Mapping[str, int] | None = No
         raise InvalidBody(faults(error, tagged=issubclass(model, RootModel))) from None
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (RunCreate, StepIn, RunComplete, RunFail)
-RESPONSE_MODELS: tuple[type[BaseModel], ...] = (RunOut, RunPage, ErrorOut)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (RunCreate, StepIn, RunComplete, RunFail, RunBatch)
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (RunOut, RunPage, ErrorOut, BatchOut)
 # The lines of a JSONL export (/artifacts/export?format=jsonl, `flask runs export`): runs, then the summary.
 EXPORT_MODELS: tuple[type[BaseModel], ...] = (RunRecord, ExportSummary)

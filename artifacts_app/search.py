@@ -29,6 +29,7 @@ from sqlalchemy import (
     Numeric,
     Select,
     String,
+    Text,
     any_,
     bindparam,
     case,
@@ -282,6 +283,25 @@ def index_run(run: PipelineRun) -> None:
     db.session.execute(text("DELETE FROM run_search_parts WHERE run_id = :id"), {"id": run.id})
     db.session.execute(
         text(SQLITE_INSERT.format(SQLITE_PART_ROWS)), {"id": run.id}
+    )
+
+
+# A new run's vector, computed inside the INSERT that writes it (PostgreSQL), from its parts sent
+# along as one text[] parameter: no second version of the row.
+TEXT_ARRAY: Any = ARRAY(Text())
+
+
+def vector_of(parts: Any) -> Any:
+    """The SQL for a vector of these parts (a text[] expression), as POSTGRES_INDEX_RUN computes it."""
+    return func.run_search_append(literal_column("''::tsvector"), parts)
+
+
+def index_new_runs(run_ids: list[str]) -> None:
+    """Index runs just written with their steps (SQLite: their parts rows; on PostgreSQL the INSERT
+    computed the vector)."""
+    ids: Any = bindparam("ids", run_ids, expanding=True)
+    db.session.execute(
+        text(SQLITE_INSERT.format(SQLITE_PART_ROWS.replace("= :id", "IN :ids"))).bindparams(ids)
     )
 
 

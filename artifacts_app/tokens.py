@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.orm import Session
 
 from . import queries
 from .extensions import db
@@ -42,20 +43,74 @@ def create_token(user: User, name: str) -> tuple[ApiToken, str]:
     return token, clear
 
 
-def authenticate(clear: str) -> User | None:
-    """The user a bearer token belongs to, or None for an unknown or revoked token."""
+TOUCH_KEY = "token_last_used"  # session.info: the token whose last_used_at this transaction writes
+
+
+def authenticate(clear: str, *, write_now: bool = True) -> User | None:
+    """The user a bearer token belongs to, or None for an unknown or revoked token: one statement.
+
+    When the token's last use is older than LAST_USED_RESOLUTION, last_used_at is written in the
+    caller's transaction (the caller commits), or with `write_now=False` left for record_use: a
+    request that only reads writes it after its reads, since a SQLite transaction that has read
+    cannot take the write lock while another writer holds it.
+    """
     if not clear.startswith(TOKEN_PREFIX):
         return None
     digest = hash_token(clear)
-    token = queries.token_by_hash(digest)
+    found = queries.token_with_user(digest)
+    if found is None:
+        return None
+    token, user = found
     # The lookup is by hash, so timing reveals nothing about the token; compare anyway, in
     # constant time, so correctness never rests on the database's collation.
-    if token is None or not hmac.compare_digest(token.token_hash, digest) or token.revoked_at is not None:
+    if not hmac.compare_digest(token.token_hash, digest) or token.revoked_at is not None:
         return None
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        token.last_used_at = now
-    return token.user
+        if write_now:
+            touch(token.id, now)
+        else:
+            db.session.info[TOUCH_KEY] = (token.id, now, True)
+    return user
+
+
+def touch(token_id: str, now: datetime) -> None:
+    """Write the token's last use, unless another request has within the minute (so concurrent
+    requests write it once); remembered (as written, not yet committed) until the transaction commits."""
+    db.session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id,
+               or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION))
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.info[TOUCH_KEY] = (token_id, now, False)
+
+
+def record_use(*, failed: bool = False) -> None:
+    """Commit a last use still waiting in this session: one written in a transaction the request did
+    not commit; one not written yet, or whose transaction was rolled back or `failed` (rolled back
+    here), is written now in a transaction of its own."""
+    pending = db.session.info.get(TOUCH_KEY)
+    if pending is None:
+        return
+    token_id, now, unwritten = pending
+    if unwritten or failed:
+        db.session.rollback()
+        touch(token_id, now)
+    db.session.commit()
+
+
+@event.listens_for(Session, "after_commit")
+def _used_committed(session: Session) -> None:
+    session.info.pop(TOUCH_KEY, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _used_rolled_back(session: Session) -> None:
+    pending = session.info.get(TOUCH_KEY)
+    if pending is not None:
+        session.info[TOUCH_KEY] = (*pending[:2], True)
 
 
 def revoke(token: ApiToken) -> None:

@@ -264,21 +264,32 @@ def test_prefer_return_minimal_answers_204_without_the_run_and_stores_the_same(
     assert untimed(shown.get_json()["steps"]) == as_recorded(three_steps()[:1])
 
 
-def test_a_step_out_of_order_is_a_422_and_leaves_the_run_as_it_was(client: FlaskClient, ada: Caller) -> None:
+def test_steps_may_arrive_in_any_order_a_repeat_is_a_409_and_completion_needs_no_gap(
+    client: FlaskClient, ada: Caller
+) -> None:
     run = start(client, ada)
-    assert client.post(f"{API}/runs/{run['id']}/steps", json=three_steps()[0], headers=ada.headers).status_code == 200
+    steps = [{**three_steps()[0], "stepOrder": order, "output": f"step {order}"} for order in range(4)]
+    for order in (2, 0, 3):  # concurrent executors' posts arrive in any order
+        posted = client.post(f"{API}/runs/{run['id']}/steps", json=steps[order], headers=ada.headers)
+        assert posted.status_code == 200, posted.get_data(as_text=True)
+    assert [step["stepOrder"] for step in posted.get_json()["steps"]] == [0, 2, 3]
     before = stored()
 
-    for step_order in (0, 2, 7):  # a repeat, a gap, far ahead
-        response = client.post(
-            f"{API}/runs/{run['id']}/steps", json={**three_steps()[1], "stepOrder": step_order}, headers=ada.headers
-        )
-        error = assert_json_error(response, 422, "validation_failed")
-        assert "expected 1" in error["message"], step_order
+    repeat = client.post(f"{API}/runs/{run['id']}/steps", json={**steps[2], "output": "again"}, headers=ada.headers)
+    assert_json_error(repeat, 409, "conflict")
+    gap = client.post(f"{API}/runs/{run['id']}/complete", json={"finalOutput": "done"}, headers=ada.headers)
+    error = assert_json_error(gap, 422, "validation_failed")
+    assert "expected 1, found 2" in error["message"]
+    too_far = client.post(f"{API}/runs/{run['id']}/steps", json={**steps[0], "stepOrder": 1000}, headers=ada.headers)
+    assert assert_json_error(too_far, 422, "validation_failed")["fields"][0]["field"] == "stepOrder"
     assert stored() == before
-    accepted = client.post(f"{API}/runs/{run['id']}/steps", json=three_steps()[1], headers=ada.headers)
-    assert accepted.status_code == 200
-    assert untimed(accepted.get_json()["steps"]) == as_recorded(three_steps()[:2])
+
+    assert client.post(f"{API}/runs/{run['id']}/steps", json=steps[1], headers=ada.headers).status_code == 200
+    done = client.post(f"{API}/runs/{run['id']}/complete", json={"finalOutput": "done"}, headers=ada.headers)
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert [(step["stepOrder"], step["output"]) for step in done.get_json()["steps"]] == [
+        (order, f"step {order}") for order in range(4)
+    ]
 
 
 def test_failing_a_run_keeps_its_steps_and_error_text(client: FlaskClient, ada: Caller) -> None:
@@ -795,6 +806,7 @@ def test_a_wrong_method_is_a_405_json_with_allow(client: FlaskClient, ada: Calle
 API_ROUTES = {
     f"{API}/openapi.json": {"get"},
     f"{API}/runs": {"get", "post"},
+    f"{API}/runs/batch": {"post"},
     f"{API}/runs/{{run_id}}": {"get", "delete"},
     f"{API}/runs/{{run_id}}/steps": {"post"},
     f"{API}/runs/{{run_id}}/complete": {"post"},

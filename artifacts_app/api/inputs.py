@@ -3,18 +3,20 @@ its Prefer header."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
+from contextlib import suppress
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask import g, request
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import parse_list_header
 
 from .. import schemas, tokens
-from ..extensions import db
 from ..models import User
 from .errors import ApiError
 
@@ -25,13 +27,21 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        user = tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        writes = request.method not in ("GET", "HEAD", "OPTIONS")
+        user = tokens.authenticate(token.strip(), write_now=writes) if scheme.lower() == "bearer" else None
         if user is None:
             raise ApiError(401, "unauthorized", "A valid bearer token is required.")
-        # last_used_at is worth keeping even when the request goes on to fail or only reads.
-        db.session.commit()
         g.api_user = user
-        return view(*args, **kwargs)
+        # last_used_at (at most once a minute) goes with a write's own transaction; it is worth
+        # keeping even when the request only reads (written after its reads) or fails.
+        try:
+            result = view(*args, **kwargs)
+        except BaseException:
+            with suppress(SQLAlchemyError):  # the error that is on its way matters more
+                tokens.record_use(failed=True)
+            raise
+        tokens.record_use()
+        return result
 
     return wrapped
 
@@ -58,6 +68,11 @@ def json_value() -> Any:
         return json.loads(request.get_data(), parse_constant=refuse_constant, parse_float=finite_float)
     except (ValueError, RecursionError):
         raise ApiError(400, "bad_request", "The body is not valid JSON.") from None
+
+
+def request_hash(value: Any) -> str:
+    """A body's fingerprint for its Idempotency-Key: the same request, however its JSON is laid out."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def validated(model: type[Body], value: Any) -> Body:

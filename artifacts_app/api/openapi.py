@@ -94,7 +94,8 @@ def run_write(operation_id: str, summary: str, body: str, answered: str) -> dict
         "requestBody": json_body(body),
         "responses": {"200": run_response(answered), "204": MINIMAL, **WRITE_ERRORS,
                       "404": error_response("No such run for this caller."),
-                      "409": error_response("The run is already completed or failed.")},
+                      "409": error_response("The run is already completed or failed (or, for a step, already "
+                                            "has a step of that stepOrder).")},
     }}
 
 
@@ -145,6 +146,26 @@ def document(limits: Mapping[str, int] | None = None) -> dict[str, Any]:
                     },
                 },
             },
+            "/api/v1/runs/batch": {
+                "post": {
+                    "operationId": "createRuns",
+                    "summary": f"Record up to {schemas.MAX_BATCH_RUNS} runs in one request and one transaction (for "
+                               "loaders). Each run is a body of POST /runs, with its own `idempotencyKey` field "
+                               "in place of the header, and is answered on its own: `results` holds, in the "
+                               "request's order, 201 (recorded), 200 (a replay of its key) or the error POST "
+                               "/runs would have answered (422 with `fields`, 409), and the valid runs are "
+                               "recorded even when others are refused.",
+                    "requestBody": json_body("RunBatch"),
+                    "responses": {
+                        "200": {"description": "What became of each run.",
+                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchOut"}}}},
+                        **WRITE_ERRORS,
+                        "422": error_response(f"The envelope is not an object with `runs`, a list of 1 to "
+                                              f"{schemas.MAX_BATCH_RUNS} runs (each run's own faults are in "
+                                              "its result instead)."),
+                    },
+                },
+            },
             "/api/v1/runs/{run_id}": {
                 "get": {
                     "operationId": "getRun",
@@ -162,8 +183,10 @@ def document(limits: Mapping[str, int] | None = None) -> dict[str, Any]:
                                   "404": error_response("No such run for this caller.")},
                 },
             },
-            "/api/v1/runs/{run_id}/steps": run_write("addStep", "Append one step's output to a running run.",
-                                                    "StepIn", "The run with the step added."),
+            "/api/v1/runs/{run_id}/steps": run_write(
+                "addStep", "Add one step's output to a running run. Steps may arrive in any order; a stepOrder "
+                           "the run already has is a 409, and completing without steps needs them contiguous from 0.",
+                "StepIn", "The run with the step added."),
             "/api/v1/runs/{run_id}/complete": run_write("completeRun", "Complete a running run; the server prices it.",
                                                        "RunComplete", "The completed run."),
             "/api/v1/runs/{run_id}/fail": run_write("failRun", "Fail a running run, keeping the steps that completed.",

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Response, current_app, jsonify, request
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 
 from .. import deleting, limits, queries, recording, schemas
 from ..extensions import db
-from ..models import IdempotencyKey, PipelineRun, User
+from ..models import PipelineRun, User
 from ..paging import encode_cursor, filters_and_cursor, next_page, parse_limit
 from ..serialization import run_out, run_summary
 from ..statuses import FINISHED_STATUSES, CostSource
 from ..urls import external_url
-from . import bp, openapi
+from . import batching, bp, openapi
 from .errors import ApiError
 from .inputs import (
     current_api_user,
@@ -26,6 +23,7 @@ from .inputs import (
     json_body,
     json_value,
     prefers_minimal,
+    request_hash,
     token_required,
     validated,
 )
@@ -54,7 +52,10 @@ def run_json(run: PipelineRun, pipeline_name: str | None = None) -> dict[str, An
     return body.model_dump(mode="json", exclude_unset=True)
 
 
-def recorded(call: Callable[[], PipelineRun]) -> PipelineRun:
+Written = TypeVar("Written")
+
+
+def recorded(call: Callable[[], Written]) -> Written:
     """Run a writer call, turning its errors into API errors; nothing is stored on failure."""
     try:
         return call()
@@ -72,34 +73,28 @@ def recorded(call: Callable[[], PipelineRun]) -> PipelineRun:
 @bp.post("/runs")
 @token_required
 def create_run() -> tuple[Response, int]:
-    """Start a run, or record a finished one (status completed|failed) in one call."""
+    """Start a run, or record a finished one (status completed|failed) in one call: the row is
+    checked and priced first, then written once, and the answer is built from what was written."""
     value = json_value()
     body = validated(schemas.RunCreate, value).root
     user = current_api_user()
     key = idempotency_key()
-    # The same request, however its JSON is laid out.
-    request_hash = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+    digest = request_hash(value)
     if key:
-        replay = replayed_run(user, key, request_hash)
+        replay = replayed_run(user, key, digest)
         if replay is not None:
             return jsonify(run_json(replay)), 200
-    if isinstance(body, schemas.RunStart):
-        run = recorded(lambda: recording.start_run(user, body))
-    else:
-        run = recorded(lambda: recording.record_run(user, body))
-    if key:
-        try:
-            with db.session.begin_nested():
-                db.session.add(IdempotencyKey(user_id=user.id, key=key, request_hash=request_hash, run_id=run.id))
-        except IntegrityError:
-            # A concurrent retry with the same key won: drop our run, answer with theirs.
-            db.session.rollback()
-            winner = replayed_run(user, key, request_hash)
-            if winner is None:
-                raise
-            return jsonify(run_json(winner)), 200
+    new = recorded(lambda: recording.new_run(user, body))
+    recording.write_new(user, [new])
+    if key and not recording.claim_keys(user, [(key, digest, new.id)]):
+        # A concurrent request with the same key won: drop our run, answer with theirs.
+        db.session.rollback()
+        winner = replayed_run(user, key, digest)
+        if winner is None:
+            raise ApiError(409, "conflict", "A concurrent request with this Idempotency-Key did not finish; retry.")
+        return jsonify(run_json(winner)), 200
     db.session.commit()
-    return jsonify(run_json(run)), 201
+    return jsonify(run_json(new.run, new.pipeline_name)), 201
 
 
 def replayed_run(user: User, key: str, request_hash: str) -> PipelineRun | None:
@@ -111,6 +106,24 @@ def replayed_run(user: User, key: str, request_hash: str) -> PipelineRun | None:
     if stored_hash != request_hash:
         raise ApiError(409, "conflict", "This Idempotency-Key was already used for a different request.")
     return run
+
+
+@bp.post("/runs/batch")
+@token_required
+def create_runs() -> Response:
+    """Record up to MAX_BATCH_RUNS runs, each as POST /runs would, in one transaction; a result per run."""
+    value = json_value()
+    items = batching.items(value)
+    user = current_api_user()
+    for _attempt in range(3):
+        try:
+            results = batching.record(user, items)
+        except batching.KeyTaken:
+            db.session.rollback()  # a concurrent request claimed a key first: its run is a replay now
+            continue
+        db.session.commit()
+        return jsonify(batching.answer(results))
+    raise ApiError(409, "conflict", "Concurrent requests keep claiming the same Idempotency-Keys; retry.")
 
 
 def require_run(run_id: str) -> None:

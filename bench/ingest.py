@@ -1,0 +1,265 @@
+"""Ingestion throughput on PostgreSQL: finished 5-step runs recorded through POST /api/v1/runs by 4
+clients at once, through POST /api/v1/runs/batch (500 a request), and the same rows bulk-inserted as
+the reference, against gunicorn started with gunicorn.conf.py on 127.0.0.1.
+
+BENCH_DATABASE_URL=postgresql://USER:PASS@127.0.0.1/postgres .venv/bin/python bench/ingest.py
+(SINGLE_RUNS, BATCH_RUNS, WEB_CONCURRENCY to change the sizes; the defaults are in the README.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, free_port, scratch_database
+
+CLIENTS = 4
+SINGLE_RUNS = int(os.environ.get("SINGLE_RUNS", "2000"))
+BATCH_RUNS = int(os.environ.get("BATCH_RUNS", "10000"))
+BATCH_SIZE = 500
+WORKERS = os.environ.get("WEB_CONCURRENCY", "4")
+STEPS = 5
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "the", "model", "writes",
+         "a", "careful", "review", "of", "it"]
+
+
+def text(seed: int, words: int) -> str:
+    return " ".join(WORDS[(seed + i * 7) % len(WORDS)] for i in range(words))
+
+
+def run_body(number: int) -> dict[str, object]:
+    """A finished run with 5 steps of about 500 characters, each with its usage (priced by the server)."""
+    finished = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=number)
+    steps = [{"agentId": f"agent-{i}", "agentName": f"Agent {i}", "output": text(number + i, 90), "stepOrder": i,
+              "inputTokens": 400 + i, "outputTokens": 120 + i,
+              "startedAt": (finished - timedelta(seconds=10 - 2 * i)).isoformat(),
+              "completedAt": (finished - timedelta(seconds=9 - 2 * i)).isoformat()} for i in range(STEPS)]
+    return {"pipeline": f"pipeline-{number % 5}", "input": text(number, 40), "status": "completed",
+            "model": "gpt-4o", "tags": ["bench"], "steps": steps, "finalOutput": text(number + 3, 60),
+            "createdAt": (finished - timedelta(seconds=10)).isoformat(), "completedAt": finished.isoformat()}
+
+
+def make_token(url: str, user_id: str) -> str:
+    clear = "art_" + secrets.token_urlsafe(32)
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, created_at) "
+            "VALUES (:id, :user_id, 'bench', :hash, :prefix, now())"
+        ), {"id": str(uuid.uuid4()), "user_id": user_id, "hash": hashlib.sha256(clear.encode()).hexdigest(),
+            "prefix": clear[:12]})
+    engine.dispose()
+    return clear
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: set[int]) -> dict[int, float]:
+    """User and system CPU seconds each process has used so far (Linux /proc)."""
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone
+        used[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return used
+
+
+def server_pids(master: int, url: str) -> set[int]:
+    """gunicorn's workers and the PostgreSQL backends serving this database (not the one asking)."""
+    workers = {int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()}
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as connection:
+        backends = set(connection.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )).scalars())
+    return workers | backends | {master}
+
+
+@contextmanager
+def cpu_used(master: int, url: str) -> Iterator[list[float]]:
+    """The CPU seconds the server (gunicorn and its PostgreSQL backends) used inside, in the list
+    yielded; load from other processes on the machine slows the wall clock, not this."""
+    before = cpu_seconds(server_pids(master, url))
+    used: list[float] = []
+    yield used
+    after = cpu_seconds(server_pids(master, url) | set(before))
+    used.append(sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items()))
+
+
+@contextmanager
+def gunicorn(env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """gunicorn with the project's gunicorn.conf.py (WEB_CONCURRENCY workers) on a free port."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
+        cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": WORKERS},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    root = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{root}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield root, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=40)
+
+
+def run_count(url: str) -> int:
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        count = connection.execute(sa.text("SELECT count(*) FROM pipeline_runs")).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def single(root: str, token: str, first: int, runs: int) -> float:
+    """Runs a second through POST /api/v1/runs, CLIENTS clients at once."""
+    headers = {"Authorization": f"Bearer {token}"}
+    share = runs // CLIENTS
+    bodies = [[json.dumps(run_body(first + c * share + i)) for i in range(share)] for c in range(CLIENTS)]
+
+    def client(mine: list[str]) -> None:
+        with requests.Session() as session:
+            for body in mine:
+                response = session.post(f"{root}/api/v1/runs", data=body, timeout=60,
+                                        headers={**headers, "Content-Type": "application/json"})
+                assert response.status_code == 201, response.text
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(client, bodies))
+    return share * CLIENTS / (time.perf_counter() - started)
+
+
+def batch(root: str, token: str, first: int) -> float | None:
+    """Runs a second through POST /api/v1/runs/batch, BATCH_SIZE a request, CLIENTS clients at once;
+    None where the endpoint does not exist."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if requests.post(f"{root}/api/v1/runs/batch", data="{}", headers=headers, timeout=60).status_code in (404, 405):
+        return None
+    batches = [json.dumps({"runs": [run_body(first + start + i) for i in range(BATCH_SIZE)]})
+               for start in range(0, BATCH_RUNS, BATCH_SIZE)]
+
+    def client(body: str) -> None:
+        response = requests.post(f"{root}/api/v1/runs/batch", data=body, headers=headers, timeout=300)
+        assert response.status_code == 200, response.text[:500]
+        assert all(item["status"] == 201 for item in response.json()["results"]), response.text[:500]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(client, batches))
+    return len(batches) * BATCH_SIZE / (time.perf_counter() - started)
+
+
+def bulk(url: str, user_id: str, first: int, *, searchable: bool = False) -> tuple[float, float]:
+    """Runs a second, and CPU milliseconds a run (this process and its PostgreSQL backend), for a
+    bulk insert of the same rows (runs and their steps, priced as the server would, no summaries or
+    search index): one executemany per table in one transaction, the reference. `searchable` writes
+    each run's search vector too, computed in the INSERT as the app does (the row as the app stores it)."""
+    pipelines = {f"pipeline-{n}": str(uuid.uuid4()) for n in range(5)}
+    vector = ", search_vector" if searchable else ""
+    vector_value = ", run_search_append(''::tsvector, CAST(:parts AS text[]))" if searchable else ""
+    runs, steps = [], []
+    for number in range(first, first + BATCH_RUNS):
+        body = run_body(number)
+        run_id = str(uuid.uuid4())
+        runs.append({"id": run_id, "pipeline_id": pipelines[str(body["pipeline"])], "user_id": user_id,
+                     "status": "completed", "name": str(body["input"])[:80], "tags": ["bench"],
+                     "input": body["input"], "final_output": body["finalOutput"],
+                     "artifact_data": json.dumps({"finalOutput": body["finalOutput"]}), "model": "gpt-4o",
+                     "input_tokens": 2010, "output_tokens": 610, "cost": "0.011125", "cost_source": "computed",
+                     "created_at": body["createdAt"], "completed_at": body["completedAt"],
+                     "listed_at": body["completedAt"], "total_tokens": 2620, "sort_cost": "0.011125",
+                     "sort_duration_ms": 10000,
+                     "parts": [str(body["input"])[:80], body["input"], body["finalOutput"],
+                               *(step["output"] for step in body["steps"])]})  # type: ignore[attr-defined]
+        for step in body["steps"]:  # type: ignore[attr-defined]
+            steps.append({"run_id": run_id, "step_order": step["stepOrder"], "agent_id": step["agentId"],
+                          "agent_name": step["agentName"], "output": step["output"], "status": "completed",
+                          "input_tokens": step["inputTokens"], "output_tokens": step["outputTokens"],
+                          "cost": "0.002225", "cost_source": "computed", "started_at": step["startedAt"],
+                          "completed_at": step["completedAt"]})
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO pipelines (id, user_id, name, created_at) VALUES "
+                                   "(:id, :user_id, :name, now())"),
+                           [{"id": i, "user_id": user_id, "name": f"bulk-{n}-{searchable}"}
+                            for n, i in pipelines.items()])
+    started, own = time.perf_counter(), time.process_time()
+    with engine.begin() as connection:
+        backend = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        backend_before = cpu_seconds({backend}).get(backend, 0.0)
+        connection.execute(sa.text(
+            "INSERT INTO pipeline_runs (id, pipeline_id, user_id, status, name, tags, input, final_output, "
+            "artifact_data, model, input_tokens, output_tokens, cost, cost_source, created_at, completed_at, "
+            f"listed_at, total_tokens, sort_cost, sort_duration_ms{vector}) VALUES (:id, :pipeline_id, :user_id, "
+            ":status, :name, :tags, :input, :final_output, CAST(:artifact_data AS jsonb), :model, :input_tokens, "
+            ":output_tokens, :cost, :cost_source, :created_at, :completed_at, :listed_at, :total_tokens, "
+            f":sort_cost, :sort_duration_ms{vector_value})"), runs)
+        connection.execute(sa.text(
+            "INSERT INTO pipeline_run_steps (run_id, step_order, agent_id, agent_name, output, status, "
+            "input_tokens, output_tokens, cost, cost_source, started_at, completed_at) VALUES (:run_id, "
+            ":step_order, :agent_id, :agent_name, :output, :status, :input_tokens, :output_tokens, :cost, "
+            ":cost_source, :started_at, :completed_at)"), steps)
+        backend_cpu = cpu_seconds({backend}).get(backend, 0.0) - backend_before
+    took = time.perf_counter() - started
+    cpu = backend_cpu + time.process_time() - own
+    engine.dispose()
+    return BATCH_RUNS / took, cpu * 1000 / BATCH_RUNS
+
+
+def main() -> None:
+    with scratch_database("head") as (url, env, user_id):
+        token = make_token(url, user_id)
+        with gunicorn(env) as (root, master):
+            # Warm up every worker (imports, connections) before measuring.
+            single(root, token, 10_000_000, 40)
+            with cpu_used(master, url) as single_cpu:
+                single_rate = single(root, token, 0, SINGLE_RUNS)
+            with cpu_used(master, url) as batch_cpu:
+                batch_rate = batch(root, token, 1_000_000)
+        bulk_rate, bulk_cpu = bulk(url, user_id, 2_000_000)
+        searchable_rate, searchable_cpu = bulk(url, user_id, 3_000_000, searchable=True)
+        stored = run_count(url)
+    print("| how | runs/s (wall clock) | server CPU ms a run |")
+    print("|---|---:|---:|")
+    print(f"| single POST /api/v1/runs, {CLIENTS} clients, {SINGLE_RUNS} runs | {single_rate:.0f} | "
+          f"{single_cpu[0] * 1000 / SINGLE_RUNS:.2f} |")
+    if batch_rate is None:
+        print("| POST /api/v1/runs/batch | (no such endpoint) | |")
+    else:
+        print(f"| POST /api/v1/runs/batch, {CLIENTS} clients, {BATCH_RUNS} runs, {BATCH_SIZE} a request | "
+              f"{batch_rate:.0f} ({batch_rate / bulk_rate:.2f} of bulk) | {batch_cpu[0] * 1000 / BATCH_RUNS:.2f} |")
+    print(f"| bulk insert of the same rows, {BATCH_RUNS} runs | {bulk_rate:.0f} | {bulk_cpu:.2f} |")
+    print(f"| the same, with each run's search vector | {searchable_rate:.0f} | {searchable_cpu:.2f} |")
+    if batch_rate is not None:
+        print(f"batch / bulk with search vectors: {batch_rate / searchable_rate:.2f}")
+    print(f"runs stored: {stored}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Ingestion under load: what one POST /api/v1/runs costs the database, and POST /api/v1/runs/batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from artifacts_app.extensions import db
+from artifacts_app.models import ApiToken, PipelineRun
+from artifacts_app.schemas import MAX_BATCH_RUNS
+from artifacts_app.types import utcnow
+from tests.api_helpers import API, Caller, ada, assert_json_error, caller, stored  # noqa: F401
+
+
+def finished(number: int, **fields: Any) -> dict[str, Any]:
+    """A completed 5-step run with usage on every step (priced by the server)."""
+    return {"pipeline": "Loader", "input": f"input {number}", "status": "completed", "model": "gpt-4o",
+            "steps": [{"agentId": f"agent-{order}", "agentName": f"Agent {order}", "output": f"step {order} of {number}",
+                       "stepOrder": order, "inputTokens": 100, "outputTokens": 20} for order in range(5)],
+            "finalOutput": f"output {number}", "tags": ["load"], **fields}
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement sent while inside, and (as "COMMIT") every commit."""
+    sent: list[str] = []
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    def on_commit(conn: Any) -> None:
+        sent.append("COMMIT")
+
+    engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", on_execute)
+    sa.event.listen(engine, "commit", on_commit)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_execute)
+        sa.event.remove(engine, "commit", on_commit)
+
+
+def test_a_one_shot_run_is_one_insert_of_the_finished_row_in_one_transaction(
+    client: FlaskClient, ada: Caller, engine_name: str
+) -> None:
+    first = client.post(f"{API}/runs", json=finished(0), headers=ada.headers)  # its pipeline and last use exist now
+    assert first.status_code == 201
+
+    with statements() as sent:
+        response = client.post(f"{API}/runs", json=finished(1), headers=ada.headers)
+
+    assert response.status_code == 201, response.get_data(as_text=True)
+    # The token with its user; the run (its pipeline read by the same statement, its search vector
+    # computed in it on PostgreSQL); its 5 steps; the summaries (one rollup row, the facets).
+    # On PostgreSQL the summaries are one statement (the rollup upsert a WITH part of the facets').
+    expected = ["SELECT", "INSERT INTO pipeline_runs", "INSERT INTO pipeline_run_steps", "WITH rollups AS "
+                "(INSERT INTO run_rollups", "COMMIT"]
+    if engine_name == "sqlite":
+        expected = ["BEGIN IMMEDIATE", *expected[:3], "INSERT INTO run_search_parts", "INSERT INTO run_rollups",
+                    "INSERT INTO run_facets", "COMMIT"]
+    assert [next(start for start in expected if statement.startswith(start)) for statement in sent] == expected, sent
+    assert sum("FROM pipelines" in statement for statement in sent) == 1  # inside the run's INSERT
+    assert not any(statement.startswith("UPDATE") for statement in sent)  # one version of the row
+    # The answer was built from what was written, and is what a read gives back.
+    fetched = client.get(f"{API}/runs/{response.get_json()['id']}", headers=ada.headers).get_json()
+    assert response.get_json() == fetched
+    # gpt-4o's price: 500 tokens in at $2.50 and 100 out at $10 per million.
+    assert fetched["cost"] == "0.002250000000" and fetched["usage"] == {"inputTokens": 500, "outputTokens": 100}
+
+
+def test_last_used_at_is_written_once_a_minute_with_a_writes_own_transaction(
+    client: FlaskClient, ada: Caller
+) -> None:
+    def last_used() -> Any:
+        db.session.rollback()
+        return db.session.execute(sa.select(ApiToken.last_used_at)).scalar_one()
+
+    assert last_used() is None
+    with statements() as sent:
+        assert client.get(f"{API}/runs", headers=ada.headers).status_code == 200  # a read
+    first = last_used()
+    assert first is not None and sum(s.startswith("UPDATE api_tokens") for s in sent) == 1
+    assert sent.count("COMMIT") == 1
+
+    with statements() as sent:
+        assert client.get(f"{API}/runs", headers=ada.headers).status_code == 200
+        assert client.post(f"{API}/runs", json={"pipeline": ""}, headers=ada.headers).status_code == 422
+    assert not any(s.startswith("UPDATE") for s in sent) and last_used() == first
+
+    db.session.execute(sa.update(ApiToken).values(last_used_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    before = stored()
+    refused = client.post(f"{API}/runs", json={"pipeline": ""}, headers=ada.headers)  # a failed request counts too
+    assert refused.status_code == 422
+    assert last_used() > first and stored() == before
+
+
+def test_a_batch_records_each_run_as_post_runs_would_and_answers_for_each(
+    client: FlaskClient, ada: Caller
+) -> None:
+    once = client.post(f"{API}/runs", json=finished(9), headers={**ada.headers, "Idempotency-Key": "k-9"})
+    assert once.status_code == 201
+    single_refusal = client.post(f"{API}/runs", json=finished(5, steps=[{"stepOrder": 0}]), headers=ada.headers)
+    runs = [
+        finished(0, idempotencyKey="k-0"),
+        finished(5, steps=[{"stepOrder": 0}]),  # refused: the same faults as POST /runs names
+        finished(9, idempotencyKey="k-9"),  # the run POST /runs recorded with this key
+        finished(0, idempotencyKey="k-0"),  # the first run of this batch again
+        finished(3, idempotencyKey="k-9"),  # a key used for another run
+        {"pipeline": "Loader", "input": "started", "model": "gpt-4o"},  # a start
+        finished(4, pipeline="Other", status="failed", error="timeout", finalOutput=None),
+        "not a run",
+    ]
+    runs[6].pop("finalOutput")
+
+    response = client.post(f"{API}/runs/batch", json={"runs": runs}, headers=ada.headers)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    results = body["results"]
+    assert [result["status"] for result in results] == [201, 422, 200, 200, 409, 201, 201, 422]
+    assert [result["index"] for result in results] == list(range(len(runs)))
+    assert (body["created"], body["replayed"], body["failed"]) == (3, 2, 3)
+    assert results[1]["fields"] == single_refusal.get_json()["fields"] and results[1]["error"] == "validation_failed"
+    assert results[2]["id"] == once.get_json()["id"] and results[3]["id"] == results[0]["id"]
+    assert results[7]["fields"] == [{"field": "body", "message": "must be a JSON object"}]
+    for result in (results[0], results[5], results[6]):
+        fetched = client.get(f"{API}/runs/{result['id']}", headers=ada.headers).get_json()
+        assert fetched["url"] == result["url"]
+    assert client.get(f"{API}/runs/{results[0]['id']}", headers=ada.headers).get_json()["cost"] == "0.002250000000"
+    statuses = {run["id"]: run["status"] for run in client.get(f"{API}/runs", headers=ada.headers).get_json()["runs"]}
+    assert sorted(statuses.values()) == ["completed", "completed", "failed", "running"]
+    # A retry of the whole batch records nothing twice.
+    again = client.post(f"{API}/runs/batch", json={"runs": [runs[0], runs[2]]}, headers=ada.headers).get_json()
+    assert [(r["status"], r["id"]) for r in again["results"]] == [(200, results[0]["id"]), (200, results[2]["id"])]
+
+
+def test_a_bad_batch_envelope_is_a_422_and_stores_nothing(client: FlaskClient, ada: Caller) -> None:
+    before = stored()
+    for envelope in ({"runs": [finished(n) for n in range(MAX_BATCH_RUNS + 1)]}, {"runs": []}, {"runs": {}},
+                     [finished(0)], {"runs": [finished(0)], "more": 1}, {}):
+        response = client.post(f"{API}/runs/batch", json=envelope, headers=ada.headers)
+        error = assert_json_error(response, 422, "validation_failed")
+        assert error["fields"][0]["field"] == "runs"
+    assert "at most 500 runs" in client.post(
+        f"{API}/runs/batch", json={"runs": [finished(n) for n in range(MAX_BATCH_RUNS + 1)]}, headers=ada.headers
+    ).get_json()["fields"][0]["message"]
+    assert_json_error(client.post(f"{API}/runs/batch", data="{", headers={**ada.headers,
+                                  "Content-Type": "application/json"}), 400)
+    assert_json_error(client.post(f"{API}/runs/batch", json={"runs": [finished(0)]}), 401)
+    assert stored() == before
+
+
+def test_a_full_batch_is_one_transaction_of_a_few_statements(client: FlaskClient, ada: Caller) -> None:
+    with statements() as sent:
+        response = client.post(f"{API}/runs/batch", json={"runs": [
+            finished(n, pipeline=f"P{n % 3}", idempotencyKey=f"key-{n}") for n in range(MAX_BATCH_RUNS)
+        ]}, headers=ada.headers)
+    assert response.status_code == 200 and response.get_json()["created"] == MAX_BATCH_RUNS
+    assert sent.count("COMMIT") == 1
+    assert len(sent) < 20, sent
+    db.session.rollback()
+    assert db.session.execute(sa.select(sa.func.count()).select_from(PipelineRun)).scalar_one() == MAX_BATCH_RUNS
+    other = caller("grace@example.com")
+    assert client.get(f"{API}/runs", headers=other.headers).get_json()["runs"] == []
