@@ -84,7 +84,7 @@ def main() -> None:
                 assert response.status_code == 200, (path, response.status_code)
             with fetched_from(engine) as fetched:  # measured apart: measuring 40 MB takes time too
                 client.get(path, headers=headers).get_data()
-            print(report(name, samples, f" {fetched.total_bytes / 1e6:.2f} MB |"))
+            print(report(name, samples, f" {fetched.total_bytes:,} bytes |"))
         with app.app_context():
             db.session.remove()
             engine.dispose()

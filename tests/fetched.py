@@ -47,14 +47,14 @@ class MeasuringCursor:
         return row
 
     def fetchmany(self, *size: int) -> list[Any]:
-        rows = self._cursor.fetchmany(*size)
+        rows: list[Any] = self._cursor.fetchmany(*size)
         self._fetched.measure(rows)
-        return rows  # type: ignore[no-any-return]
+        return rows
 
     def fetchall(self) -> list[Any]:
-        rows = self._cursor.fetchall()
+        rows: list[Any] = self._cursor.fetchall()
         self._fetched.measure(rows)
-        return rows  # type: ignore[no-any-return]
+        return rows
 
 
 @contextmanager
