@@ -465,15 +465,31 @@ def byte_length(expression: Any) -> ColumnElement[int]:
     return func.length(func.cast(expression, LargeBinary))
 
 
-def run_summary(user: User, run_id: str) -> tuple[PipelineRun, str] | None:
-    """The user's run without its outputs (artifact_data and final_output stay in the database)."""
+def run_summary(user: User, run_id: str, *, with_input: bool = False) -> tuple[PipelineRun, str] | None:
+    """The user's run without its outputs (artifact_data and final_output stay in the database) and,
+    unless with_input, without its input: that may be MAX_OUTPUT_CHARS long, so reading run.input
+    then raises rather than fetch it (input_start reads its start)."""
+    options = [defer(PipelineRun.artifact_data), defer(PipelineRun.final_output)]
+    if not with_input:
+        options.append(defer(PipelineRun.input, raiseload=True))
     row = db.session.execute(
         select(PipelineRun, Pipeline.name)
         .join(Pipeline)
-        .options(defer(PipelineRun.artifact_data), defer(PipelineRun.final_output))
+        .options(*options)
         .where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+def input_start(user: User, run_id: str, max_chars: int) -> OutputText | None:
+    """The first max_chars of the user's run's input and its whole size in UTF-8 bytes; only that
+    start leaves the database (PostgreSQL decompresses only what substr needs, and reads the size
+    from the value's header)."""
+    row = db.session.execute(
+        select(func.substr(PipelineRun.input, 1, max_chars), byte_length(PipelineRun.input))
+        .where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
+    ).one_or_none()
+    return None if row is None else OutputText(text=row[0], total_bytes=int(row[1] or 0))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from artifacts_app import comparing, diffing, recording
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
 from tests.factories import HOSTILE_OUTPUTS, make_run, make_user, start_run, steps
+from tests.fetched import fetched_from
 
 HX = {"HX-Request": "true"}
 DONE = datetime(2025, 11, 1, 12, 0, tzinfo=timezone.utc)
@@ -369,6 +370,34 @@ def test_outputs_past_the_limit_are_compared_by_their_start_and_the_panel_says_s
     app.config["COMPARE_LIMIT_CHARS"] = 10_000
     page = compare(signed_in, old.id, new.id).get_data(as_text=True)
     assert 'class="truncated"' not in page and len(marked_lines(page, "del")) == 1
+
+
+# 3,250,000 characters, 3,750,000 bytes in UTF-8 ("Ü" and "ï" take two bytes each).
+BIG_INPUT = "Ünïcode line\n" * 250_000
+SMALL_FETCH = 64 * 1024  # what a panel may fetch besides the compared starts: facts, headers, session
+
+
+def test_only_the_input_pair_reads_the_inputs_and_only_their_compared_start(
+    app: Flask, signed_in: FlaskClient, user: User
+) -> None:
+    app.config["COMPARE_LIMIT_CHARS"] = 1000
+    old = make_run(user, input="first A\n" + BIG_INPUT, steps=steps("step A"), final_output="final A")
+    new = make_run(user, input="first B\n" + BIG_INPUT, steps=steps("step B"), final_output="final B")
+    ids = old.id, new.id  # read before measuring: reading an expired attribute reloads the whole row
+    for tab, headers in (("step-1-1", HX), ("final", HX), ("final", {})):
+        with fetched_from(db.engine) as fetched:
+            response = compare(signed_in, *ids, tab=tab, headers=headers)
+        assert response.status_code == 200
+        assert fetched.total_bytes < SMALL_FETCH, (tab, headers, fetched.total_bytes)  # no input at all
+
+    with fetched_from(db.engine) as fetched:
+        panel = compare(signed_in, *ids, tab="input", headers=HX).get_data(as_text=True)
+    # Each input's first 1,001 characters (at most 2 bytes each here) and nothing more of either.
+    assert fetched.largest_value <= 1001 * 2 and fetched.total_bytes < SMALL_FETCH + 2 * 1001 * 2, fetched
+    assert marked_lines(panel, "del") == ["first A"] and marked_lines(panel, "ins") == ["first B"]
+    assert "Only the start of each side is compared (1,000 characters" in text_of(panel)
+    # Their whole sizes, counted in UTF-8 bytes by the database: 3,750,008 bytes, not 3,250,008 characters.
+    assert "(3.8 MB → 3.8 MB)" in text_of(panel)
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_OUTPUTS)

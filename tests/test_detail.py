@@ -17,6 +17,7 @@ from artifacts_app import recording, rendering
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, User
 from tests.factories import HOSTILE_OUTPUTS, make_run, make_user, start_run, steps
+from tests.fetched import fetched_from
 from tests.http_helpers import without_csrf_tokens
 
 HX = {"HX-Request": "true"}
@@ -317,6 +318,26 @@ def test_the_tab_query_does_not_pull_a_20_mb_artifact_into_python(
     assert peak < 5_000_000, f"peak {peak:,} bytes"
     page = signed_in.get(f"/artifacts/{run.id}?tab=step-1").get_data(as_text=True)
     assert "Showing the first" in page and "MB" in page
+
+
+def test_a_tab_the_live_update_and_a_parts_download_never_fetch_a_3_mb_input_the_page_shows_whole(
+    signed_in: FlaskClient, user: User
+) -> None:
+    text = "Question?\n" + "Ünïcode line\n" * 250_000  # 3.75 MB
+    run_id = make_run(user, input=text, steps=steps("alpha"), final_output="omega").id
+    for path, headers in ((f"/artifacts/{run_id}?tab=step-1", HX), (f"/artifacts/{run_id}?tab=final", HX),
+                          (f"/artifacts/{run_id}/live?steps=1", HX),
+                          (f"/artifacts/{run_id}/download?part=step-1&format=json", {})):
+        with fetched_from(db.engine) as fetched:
+            response = signed_in.get(path, headers=headers)
+            response.get_data()
+        assert response.status_code == 200
+        assert fetched.total_bytes < 64 * 1024, (path, fetched.total_bytes)
+    # The page itself shows the whole input, collapsed after its first 200 characters, as before.
+    page = signed_in.get(f"/artifacts/{run_id}").get_data(as_text=True)
+    assert f'<details><summary>{text[:200]}…</summary><pre class="wrap">{text}</pre></details>' in page
+    whole = signed_in.get(f"/artifacts/{run_id}/download?part=all&format=txt").get_data(as_text=True)
+    assert text in whole
 
 
 @pytest.mark.parametrize(("query", "status"), [

@@ -45,7 +45,7 @@ def no_such_pair(error: NoSuchPair) -> Response:
 
 @dataclass(frozen=True)
 class Side:
-    """One of the two runs: its facts and its steps' headers (no output is read)."""
+    """One of the two runs: its facts and its steps' headers (no input or output is read)."""
 
     run: PipelineRun
     pipeline_name: str
@@ -98,11 +98,12 @@ def choose_other(old: Side) -> Response:
 def part_text(pair: Pair, which: Side, step: StepHeader | None, limit: int) -> tuple[str, int]:
     """The start of one side's part (at most limit + 1 characters) and its whole size in bytes;
     a step the run does not have is empty."""
-    if pair.key == comparing.INPUT:
-        return which.run.input[:limit + 1], len(which.run.input.encode())
     if pair.is_step and step is None:
         return "", 0
-    output = queries.output_text(current_user, which.run.id, step.number if step else None, max_chars=limit + 1)
+    if pair.key == comparing.INPUT:
+        output = queries.input_start(current_user, which.run.id, limit + 1)
+    else:
+        output = queries.output_text(current_user, which.run.id, step.number if step else None, max_chars=limit + 1)
     if output is None:
         abort(404)
     return output.text, output.total_bytes

@@ -107,7 +107,8 @@ def detail(run_id: str) -> Response:
     Without ?tab= a failed run opens on the step that failed, any other on its final output.
     ?view=raw shows the panel's raw text instead of its rendered markdown.
     """
-    found = queries.run_summary(current_user, run_id)
+    # Only the full page shows the input (all of it); a tab's panel never reads it.
+    found = queries.run_summary(current_user, run_id, with_input=not is_htmx())
     if found is None:
         abort(404)
     run, pipeline_name = found

@@ -113,12 +113,13 @@ def download(run_id: str) -> Response:
     fmt = request.args.get("format", "md")
     if fmt not in FORMATS:
         return error_response(400, "format must be md, txt or json")
-    found = queries.run_summary(current_user, run_id)
+    part = request.args.get("part", FINAL)
+    # Only the whole run in markdown or text writes the input out.
+    found = queries.run_summary(current_user, run_id, with_input=part == "all" and fmt != "json")
     if found is None:
         abort(404)
     run, pipeline_name = found
     tabs = tabs_for(queries.step_headers(current_user, run_id))
-    part = request.args.get("part", FINAL)
     filename = f"{slug(pipeline_name)}-{run.id[:8]}-{part}.{fmt}"
 
     if part == "all":
