@@ -1,6 +1,7 @@
 """gunicorn.conf.py, run for real: gunicorn started with it on 127.0.0.1 refuses over-long request
-lines and headers itself, lets a request in flight finish on SIGTERM before it exits, and a download
-the client walks away from leaves nothing open in the database."""
+lines and headers itself, streams an export longer than its worker timeout to the end, lets a request
+in flight finish on SIGTERM before it exits, and a download the client walks away from leaves
+nothing open in the database."""
 
 from __future__ import annotations
 
@@ -47,8 +48,15 @@ class Server:
 
 
 @pytest.fixture
-def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
-    """gunicorn with gunicorn.conf.py and one worker on this test's database, bound through BIND.
+def gunicorn_flags() -> tuple[str, ...]:
+    """Command-line flags on top of gunicorn.conf.py (a test overrides this by parametrizing it)."""
+    return ()
+
+
+@pytest.fixture
+def server(app: Flask, database_url: str, tmp_path: Path, gunicorn_flags: tuple[str, ...]) -> Iterator[Server]:
+    """gunicorn with gunicorn.conf.py (and gunicorn_flags) and one worker on this test's database,
+    bound through BIND.
 
     Depends on `app`, so it is stopped before `app` empties the database.
     """
@@ -63,7 +71,7 @@ def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
            "PYTHONUNBUFFERED": "1"}
     env.pop("PORT", None)
     with log.open("wb") as output:
-        process = subprocess.Popen([str(GUNICORN), "--config", str(CONFIG), "wsgi:app"], cwd=PROJECT_ROOT, env=env,
+        process = subprocess.Popen([str(GUNICORN), "--config", str(CONFIG), *gunicorn_flags, "wsgi:app"], cwd=PROJECT_ROOT, env=env,
                                    stdout=output, stderr=subprocess.STDOUT)
     running = Server("127.0.0.1", port, log, process)
     try:
@@ -138,6 +146,52 @@ def slow_reader(server: Server, target: str, cookie: str) -> socket.socket:
 
 
 EXPORT = "/artifacts/export?format=jsonl"
+SHORT_TIMEOUT = 3
+
+
+def read_to_end(sock: socket.socket, start: bytes) -> bytes:
+    """The rest of the answer, read as fast as it comes, after `start`."""
+    answer = start
+    with sock:
+        while chunk := sock.recv(1 << 20):
+            answer += chunk
+    return answer
+
+
+def assert_whole_export(answer: bytes, runs: int, least: int) -> None:
+    """Every run once, then the summary line saying the export ran to its end."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert len(body) > least
+    *lines, summary = body.decode().splitlines()
+    assert len(lines) == runs and body.endswith(b"\n")
+    assert json.loads(summary) == {"export": {"runs": runs, "complete": True}}
+    assert sorted(json.loads(line)["input"] for line in lines) == sorted(f"run {index}" for index in range(runs))
+
+
+@pytest.mark.parametrize("gunicorn_flags", [("--timeout", str(SHORT_TIMEOUT))])
+def test_an_export_longer_than_the_worker_timeout_finishes_whole(app: Flask, server: Server) -> None:
+    runs, least = seed_big_export(EMAIL)
+    cookie = session_cookie(server, EMAIL)
+    sock = slow_reader(server, EXPORT, cookie)
+    # Read it at a pace that makes the download last three times the worker timeout.
+    duration = 3 * SHORT_TIMEOUT
+    pause = duration / (least / 65536)
+    started = time.monotonic()
+    answer = sock.recv(65536)
+    assert b" 200 " in answer.split(b"\r\n", 1)[0], answer[:200]
+    # The one worker answers other requests meanwhile, on its other threads (a sync worker would
+    # answer only once the export ends or it is killed, a timeout later).
+    assert requests.get(f"{server.url}/healthz", timeout=SHORT_TIMEOUT - 1).status_code == 200
+    with sock:
+        while chunk := sock.recv(65536):
+            answer += chunk
+            time.sleep(pause)
+    elapsed = time.monotonic() - started
+
+    assert elapsed > 2 * SHORT_TIMEOUT
+    assert_whole_export(answer, runs, least)
+    log = server.log.read_text()
+    assert "WORKER TIMEOUT" not in log and log.count("Booting worker") == 1, log  # the same worker throughout
 
 
 def test_sigterm_lets_the_request_in_flight_finish_then_gunicorn_exits(app: Flask, server: Server) -> None:
@@ -151,18 +205,10 @@ def test_sigterm_lets_the_request_in_flight_finish_then_gunicorn_exits(app: Flas
     time.sleep(0.5)
     assert server.process.poll() is None  # still serving the export: most of it is not sent yet
 
-    answer = start
-    with sock:
-        while chunk := sock.recv(1 << 20):
-            answer += chunk
+    answer = read_to_end(sock, start)
     exit_code = server.process.wait(timeout=10)
 
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert len(body) > least
-    *lines, summary = body.decode().splitlines()
-    assert len(lines) == runs and body.endswith(b"\n")
-    assert json.loads(summary) == {"export": {"runs": runs, "complete": True}}  # it ran to its end
-    assert sorted(json.loads(line)["input"] for line in lines) == sorted(f"run {index}" for index in range(runs))
+    assert_whole_export(answer, runs, least)  # it ran to its end
     assert exit_code == 0, server.log.read_text()
 
 
