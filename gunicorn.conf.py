@@ -5,6 +5,7 @@ wins over a value here (`--bind`, `--workers`, ...).
 """
 
 import os
+import socket
 
 from gunicorn.arbiter import Arbiter
 
@@ -37,16 +38,21 @@ threads = 4
 
 # A worker that has not told the arbiter it is alive for this long (its main thread stuck: a
 # deadlock, a C call holding the GIL) is killed and replaced. It does not limit a request (above).
-# Behind no buffering proxy, a client that stops reading keeps its thread (and an export's
-# transaction) until the connection closes; nginx's send_timeout (60 s) closes it.
 timeout = 60
+
+# A client that takes none of a response for this long is dropped: STALLED_CLIENT_TIMEOUT seconds,
+# 0 for never. Otherwise a client that stops reading (a paused download, a hung peer) would keep its
+# thread, and an export its database transaction, for as long as it keeps the connection open;
+# the sync worker's timeout used to cut it. A client reading slowly is not stalled and is not cut.
+# Linux only (TCP_USER_TIMEOUT, set on the listening sockets and inherited by every connection).
+STALLED_CLIENT_SECONDS = int(os.environ.get("STALLED_CLIENT_TIMEOUT", "60"))
 
 # On SIGTERM (a deploy, a stop) gunicorn serves no new requests and lets each worker finish its
 # requests for up to this long before killing it. Nearly every request takes well under a second;
 # this leaves an export of about 200,000 runs time to finish (bench/export.py); a longer one is cut
-# by the deploy, and its missing summary line says so. Give the supervisor a longer stop timeout than this
-# (`docker stop` waits 10 s unless told `-t 35`; Kubernetes' terminationGracePeriodSeconds is 30),
-# or it kills gunicorn first.
+# by the deploy, and its missing summary line says so. Give the supervisor a longer stop timeout
+# than this (`docker stop` waits 10 s unless told `-t 35`; Kubernetes' terminationGracePeriodSeconds
+# is 30), or it kills gunicorn first.
 graceful_timeout = 30
 
 # The longest request line (method, path and query) accepted; longer gets 414 from gunicorn. The
@@ -103,3 +109,13 @@ def nworkers_changed(server: Arbiter, new_value: int, old_value: int | None) -> 
     if old_value is None:
         raise RuntimeError(problem)  # gunicorn prints "Error: …" and exits with status 1
     server.log.error(problem)
+
+
+def when_ready(server: Arbiter) -> None:
+    """Before the first worker starts: give each TCP listener the stalled-client limit, which the
+    connections it accepts inherit."""
+    if STALLED_CLIENT_SECONDS <= 0 or not hasattr(socket, "TCP_USER_TIMEOUT"):
+        return
+    for listener in server.LISTENERS:
+        if listener.family in (socket.AF_INET, socket.AF_INET6):
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, STALLED_CLIENT_SECONDS * 1000)

@@ -5,6 +5,7 @@ nothing open in the database."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,9 +55,16 @@ def gunicorn_flags() -> tuple[str, ...]:
 
 
 @pytest.fixture
-def server(app: Flask, database_url: str, tmp_path: Path, gunicorn_flags: tuple[str, ...]) -> Iterator[Server]:
-    """gunicorn with gunicorn.conf.py (and gunicorn_flags) and one worker on this test's database,
-    bound through BIND.
+def gunicorn_settings() -> dict[str, str]:
+    """Environment variables for gunicorn.conf.py (a test overrides this by parametrizing it)."""
+    return {}
+
+
+@pytest.fixture
+def server(app: Flask, database_url: str, tmp_path: Path, gunicorn_flags: tuple[str, ...],
+           gunicorn_settings: dict[str, str]) -> Iterator[Server]:
+    """gunicorn with gunicorn.conf.py (and gunicorn_flags, gunicorn_settings) and one worker on this
+    test's database, bound through BIND.
 
     Depends on `app`, so it is stopped before `app` empties the database.
     """
@@ -68,7 +76,7 @@ def server(app: Flask, database_url: str, tmp_path: Path, gunicorn_flags: tuple[
             hide_password=False)
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "gunicorn-test-key", "INSECURE_COOKIES": "1",
            "INSTANCE_PATH": str(tmp_path / "instance"), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", **gunicorn_settings}
     env.pop("PORT", None)
     with log.open("wb") as output:
         process = subprocess.Popen([str(GUNICORN), "--config", str(CONFIG), *gunicorn_flags, "wsgi:app"], cwd=PROJECT_ROOT, env=env,
@@ -147,6 +155,7 @@ def slow_reader(server: Server, target: str, cookie: str) -> socket.socket:
 
 EXPORT = "/artifacts/export?format=jsonl"
 SHORT_TIMEOUT = 3
+STALL_SECONDS = 2
 
 
 def read_to_end(sock: socket.socket, start: bytes) -> bytes:
@@ -169,7 +178,9 @@ def assert_whole_export(answer: bytes, runs: int, least: int) -> None:
 
 
 @pytest.mark.parametrize("gunicorn_flags", [("--timeout", str(SHORT_TIMEOUT))])
+@pytest.mark.parametrize("gunicorn_settings", [{"STALLED_CLIENT_TIMEOUT": str(STALL_SECONDS)}])
 def test_an_export_longer_than_the_worker_timeout_finishes_whole(app: Flask, server: Server) -> None:
+    """Also: a client reading slowly but steadily is not taken for a stalled one."""
     runs, least = seed_big_export(EMAIL)
     cookie = session_cookie(server, EMAIL)
     sock = slow_reader(server, EXPORT, cookie)
@@ -251,3 +262,36 @@ def test_an_export_the_client_walks_away_from_leaves_nothing_open(app: Flask, se
     assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
     again = requests.get(f"{server.url}/artifacts/export?format=csv", headers={"Cookie": cookie}, timeout=10)
     assert again.status_code == 200 and again.text.count("\n") > 1
+
+
+@pytest.mark.parametrize("gunicorn_settings", [{"STALLED_CLIENT_TIMEOUT": str(STALL_SECONDS)}])
+def test_a_client_that_stops_reading_is_dropped_and_leaves_nothing_open(app: Flask, server: Server,
+                                                                        engine_name: str) -> None:
+    seed_big_export(EMAIL)
+    cookie = session_cookie(server, EMAIL)
+    sock = slow_reader(server, EXPORT, cookie)  # and then reads nothing, keeping the connection open
+    started = time.monotonic()
+    if engine_name == "postgresql":
+        time.sleep(0.5)
+        assert [state for state, _ in app_sessions(BUSY)] == ["idle in transaction"]  # the export's
+        while app_sessions(BUSY) and time.monotonic() - started < 10 * STALL_SECONDS:
+            time.sleep(0.1)
+        assert app_sessions(BUSY) == []
+    else:
+        time.sleep(4 * STALL_SECONDS)
+
+    # When the client reads again, it gets what was already on its way, then the connection's end,
+    # and no summary line: the download says it was cut off.
+    answer = b""
+    with sock, contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(1 << 20):
+            answer += chunk
+    assert time.monotonic() - started > STALL_SECONDS
+    assert b" 200 " in answer.split(b"\r\n", 1)[0] and b'{"export":' not in answer
+    if engine_name == "sqlite":
+        # No read lock left behind: a writer commits at once, without waiting.
+        with sa.create_engine(db.engine.url, connect_args={"timeout": 0}).connect() as writer:
+            writer.execute(sa.text("UPDATE users SET email = email"))
+            writer.commit()
+    assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    assert "WORKER TIMEOUT" not in server.log.read_text()
