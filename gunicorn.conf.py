@@ -5,6 +5,7 @@ wins over a value here (`--bind`, `--workers`, ...).
 """
 
 import os
+import socket
 
 from gunicorn.arbiter import Arbiter
 
@@ -13,31 +14,45 @@ from gunicorn.arbiter import Arbiter
 # the app should be reachable only through the proxy in front of it unless asked otherwise.
 bind = [address.strip() for address in os.environ.get("BIND", "127.0.0.1:8000").split(",") if address.strip()]
 
-# Processes serving requests: WEB_CONCURRENCY (the name platforms set). Each one serves one request
-# at a time, so this is how many run at once; 2-4 per core is usual, and each holds at most one
-# database connection while it works.
+# Processes serving requests: WEB_CONCURRENCY (the name platforms set). 1-2 per core is usual; each
+# serves `threads` requests at once, each holding at most one database connection while it works
+# (within SQLAlchemy's pool of 5), so PostgreSQL sees up to workers x threads connections.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 
-# Plain synchronous workers: the app is synchronous code (a database session per request, markdown
-# rendered in a helper process under a time budget). It is meant to sit behind a buffering reverse
-# proxy (nginx), which reads requests and slow downloads for it, so a worker is busy only while the
-# app works.
-worker_class = "sync"
+# Threaded workers, so that `timeout` bounds a hung process and not the length of a request. A sync
+# worker tells the arbiter it is alive only between requests, so any request longer than `timeout`
+# gets the worker killed mid-response: an export of a few hundred thousand runs was cut at 60 s.
+# A gthread worker's main thread keeps telling it while its threads serve, however long an export
+# streams (tests/test_gunicorn_conf.py runs one past a 3 s timeout). What bounds a request instead
+# is each of its parts: a statement (DATABASE_STATEMENT_TIMEOUT, 30 s), a wait for a pooled or new
+# connection (1 s + 3 s), a markdown render (a helper process killed at RENDER_TIME_BUDGET_MS), a
+# diff (its line and word budgets), the throttle store and Redis (1 s socket timeouts). Python
+# cannot stop a thread, so there is no wall-clock limit per request. The app is thread-safe: a
+# database session per thread (Flask-SQLAlchemy's scoped session), a markdown renderer per thread,
+# render helpers lent to one thread at a time, the limits library's memory store behind locks.
+worker_class = "gthread"
 
-# A worker busy on one request for longer than this is killed and replaced (a sync worker sends no
-# heartbeat while it serves). The slowest legitimate request is a streamed export: 110,000 runs,
-# 305 MB of JSON Lines, took 9 to 16 s on a busy 2-core machine (bench/export.py), so a minute
-# covers about half a million runs; a longer one is cut, and its missing summary line says so
-# (`flask runs export` has no such limit). Rendering stops at 1 s
-# (RENDER_TIME_BUDGET_MS). Longer would let a stuck request hold one of few workers for longer.
-# Without a buffering proxy, a client downloading slower than that is cut off at this limit.
+# Requests one worker serves at once. A long export then occupies one thread and the worker's other
+# threads go on serving; threads share one core (the GIL), so more buys waiting, not computing.
+threads = 4
+
+# A worker that has not told the arbiter it is alive for this long (its main thread stuck: a
+# deadlock, a C call holding the GIL) is killed and replaced. It does not limit a request (above).
 timeout = 60
 
+# A client that takes none of a response for this long is dropped: STALLED_CLIENT_TIMEOUT seconds,
+# 0 for never. Otherwise a client that stops reading (a paused download, a hung peer) would keep its
+# thread, and an export its database transaction, for as long as it keeps the connection open;
+# the sync worker's timeout used to cut it. A client reading slowly is not stalled and is not cut.
+# Linux only (TCP_USER_TIMEOUT, set on the listening sockets and inherited by every connection).
+STALLED_CLIENT_SECONDS = int(os.environ.get("STALLED_CLIENT_TIMEOUT", "60"))
+
 # On SIGTERM (a deploy, a stop) gunicorn serves no new requests and lets each worker finish its
-# request for up to this long before killing it. Nearly every request takes well under a second;
-# this leaves a large export time to finish. Give the supervisor a longer stop timeout than this
-# (`docker stop` waits 10 s unless told `-t 35`; Kubernetes' terminationGracePeriodSeconds is 30),
-# or it kills gunicorn first.
+# requests for up to this long before killing it. Nearly every request takes well under a second;
+# this leaves an export of about 200,000 runs time to finish (bench/export.py); a longer one is cut
+# by the deploy, and its missing summary line says so. Give the supervisor a longer stop timeout
+# than this (`docker stop` waits 10 s unless told `-t 35`; Kubernetes' terminationGracePeriodSeconds
+# is 30), or it kills gunicorn first.
 graceful_timeout = 30
 
 # The longest request line (method, path and query) accepted; longer gets 414 from gunicorn. The
@@ -55,10 +70,9 @@ limit_request_fields = 50
 # cookie is well under 1 KB, and a browser keeps a cookie under 4 KB. 8190 is nginx's default too.
 limit_request_field_size = 8190
 
-# Seconds an idle keep-alive connection is kept open. The sync worker ignores it (it closes the
-# connection after each response; the proxy keeps the client's open); it applies if worker_class
-# is changed to gthread, and should then stay above a load balancer's idle timeout, so the balancer
-# never sends a request on a connection gunicorn is closing.
+# Seconds an idle keep-alive connection is kept open (waiting in the worker's main thread, not in one
+# of its threads). Behind a load balancer that reuses connections, keep it above the balancer's idle
+# timeout, so the balancer never sends a request on a connection gunicorn is closing.
 keepalive = 5
 
 # No control socket (gunicorn 25.1+ opens one for `gunicornc` by default): signals already do what
@@ -95,3 +109,13 @@ def nworkers_changed(server: Arbiter, new_value: int, old_value: int | None) -> 
     if old_value is None:
         raise RuntimeError(problem)  # gunicorn prints "Error: …" and exits with status 1
     server.log.error(problem)
+
+
+def when_ready(server: Arbiter) -> None:
+    """Before the first worker starts: give each TCP listener the stalled-client limit, which the
+    connections it accepts inherit."""
+    if STALLED_CLIENT_SECONDS <= 0 or not hasattr(socket, "TCP_USER_TIMEOUT"):
+        return
+    for listener in server.LISTENERS:
+        if listener.family in (socket.AF_INET, socket.AF_INET6):
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, STALLED_CLIENT_SECONDS * 1000)

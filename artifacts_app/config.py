@@ -50,8 +50,8 @@ def database_url(raw: str | None, instance_path: Path) -> str:
 
 
 # Defaults that answer a dead or hung database within 5 s: a request waits at most POOL for a free
-# pooled connection, then at most CONNECT for a new one (libpq's minimum is 2 s). STATEMENT stays
-# below gunicorn's 60 s worker timeout, so a runaway query ends in a 503, not a killed worker.
+# pooled connection, then at most CONNECT for a new one (libpq's minimum is 2 s). STATEMENT ends a
+# runaway query in a 503: gunicorn's threaded workers do not time out a request (gunicorn.conf.py).
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 3
 DEFAULT_POOL_TIMEOUT_SECONDS = 1
 DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30

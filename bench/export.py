@@ -11,12 +11,13 @@ tokens, cost and times) and a final output of about 190 characters: about 2.8 KB
 it); the summaries are recounted. Then VACUUM ANALYZE.
 
 It serves the app with gunicorn started with gunicorn.conf.py (its timeout, workers and limits as
-deployed), through bench/counted_wsgi.py, which counts each export's SQL statements and the
-worker's peak RSS. From this process it downloads /artifacts/export?format=jsonl and ?format=csv
-ATTEMPTS times each, to the end, and prints per attempt: seconds, bytes, lines, whether the file is
-complete (all the finished runs there, and for JSONL a summary line that says so when the code has
-one), statements and the worker's peak RSS. Then `flask runs export` once, timed. Nothing leaves
-127.0.0.1. BENCH_RUNS=2000 makes a quick try of the script.
+deployed; BENCH_TIMEOUT=N lowers the worker timeout to N s), through bench/counted_wsgi.py, which
+counts each export's SQL statements and the worker's peak RSS. From this process it downloads
+/artifacts/export?format=jsonl and ?format=csv ATTEMPTS times each, to the end, and prints per
+attempt: seconds, bytes, lines, whether the file is complete (all the finished runs there, and for
+JSONL a summary line that says so when the code has one), statements and the worker's peak RSS.
+Then `flask runs export` once, timed. Nothing leaves 127.0.0.1. BENCH_RUNS=2000 makes a quick try
+of the script.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from harness import EMAIL, ROOT, flask, scratch_database, served
 
 RUNS = int(os.environ.get("BENCH_RUNS", 110_000))
 ATTEMPTS = int(os.environ.get("BENCH_ATTEMPTS", 3))
+# BENCH_TIMEOUT=5 serves with gunicorn's worker timeout shorter than an export takes (`--timeout`).
+TIMEOUT = os.environ.get("BENCH_TIMEOUT")
 PIPELINES = ["Code review", "Research brief", "Triage", "Translation", "Support reply"]
 MODELS = ["gpt-4o-2024-08-06", "claude-sonnet-4-5", "gemini-2.5-flash"]
 # 1,728 made-up words: outputs differ run to run and step to step, compressing as little as model output.
@@ -168,7 +171,8 @@ def main() -> None:
         served_env = {**env, "BENCH_COUNTS": str(counts), "PYTHONPATH": str(ROOT / "bench")}
         rows = ["| format | attempt | seconds | MB | lines | complete | statements | worker peak RSS |",
                 "|---|---:|---:|---:|---:|---|---:|---:|"]
-        options = ("--config", "gunicorn.conf.py", "--error-logfile", str(log))
+        options = ("--config", "gunicorn.conf.py", "--error-logfile", str(log),
+                   *(("--timeout", TIMEOUT) if TIMEOUT else ()))
         with served(served_env, options, "counted_wsgi:app") as (root, opener):
             for kind in ("jsonl", "csv"):
                 for attempt in range(1, ATTEMPTS + 1):

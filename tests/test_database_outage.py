@@ -4,7 +4,7 @@ serves again without a restart, stale pooled connections included.
 
 The test starts its own PostgreSQL server (initdb into a temporary folder, pg_ctl on its own port) so
 it may stop, freeze and restart it, and serves the app against it with real gunicorn (gunicorn.conf.py,
-one sync worker, so every request meets the same connection pool) configured through the environment
+one worker, so every request meets the same connection pool) configured through the environment
 alone: what is measured is the app's default timeouts.
 """
 

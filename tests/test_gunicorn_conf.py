@@ -1,9 +1,11 @@
 """gunicorn.conf.py, run for real: gunicorn started with it on 127.0.0.1 refuses over-long request
-lines and headers itself, lets a request in flight finish on SIGTERM before it exits, and a download
-the client walks away from leaves nothing open in the database."""
+lines and headers itself, streams an export longer than its worker timeout to the end, lets a request
+in flight finish on SIGTERM before it exits, and a download the client walks away from leaves
+nothing open in the database."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,8 +49,22 @@ class Server:
 
 
 @pytest.fixture
-def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
-    """gunicorn with gunicorn.conf.py and one worker on this test's database, bound through BIND.
+def gunicorn_flags() -> tuple[str, ...]:
+    """Command-line flags on top of gunicorn.conf.py (a test overrides this by parametrizing it)."""
+    return ()
+
+
+@pytest.fixture
+def gunicorn_settings() -> dict[str, str]:
+    """Environment variables for gunicorn.conf.py (a test overrides this by parametrizing it)."""
+    return {}
+
+
+@pytest.fixture
+def server(app: Flask, database_url: str, tmp_path: Path, gunicorn_flags: tuple[str, ...],
+           gunicorn_settings: dict[str, str]) -> Iterator[Server]:
+    """gunicorn with gunicorn.conf.py (and gunicorn_flags, gunicorn_settings) and one worker on this
+    test's database, bound through BIND.
 
     Depends on `app`, so it is stopped before `app` empties the database.
     """
@@ -60,10 +76,10 @@ def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
             hide_password=False)
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "gunicorn-test-key", "INSECURE_COOKIES": "1",
            "INSTANCE_PATH": str(tmp_path / "instance"), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", **gunicorn_settings}
     env.pop("PORT", None)
     with log.open("wb") as output:
-        process = subprocess.Popen([str(GUNICORN), "--config", str(CONFIG), "wsgi:app"], cwd=PROJECT_ROOT, env=env,
+        process = subprocess.Popen([str(GUNICORN), "--config", str(CONFIG), *gunicorn_flags, "wsgi:app"], cwd=PROJECT_ROOT, env=env,
                                    stdout=output, stderr=subprocess.STDOUT)
     running = Server("127.0.0.1", port, log, process)
     try:
@@ -138,6 +154,55 @@ def slow_reader(server: Server, target: str, cookie: str) -> socket.socket:
 
 
 EXPORT = "/artifacts/export?format=jsonl"
+SHORT_TIMEOUT = 3
+STALL_SECONDS = 2
+
+
+def read_to_end(sock: socket.socket, start: bytes) -> bytes:
+    """The rest of the answer, read as fast as it comes, after `start`."""
+    answer = start
+    with sock:
+        while chunk := sock.recv(1 << 20):
+            answer += chunk
+    return answer
+
+
+def assert_whole_export(answer: bytes, runs: int, least: int) -> None:
+    """Every run once, then the summary line saying the export ran to its end."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert len(body) > least
+    *lines, summary = body.decode().splitlines()
+    assert len(lines) == runs and body.endswith(b"\n")
+    assert json.loads(summary) == {"export": {"runs": runs, "complete": True}}
+    assert sorted(json.loads(line)["input"] for line in lines) == sorted(f"run {index}" for index in range(runs))
+
+
+@pytest.mark.parametrize("gunicorn_flags", [("--timeout", str(SHORT_TIMEOUT))])
+@pytest.mark.parametrize("gunicorn_settings", [{"STALLED_CLIENT_TIMEOUT": str(STALL_SECONDS)}])
+def test_an_export_longer_than_the_worker_timeout_finishes_whole(app: Flask, server: Server) -> None:
+    """Also: a client reading slowly but steadily is not taken for a stalled one."""
+    runs, least = seed_big_export(EMAIL)
+    cookie = session_cookie(server, EMAIL)
+    sock = slow_reader(server, EXPORT, cookie)
+    # Read it at a pace that makes the download last three times the worker timeout.
+    duration = 3 * SHORT_TIMEOUT
+    pause = duration / (least / 65536)
+    started = time.monotonic()
+    answer = sock.recv(65536)
+    assert b" 200 " in answer.split(b"\r\n", 1)[0], answer[:200]
+    # The one worker answers other requests meanwhile, on its other threads (a sync worker would
+    # answer only once the export ends or it is killed, a timeout later).
+    assert requests.get(f"{server.url}/healthz", timeout=SHORT_TIMEOUT - 1).status_code == 200
+    with sock:
+        while chunk := sock.recv(65536):
+            answer += chunk
+            time.sleep(pause)
+    elapsed = time.monotonic() - started
+
+    assert elapsed > 2 * SHORT_TIMEOUT
+    assert_whole_export(answer, runs, least)
+    log = server.log.read_text()
+    assert "WORKER TIMEOUT" not in log and log.count("Booting worker") == 1, log  # the same worker throughout
 
 
 def test_sigterm_lets_the_request_in_flight_finish_then_gunicorn_exits(app: Flask, server: Server) -> None:
@@ -151,18 +216,10 @@ def test_sigterm_lets_the_request_in_flight_finish_then_gunicorn_exits(app: Flas
     time.sleep(0.5)
     assert server.process.poll() is None  # still serving the export: most of it is not sent yet
 
-    answer = start
-    with sock:
-        while chunk := sock.recv(1 << 20):
-            answer += chunk
+    answer = read_to_end(sock, start)
     exit_code = server.process.wait(timeout=10)
 
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert len(body) > least
-    *lines, summary = body.decode().splitlines()
-    assert len(lines) == runs and body.endswith(b"\n")
-    assert json.loads(summary) == {"export": {"runs": runs, "complete": True}}  # it ran to its end
-    assert sorted(json.loads(line)["input"] for line in lines) == sorted(f"run {index}" for index in range(runs))
+    assert_whole_export(answer, runs, least)  # it ran to its end
     assert exit_code == 0, server.log.read_text()
 
 
@@ -205,3 +262,36 @@ def test_an_export_the_client_walks_away_from_leaves_nothing_open(app: Flask, se
     assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
     again = requests.get(f"{server.url}/artifacts/export?format=csv", headers={"Cookie": cookie}, timeout=10)
     assert again.status_code == 200 and again.text.count("\n") > 1
+
+
+@pytest.mark.parametrize("gunicorn_settings", [{"STALLED_CLIENT_TIMEOUT": str(STALL_SECONDS)}])
+def test_a_client_that_stops_reading_is_dropped_and_leaves_nothing_open(app: Flask, server: Server,
+                                                                        engine_name: str) -> None:
+    seed_big_export(EMAIL)
+    cookie = session_cookie(server, EMAIL)
+    sock = slow_reader(server, EXPORT, cookie)  # and then reads nothing, keeping the connection open
+    started = time.monotonic()
+    if engine_name == "postgresql":
+        time.sleep(0.5)
+        assert [state for state, _ in app_sessions(BUSY)] == ["idle in transaction"]  # the export's
+        while app_sessions(BUSY) and time.monotonic() - started < 10 * STALL_SECONDS:
+            time.sleep(0.1)
+        assert app_sessions(BUSY) == []
+    else:
+        time.sleep(4 * STALL_SECONDS)
+
+    # When the client reads again, it gets what was already on its way, then the connection's end,
+    # and no summary line: the download says it was cut off.
+    answer = b""
+    with sock, contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(1 << 20):
+            answer += chunk
+    assert time.monotonic() - started > STALL_SECONDS
+    assert b" 200 " in answer.split(b"\r\n", 1)[0] and b'{"export":' not in answer
+    if engine_name == "sqlite":
+        # No read lock left behind: a writer commits at once, without waiting.
+        with sa.create_engine(db.engine.url, connect_args={"timeout": 0}).connect() as writer:
+            writer.execute(sa.text("UPDATE users SET email = email"))
+            writer.commit()
+    assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    assert "WORKER TIMEOUT" not in server.log.read_text()

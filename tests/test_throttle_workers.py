@@ -63,7 +63,7 @@ class Server:
 
 @pytest.fixture
 def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
-    """gunicorn with two sync workers on this test's (migrated) database, with Ada as a user.
+    """gunicorn with two workers on this test's (migrated) database, with Ada as a user.
 
     Depends on `app`, so it is stopped before `app` empties the database.
     """
