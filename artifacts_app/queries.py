@@ -465,13 +465,17 @@ def byte_length(expression: Any) -> ColumnElement[int]:
     return func.length(func.cast(expression, LargeBinary))
 
 
-def run_summary(user: User, run_id: str, *, with_input: bool = False) -> tuple[PipelineRun, str] | None:
+def run_summary(
+    user: User, run_id: str, *, with_input: bool = False, with_error: bool = False
+) -> tuple[PipelineRun, str] | None:
     """The user's run without its outputs (artifact_data and final_output stay in the database) and,
-    unless with_input, without its input: that may be MAX_OUTPUT_CHARS long, so reading run.input
-    then raises rather than fetch it (input_start reads its start)."""
+    unless asked for, without its input and error: each may be MAX_OUTPUT_CHARS long, so reading
+    run.input or run.error then raises rather than fetch it (run_text reads their start)."""
     options = [defer(PipelineRun.artifact_data), defer(PipelineRun.final_output)]
     if not with_input:
         options.append(defer(PipelineRun.input, raiseload=True))
+    if not with_error:
+        options.append(defer(PipelineRun.error, raiseload=True))
     row = db.session.execute(
         select(PipelineRun, Pipeline.name)
         .join(Pipeline)
@@ -481,15 +485,25 @@ def run_summary(user: User, run_id: str, *, with_input: bool = False) -> tuple[P
     return None if row is None else (row[0], row[1])
 
 
-def input_start(user: User, run_id: str, max_chars: int) -> OutputText | None:
-    """The first max_chars of the user's run's input and its whole size in UTF-8 bytes; only that
-    start leaves the database (PostgreSQL decompresses only what substr needs, and reads the size
-    from the value's header)."""
+RUN_TEXTS = {"input": PipelineRun.input, "error": PipelineRun.error}
+
+
+def run_text(user: User, run_id: str, which: str, max_chars: int | None = None) -> OutputText | None:
+    """The user's run's input or error ("input" or "error"): its first max_chars (all of it without
+    max_chars) and its whole size in UTF-8 bytes; None for a missing run or an absent error. Only
+    that start leaves the database (PostgreSQL decompresses only what substr needs, and reads the
+    size from the value's header)."""
+    column = RUN_TEXTS[which]
+    shown = column if max_chars is None else func.substr(column, 1, max_chars)
     row = db.session.execute(
-        select(func.substr(PipelineRun.input, 1, max_chars), byte_length(PipelineRun.input))
-        .where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
+        select(shown, byte_length(column)).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
     ).one_or_none()
-    return None if row is None else OutputText(text=row[0], total_bytes=int(row[1] or 0))
+    return None if row is None or row[0] is None else OutputText(text=row[0], total_bytes=int(row[1] or 0))
+
+
+def input_start(user: User, run_id: str, max_chars: int) -> OutputText | None:
+    """The first max_chars of the user's run's input and its whole size in UTF-8 bytes."""
+    return run_text(user, run_id, "input", max_chars)
 
 
 @dataclass(frozen=True)

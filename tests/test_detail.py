@@ -320,7 +320,7 @@ def test_the_tab_query_does_not_pull_a_20_mb_artifact_into_python(
     assert "Showing the first" in page and "MB" in page
 
 
-def test_a_tab_the_live_update_and_a_parts_download_never_fetch_a_3_mb_input_the_page_shows_whole(
+def test_a_tab_the_live_update_and_a_parts_download_never_fetch_a_3_mb_input(
     signed_in: FlaskClient, user: User
 ) -> None:
     text = "Question?\n" + "Ünïcode line\n" * 250_000  # 3.75 MB
@@ -333,11 +333,83 @@ def test_a_tab_the_live_update_and_a_parts_download_never_fetch_a_3_mb_input_the
             response.get_data()
         assert response.status_code == 200
         assert fetched.total_bytes < 64 * 1024, (path, fetched.total_bytes)
-    # The page itself shows the whole input, collapsed after its first 200 characters, as before.
-    page = signed_in.get(f"/artifacts/{run_id}").get_data(as_text=True)
-    assert f'<details><summary>{text[:200]}…</summary><pre class="wrap">{text}</pre></details>' in page
     whole = signed_in.get(f"/artifacts/{run_id}/download?part=all&format=txt").get_data(as_text=True)
     assert text in whole
+
+
+def test_a_5_mb_input_and_error_show_their_first_part_and_download_whole(signed_in: FlaskClient, user: User) -> None:
+    hostile = "<script>alert('input')</script>\n"
+    text = hostile + "Ünïcode line\n" * 400_000  # 6 MB
+    error = "<img src=x onerror=alert(1)>Traceback\n" + "  File \"agent.py\", line 1\n" * 200_000  # 5.2 MB
+    failing = steps("alpha", "beta")
+    failing[1]["status"] = "failed"
+    run = make_run(user, status="failed", input=text, error=error, steps=failing, final_output="")
+    page_url = f"/artifacts/{run.id}"
+
+    with fetched_from(db.engine) as fetched:
+        response = signed_in.get(page_url)  # opens on the failed step: the error shows twice
+        page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    # Each of the input and the error (read for the alert and the failed step's panel) arrives as
+    # its first RENDER_LIMIT_BYTES + 1 characters at most, of 2 bytes at most each: 11 MB stays in
+    # the database.
+    assert fetched.largest_value <= (64 * 1024 + 1) * 2 and fetched.total_bytes < 3 * (64 * 1024 + 1) * 2 + 8 * 1024
+    assert len(response.get_data()) < 200_000
+
+    input_section = re.search(r'<section class="run-input">(.*?)</section>', page, re.S).group(1)
+    assert f"<summary>{escape(text[:200])}…</summary>" in input_section
+    assert re.search(r"Showing the first 6\d\.\d kB of 6\.0 MB;\s+5\.9 MB more are not shown\.", input_section)
+    assert f'<a href="/artifacts/{run.id}/download?part=input&amp;format=txt">Download the full input</a>' in input_section
+    alert = re.search(r'<section class="run-error" role="alert">(.*?)</section>', page, re.S).group(1)
+    assert re.search(r"Showing the first 6\d\.\d kB of 5\.2 MB;\s+5\.1 MB more are not shown\.", alert)
+    assert f'<a href="/artifacts/{run.id}/download?part=error&amp;format=txt">Download the full error</a>' in alert
+    # The failed step's panel points to the error above rather than send it twice.
+    beside = panel_of(page, "step-2")
+    assert 'starts <a href="#run-alerts">above</a>' in beside and "Download the full error" in beside
+    assert "Traceback" not in beside
+    # What came in hostile stays escaped text.
+    assert "<script>alert('input')" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#39;input&#39;)&lt;/script&gt;" in input_section
+    assert "&lt;img src=x onerror=alert(1)&gt;Traceback" in alert
+
+    for part, whole in (("input", text), ("error", error)):
+        download = signed_in.get(f"/artifacts/{run.id}/download?part={part}&format=txt", buffered=False)
+        assert download.is_streamed and "Content-Length" not in download.headers
+        assert download.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert download.headers["Content-Disposition"] == f'attachment; filename="research-brief-{run.id[:8]}-{part}.txt"'
+        assert download.headers["X-Content-Type-Options"] == "nosniff"
+        assert download.get_data() == whole.encode()
+        as_json = json.loads(signed_in.get(f"/artifacts/{run.id}/download?part={part}&format=json").get_data())
+        assert as_json == {"run": run.id, "part": part, part: whole}
+
+
+def test_another_users_input_and_error_downloads_are_missing(signed_in: FlaskClient) -> None:
+    theirs = make_run(make_user("stranger@example.com"), status="failed", error="their secret error",
+                      input="their secret input")
+    for part in ("input", "error"):
+        for fmt in ("txt", "md", "json"):
+            response = signed_in.get(f"/artifacts/{theirs.id}/download?part={part}&format={fmt}")
+            assert response.status_code == 404
+            assert "their secret" not in response.get_data(as_text=True)
+
+
+def test_a_run_without_an_error_has_no_error_to_download(signed_in: FlaskClient, user: User) -> None:
+    run = make_run(user)
+    assert signed_in.get(f"/artifacts/{run.id}/download?part=error&format=txt").status_code == 404
+    assert signed_in.get(f"/artifacts/{run.id}/download?part=input&format=md").get_data() == run.input.encode()
+
+
+def test_short_inputs_and_errors_look_as_before(signed_in: FlaskClient, user: User) -> None:
+    short = make_run(user, input="Summarise <b>this</b>", status="failed", error="Boom", steps=steps("alpha"))
+    page = signed_in.get(f"/artifacts/{short.id}").get_data(as_text=True)
+    assert '<h2>Input</h2>\n  \n  <pre class="wrap">Summarise &lt;b&gt;this&lt;/b&gt;</pre>' in page
+    assert '<pre class="wrap">Boom</pre>\n  <p>The steps that completed are below.</p>' in page
+    assert "Download the full" not in page and "<details>" not in page
+    # Longer than 600 characters, shorter than the limit: collapsed after its first 200, all of it inside.
+    longer = "Question?\n" + "Ünïcode line\n" * 2_000
+    page = signed_in.get(f"/artifacts/{make_run(user, input=longer).id}").get_data(as_text=True)
+    assert f'<details><summary>{longer[:200]}…</summary><pre class="wrap">{longer}</pre></details>' in page
+    assert "Download the full input" not in page
 
 
 @pytest.mark.parametrize(("query", "status"), [

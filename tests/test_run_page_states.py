@@ -14,6 +14,7 @@ from artifacts_app.artifacts import detail_views
 from artifacts_app.extensions import db
 from artifacts_app.models import User
 from tests.factories import make_run, start_run, steps
+from tests.fetched import fetched_from
 
 HX = {"HX-Request": "true"}
 SELECTED = re.compile(r'<a role="tab" id="tab-([a-z0-9-]+)"[^>]*aria-selected="true"')
@@ -53,6 +54,28 @@ def test_a_failed_run_without_a_failed_step_opens_on_the_error(signed_in: FlaskC
     assert SELECTED.findall(html) == ["final"]
     assert html.index("RateLimitError: 429") < html.index('id="panel-final"')
     assert "This run failed before producing a final output." in panel_of(html, "final")
+
+
+def test_the_live_update_of_a_run_that_failed_with_a_5_mb_error_sends_its_first_part(
+    signed_in: FlaskClient, user: User
+) -> None:
+    error = "Traceback <b>x</b>\n" + "  at step 2 of the reviewer\n" * 200_000  # 5.6 MB
+    failing = steps("alpha", "beta")
+    failing[1]["status"] = "failed"
+    run_id = make_run(user, status="failed", error=error, steps=failing, final_output="").id
+
+    with fetched_from(db.engine) as fetched:
+        live = signed_in.get(f"/artifacts/{run_id}/live?steps=0", headers=HX)
+        update = live.get_data(as_text=True)
+        step = signed_in.get(f"/artifacts/{run_id}?tab=step-2", headers=HX).get_data(as_text=True)
+
+    assert live.status_code == 200 and "hx-trigger" not in update  # finished: polling stops
+    assert fetched.total_bytes < 3 * 64 * 1024, fetched.total_bytes  # the error's start, twice, no more
+    assert len(update) < 80_000 and "Traceback &lt;b&gt;x&lt;/b&gt;" in update and "<b>x" not in update
+    assert f'href="/artifacts/{run_id}/download?part=error&amp;format=txt">Download the full error</a>' in update
+    assert 'starts <a href="#run-alerts">above</a>' in step and "Traceback" not in step
+    whole = signed_in.get(f"/artifacts/{run_id}/download?part=error&format=txt").get_data(as_text=True)
+    assert whole == error
 
 
 def test_an_open_run_says_running_and_its_live_fragment_brings_new_steps_then_the_end(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -50,30 +51,47 @@ def no_such_tab(error: NoSuchTab) -> Response:
     return error_response(404, str(error))
 
 
+def shown_part(read: Callable[[int], queries.OutputText | None]) -> rendering.FirstPart | None:
+    """The part of a long text (an output, the input, the error) a page shows: its first
+    RENDER_LIMIT_BYTES. `read(n)` fetches the text's first n characters and its size; None if absent."""
+    limit = current_app.config["RENDER_LIMIT_BYTES"]
+    # limit + 1 characters always cover limit + 1 bytes, so the cut can tell a text of exactly
+    # `limit` bytes from a longer one it must cut.
+    start = read(limit + 1)
+    return None if start is None else rendering.first_part(start.text, start.total_bytes, limit)
+
+
+def run_text_part(run_id: str, which: str) -> rendering.FirstPart | None:
+    """The part of the run's input or error ("input" or "error") the page shows; None if it has none."""
+    part = shown_part(lambda chars: queries.run_text(current_user, run_id, which, chars))
+    if which == "error" and part is not None and not part.total_bytes:
+        return None  # an empty error is no error
+    return part
+
+
 def panel_context(run_id: str, tab: Tab, view: str = RENDERED) -> dict[str, Any]:
     """One tab's panel in one view: the start of its output rendered (cached), or that start as raw
-    text; how much is hidden. Only the view asked for is sent: the other is a request away."""
-    limit = current_app.config["RENDER_LIMIT_BYTES"]
-    # limit + 1 characters always cover limit + 1 bytes, so the truncation can tell an output
-    # of exactly `limit` bytes from a longer one it must cut.
-    output = queries.output_text(current_user, run_id, tab.number, max_chars=limit + 1)
+    text; how much is hidden; the run's error beside a failed step. Only the view asked for is
+    sent: the other is a request away."""
+    output = shown_part(lambda chars: queries.output_text(current_user, run_id, tab.number, max_chars=chars))
     if output is None:
         abort(404)
-    to_render, cut_bytes = rendering.truncate_for_render(output.text, limit)
-    shown_bytes = len(output.text.encode()) - cut_bytes
     context: dict[str, Any] = {
         "tab": tab,
         "view": view,
+        "output": output,
         "empty": output.total_bytes == 0,
-        "hidden_bytes": output.total_bytes - shown_bytes,
-        "total_bytes": output.total_bytes,
+        "hidden_bytes": output.hidden_bytes,
+        "step_error": run_text_part(run_id, "error") if tab.failed else None,
     }
     if view == RAW:
         # Exactly the stored bytes that are shown, without a closing fence that truncation may
         # have added for the renderer.
-        context["raw"] = output.text.encode()[:shown_bytes].decode()
+        context["raw"] = output.text
     else:
-        context["rendered"] = rendering.render_cached(rendering.panel_cache_key(run_id, tab.key, limit), to_render)
+        limit = current_app.config["RENDER_LIMIT_BYTES"]
+        context["rendered"] = rendering.render_cached(
+            rendering.panel_cache_key(run_id, tab.key, limit), output.for_render)
     return context
 
 
@@ -107,8 +125,9 @@ def detail(run_id: str) -> Response:
     Without ?tab= a failed run opens on the step that failed, any other on its final output.
     ?view=raw shows the panel's raw text instead of its rendered markdown.
     """
-    # Only the full page shows the input (all of it); a tab's panel never reads it.
-    found = queries.run_summary(current_user, run_id, with_input=not is_htmx())
+    # Only the full page shows the input and the error (their first parts); a tab's panel reads
+    # the error only beside a failed step.
+    found = queries.run_summary(current_user, run_id)
     if found is None:
         abort(404)
     run, pipeline_name = found
@@ -118,9 +137,13 @@ def detail(run_id: str) -> Response:
     panel = panel_context(run_id, active, view_asked())
     if is_htmx():
         return render_fragment(DETAIL_TEMPLATE, "tab_panel", run=run, **panel)
+    run_input = run_text_part(run_id, "input")
+    if run_input is None:  # deleted since the summary was read
+        abort(404)
     return render_page(
-        DETAIL_TEMPLATE, run=run, pipeline_name=pipeline_name, tabs=tabs, active=active,
-        long_input=len(run.input) > LONG_INPUT_CHARS, **page_context(run, tabs), **panel,
+        DETAIL_TEMPLATE, run=run, pipeline_name=pipeline_name, tabs=tabs, active=active, run_input=run_input,
+        long_input=run_input.hidden_bytes > 0 or len(run_input.text) > LONG_INPUT_CHARS,
+        run_error=run_text_part(run_id, "error"), **page_context(run, tabs), **panel,
     )
 
 
@@ -143,7 +166,8 @@ def live(run_id: str) -> Response:
         return error_response(400, f"this run has {len(tabs) - 1} steps")
     finished = run.status in FINISHED_STATUSES
     context = {"run": run, "tabs": tabs, "shown_tabs": tabs[1:1 + int(known)], "new_tabs": tabs[1 + int(known):],
-               "finished": finished, "oob": True, **page_context(run, tabs)}
+               "finished": finished, "oob": True, "run_error": run_text_part(run_id, "error"),
+               **page_context(run, tabs)}
     body = render_block(DETAIL_TEMPLATE, "live_update", **context)
     if finished:
         final = panel_context(run_id, tabs[0])

@@ -109,13 +109,15 @@ def whole_run_markdown(run: PipelineRun, pipeline_name: str, tabs: list[Tab]) ->
 
 @bp.get("/artifacts/<id:run_id>/download")
 def download(run_id: str) -> Response:
-    """part=final|step-N|all, format=md|txt|json; an attachment named after pipeline, run and part."""
+    """part=final|step-N|input|error|all, format=md|txt|json; an attachment named after pipeline,
+    run and part. The input and the error download as stored, like an output."""
     fmt = request.args.get("format", "md")
     if fmt not in FORMATS:
         return error_response(400, "format must be md, txt or json")
     part = request.args.get("part", FINAL)
-    # Only the whole run in markdown or text writes the input out.
-    found = queries.run_summary(current_user, run_id, with_input=part == "all" and fmt != "json")
+    # Only the whole run in markdown or text writes the input and error out from the summary.
+    whole_text = part == "all" and fmt != "json"
+    found = queries.run_summary(current_user, run_id, with_input=whole_text, with_error=whole_text)
     if found is None:
         abort(404)
     run, pipeline_name = found
@@ -131,6 +133,15 @@ def download(run_id: str) -> Response:
             document = json.dumps(record, ensure_ascii=False, indent=2)
             return attachment(chunks(document), filename, fmt)
         return attachment(whole_run_markdown(run, pipeline_name, tabs), filename, fmt)
+
+    if part in queries.RUN_TEXTS:
+        stored = queries.run_text(current_user, run_id, part)
+        if stored is None or not stored.text and part == "error":
+            return error_response(404, f"this run has no {part}")
+        if fmt == "json":
+            document = json.dumps({"run": run.id, "part": part, part: stored.text}, ensure_ascii=False, indent=2)
+            return attachment(chunks(document), filename, fmt)
+        return attachment(chunks(stored.text), filename, fmt)
 
     tab = find_tab(tabs, part)
     output = queries.output_text(current_user, run_id, tab.number)

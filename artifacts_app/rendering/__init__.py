@@ -21,11 +21,12 @@ from .markdown import _Renderer, render_in_process
 from .notices import FAILED_NOTICE, LINK_NOTICE, SLOW_NOTICE, plain_fallback
 from .sandbox import RenderFailed, Sandbox
 from .sanitize import sanitize
-from .truncation import _unclosed_fence, truncate_for_render
+from .truncation import FirstPart, _unclosed_fence, first_part, truncate_for_render
 
 __all__ = [
-    "FAILED_NOTICE", "LINK_NOTICE", "RENDERER_VERSION", "SLOW_NOTICE", "_Renderer", "_unclosed_fence", "cache",
-    "cache_config", "cache_key_for", "forget_cached", "init_app", "panel_cache_key", "plain_fallback",
+    "FAILED_NOTICE", "FirstPart", "LINK_NOTICE", "RENDERER_VERSION", "SLOW_NOTICE", "_Renderer", "_unclosed_fence",
+    "cache",
+    "cache_config", "cache_key_for", "first_part", "forget_cached", "init_app", "panel_cache_key", "plain_fallback",
     "render_cached", "render_in_process",
     "render_markdown", "sanitize", "truncate_for_render",
 ]

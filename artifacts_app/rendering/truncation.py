@@ -1,9 +1,10 @@
-"""Cutting a large output to the part that is rendered, without leaving a code fence open."""
+"""Cutting a large text to the part a page shows, without leaving a code fence open."""
 
 from __future__ import annotations
 
 import bisect
 import re
+from dataclasses import dataclass
 
 LINE_BREAK_WINDOW = 2048  # how far back from the limit a line break is preferred to a mid-line cut
 
@@ -66,3 +67,27 @@ def truncate_for_render(text: str, limit_bytes: int) -> tuple[str, int]:
         # Close the cut-off code block, or python-markdown would show the fence as literal text.
         part += ("" if part.endswith("\n") else "\n") + fence + "\n"
     return part, hidden
+
+
+@dataclass(frozen=True)
+class FirstPart:
+    """What a page shows of a text that may be long: its first part, and how much is not shown."""
+
+    text: str  # the shown part exactly as stored
+    for_render: str  # the same, with a code fence the cut left open closed, for the markdown renderer
+    total_bytes: int  # the whole text's UTF-8 size
+    hidden_bytes: int
+
+    @property
+    def shown_bytes(self) -> int:
+        return self.total_bytes - self.hidden_bytes
+
+
+def first_part(start: str, total_bytes: int, limit_bytes: int) -> FirstPart:
+    """The part of a text a page shows, from the text's first limit_bytes + 1 characters (or more)
+    and its whole size in UTF-8 bytes: at most limit_bytes, cut as truncate_for_render cuts."""
+    for_render, cut_bytes = truncate_for_render(start, limit_bytes)
+    encoded = start.encode()
+    shown_bytes = len(encoded) - cut_bytes
+    shown = start if cut_bytes == 0 else encoded[:shown_bytes].decode()
+    return FirstPart(shown, for_render, total_bytes, total_bytes - shown_bytes)

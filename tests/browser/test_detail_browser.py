@@ -318,3 +318,45 @@ def test_screenshots_for_the_readme_of_long_running_and_failed_runs(
         page.screenshot(path=str(folder / f"run-running-{width}-{scheme}.png"))
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_a_run_with_a_5_mb_input_and_error_shows_their_start_and_downloads_them_whole(
+    browser: Any, live_server: LiveServer, user: User, width: int, tmp_path: Path
+) -> None:
+    folder = Path(os.environ.get(SCREENSHOTS_VARIABLE) or tmp_path).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "Review every file of the monorepo <script>alert(1)</script>\n" + "".join(
+        f"src/module_{i:06d}/handler.py: check the retry budget and the timeouts\n" for i in range(70_000))
+    error = "ContextLengthExceeded: the prompt was too long\n" + "  while sending chunk 17 of the repository\n" * 120_000
+    failing = steps("Scanned the files.", "Started the review.")
+    failing[1]["status"] = "failed"
+    run = make_run(user, pipeline="Code review", status="failed", input=text, error=error, steps=failing,
+                   final_output="")
+    context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": 900},
+                                  color_scheme="dark", accept_downloads=True)
+    try:
+        page = context.new_page()
+        sign_in(page, user.email, next_path=f"/artifacts/{run.id}")
+        alert_note = page.locator(".run-error[role=alert] .truncated")
+        assert "Showing the first 65.5 kB of 5.2 MB" in alert_note.inner_text()
+        assert page.locator(".step-error a[href='#run-alerts']").is_visible()
+        # The error's first part scrolls in its own box: the input and outputs stay near.
+        error_box = page.locator(".run-error[role=alert] pre").bounding_box()
+        assert error_box["height"] < 0.6 * 900 + 40, error_box
+        assert page.locator(".run-input h2").bounding_box()["y"] < 2 * 900
+        page.locator(".run-input summary").click()
+        input_note = page.locator(".run-input .truncated")
+        assert input_note.is_visible() and "Showing the first" in input_note.inner_text()
+        assert page.evaluate("document.querySelectorAll('script:not([src])').length") == 0
+        assert "<script>alert(1)</script>" in page.locator(".run-input pre").inner_text()
+        assert_fits_and_follows_the_scheme(page, "dark")
+        page.screenshot(path=str(folder / f"run-long-input-{width}-dark.png"), full_page=False)
+        input_note.scroll_into_view_if_needed()
+        page.screenshot(path=str(folder / f"run-long-input-note-{width}-dark.png"), full_page=False)
+        with page.expect_download() as download:
+            input_note.get_by_role("link", name="Download the full input").click()
+        assert download.value.suggested_filename == f"code-review-{run.id[:8]}-input.txt"
+        assert Path(download.value.path()).read_bytes() == text.encode()
+    finally:
+        context.close()
