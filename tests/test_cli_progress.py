@@ -62,8 +62,9 @@ def test_export_to_stdout_says_how_many_runs_on_stderr_only(runner: FlaskCliRunn
 
     assert result.exit_code == 0, result.output
     assert result.stderr == "Exported 3 runs to standard output\n"
-    lines = result.stdout.splitlines()
-    assert len(lines) == 3 and all(json.loads(line)["status"] == "completed" for line in lines)
+    *runs, summary = result.stdout.splitlines()
+    assert len(runs) == 3 and all(json.loads(line)["status"] == "completed" for line in runs)
+    assert json.loads(summary) == {"export": {"runs": 3, "complete": True}}
 
 
 def test_export_to_a_file_names_the_file(runner: FlaskCliRunner, tmp_path: Path) -> None:
@@ -75,7 +76,8 @@ def test_export_to_a_file_names_the_file(runner: FlaskCliRunner, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert result.stderr == f"Exported 1 run to {target}\n"
     assert result.stdout == ""
-    assert len(target.read_text(encoding="utf-8").splitlines()) == 1
+    *runs, summary = target.read_text(encoding="utf-8").splitlines()
+    assert len(runs) == 1 and json.loads(summary) == {"export": {"runs": 1, "complete": True}}
 
 
 def test_exporting_nothing_still_says_so(runner: FlaskCliRunner) -> None:
@@ -84,16 +86,16 @@ def test_exporting_nothing_still_says_so(runner: FlaskCliRunner) -> None:
     result = runner.invoke(args=["runs", "export", "--user", EMAIL])
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == ""
+    assert result.stdout == '{"export":{"runs":0,"complete":true}}\n'  # an empty export, and complete
     assert result.stderr == "Exported 0 runs to standard output\n"
 
 
 def test_import_and_seed_print_no_bar_off_a_terminal_only_their_summary(runner: FlaskCliRunner, tmp_path: Path) -> None:
     make_run(make_user(EMAIL))
-    exported = runner.invoke(args=["runs", "export", "--user", EMAIL]).stdout
+    run, summary = runner.invoke(args=["runs", "export", "--user", EMAIL]).stdout.splitlines()
     source = tmp_path / "runs.jsonl"
     # Without its id, so the copy is a new run.
-    source.write_text(json.dumps({k: v for k, v in json.loads(exported).items() if k != "id"}) + "\n")
+    source.write_text(json.dumps({k: v for k, v in json.loads(run).items() if k != "id"}) + "\n" + summary + "\n")
     make_user("copy@example.com")
 
     imported = runner.invoke(args=["runs", "import", str(source), "--user", "copy@example.com"])

@@ -51,6 +51,7 @@ def test_jsonl_export_keeps_the_names_exactly(signed_in: FlaskClient, user: User
     for name in HOSTILE_NAMES:
         make_run(user, pipeline=name, model=name)
     response = signed_in.get("/artifacts/export?format=jsonl")
-    documents = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    *documents, summary = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    assert summary == {"export": {"runs": len(HOSTILE_NAMES), "complete": True}}
     assert sorted(doc["pipeline"] for doc in documents) == sorted(name.strip() for name in HOSTILE_NAMES)
     assert sorted(doc["model"] for doc in documents) == sorted(HOSTILE_NAMES)
