@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -164,7 +165,7 @@ def watched_page(
 
 def sign_in(page: Any, email: str, password: str = PASSWORD, next_path: str = "/artifacts") -> None:
     """Fill in the login form (reached with ?next=next_path) and wait until next_path is shown."""
-    page.goto(f"/login?next={next_path}")
+    page.goto(f"/login?next={quote(next_path, safe='/')}")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
