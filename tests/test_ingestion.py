@@ -51,6 +51,9 @@ def test_a_one_shot_run_is_one_insert_of_the_finished_row_in_one_transaction(
 ) -> None:
     first = client.post(f"{API}/runs", json=finished(0), headers=ada.headers)  # its pipeline and last use exist now
     assert first.status_code == 201
+    # Written again once its pipeline was made: its steps once each.
+    first_steps = client.get(f"{API}/runs/{first.get_json()['id']}", headers=ada.headers).get_json()["steps"]
+    assert [step["output"] for step in first_steps] == [f"step {order} of 0" for order in range(5)]
 
     with statements() as sent:
         response = client.post(f"{API}/runs", json=finished(1), headers=ada.headers)
