@@ -58,18 +58,18 @@ DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30
 
 
 def engine_options(url: str) -> dict[str, Any]:
-    """SQLAlchemy engine options for `url`: every pooled connection pinged before use (a restarted server
-    leaves dead ones), and on PostgreSQL the connect, pool and statement timeouts from the environment
+    """SQLAlchemy engine options for `url`: on SQLite every pooled connection pinged before use, on
+    PostgreSQL (whose dead pooled connections extensions.py finds without a ping) the connect, pool
+    and statement timeouts from the environment
     (DATABASE_CONNECT_TIMEOUT, DATABASE_POOL_TIMEOUT, DATABASE_STATEMENT_TIMEOUT, in seconds; a
     statement timeout of 0 means none). SQLite keeps its own waits (extensions.SQLITE_BUSY_TIMEOUT_MS)."""
     # Read whatever the database, so a bad value stops start-up on SQLite too.
     connect_seconds = env_int("DATABASE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT_SECONDS, minimum=2)
     pool_seconds = env_int("DATABASE_POOL_TIMEOUT", DEFAULT_POOL_TIMEOUT_SECONDS)
     statement_seconds = env_int("DATABASE_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT_SECONDS, minimum=0)
-    options: dict[str, Any] = {"pool_pre_ping": True}
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
-        return options
+        return {"pool_pre_ping": True}
     # What DATABASE_URL itself says is the more specific choice and wins.
     given = parsed.query.get("options", "")
     server_options = " ".join(given) if isinstance(given, tuple) else given
@@ -79,7 +79,9 @@ def engine_options(url: str) -> dict[str, Any]:
     connect_args: dict[str, Any] = {"options": server_options}
     if "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = connect_seconds
-    return {**options, "pool_timeout": pool_seconds, "connect_args": connect_args}
+    # No pool_pre_ping: a connection the server closed is found without a round trip
+    # (extensions.replace_connection_closed_by_server).
+    return {"pool_timeout": pool_seconds, "connect_args": connect_args}
 
 
 def secret_key(instance_path: Path) -> str:

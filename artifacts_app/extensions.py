@@ -1,5 +1,6 @@
 """Extensions, created unbound here and bound to the app in create_app()."""
 
+import select
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,9 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import Pool
 
 # Named constraints: SQLite migrations (batch mode) can only drop or alter what has a name.
 NAMING_CONVENTION = {
@@ -53,17 +56,44 @@ def configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-@event.listens_for(Engine, "connect")
-def plan_every_statement(dbapi_connection: Any, connection_record: Any) -> None:
-    """psycopg: never prepare statements, so PostgreSQL plans each one with its values.
+# psycopg prepares a statement it has run 5 times, which saves PostgreSQL parsing it again; this
+# session setting keeps each execution planned with its values all the same. A generic plan, blind
+# to them, took a rare search word for a common one and walked the whole list (1.3 s at 100,000
+# runs, against under 10 ms with the GIN index; bench/find_runs.py).
+CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
 
-    psycopg prepares a statement run five times, and PostgreSQL may then reuse a generic plan that
-    cannot see the values. For a search that is the wrong plan: without the words, a rare word is
-    estimated as common, and the list's index is walked row by row to the end (1.3 s at 100,000
-    runs, bench/find_runs.py) instead of the GIN index finding the few matches (under 10 ms).
+
+@event.listens_for(Engine, "do_connect")
+def plan_every_execution(dialect: Any, connection_record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+    """psycopg: every session plans each execution of a prepared statement with its values (a startup
+    parameter: no extra statement); what DATABASE_URL's own options say about it wins."""
+    if dialect.driver == "psycopg" and "plan_cache_mode" not in cparams.get("options", ""):
+        cparams["options"] = f"{cparams.get('options', '')} {CUSTOM_PLANS}".strip()
+
+
+def closed_by_server(dbapi_connection: Any) -> bool:
+    """Whether an idle psycopg connection is unusable: closed here, or sent something unasked, which on
+    an idle session (no LISTEN) is the server's goodbye (a restart, a terminated backend) or the end
+    of the stream. Asks the kernel (a poll that does not wait), not the server."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        return True
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+@event.listens_for(Pool, "checkout")
+def replace_connection_closed_by_server(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
+    """psycopg: a pooled connection the server has closed is replaced before use (SQLAlchemy makes a
+    new one when this raises DisconnectionError), so the first request after a restart is served.
+
+    This stands in for pool_pre_ping, whose ping is a round trip on every checkout, a third of the
+    statements of a one-shot run (bench/README.md, "Ingestion"). A server that stops or restarts,
+    or ends a session, closes its socket, which the kernel reports at once; a server that vanishes
+    without a word is found by the statement's own failure, as a ping would find it.
     """
-    if type(dbapi_connection).__module__.startswith("psycopg"):
-        dbapi_connection.prepare_threshold = None
+    if type(dbapi_connection).__module__.startswith("psycopg") and closed_by_server(dbapi_connection):
+        raise DisconnectionError("the database server closed this pooled connection")
 
 
 @event.listens_for(Engine, "begin")

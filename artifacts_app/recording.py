@@ -12,11 +12,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, cast
 
 from flask import current_app
 from pydantic.alias_generators import to_camel
-from sqlalchemy import Column, CursorResult, MetaData, Table, bindparam, delete, insert, inspect, select, update
+from sqlalchemy import (
+    Column,
+    CursorResult,
+    MetaData,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -278,21 +292,52 @@ def row_values(row: dict[str, Any]) -> dict[str, Any]:
     return {name: row[key] for key, name in RUN_COLUMNS}
 
 
+STEP_TABLE = cast(Table, RunStep.__table__)
+
+
+@cache
+def insert_one_statement(postgres: bool) -> Any:
+    """The INSERT … SELECT of insert_one, its values all parameters (v_<column>, user_id,
+    pipeline_name; on PostgreSQL search_parts, and steps_<column> arrays): built once, so a run
+    costs no statement building and SQLAlchemy finds its compiled form by the key it keeps on it.
+
+    On PostgreSQL the steps go in the same statement, a data-modifying WITH part that inserts the
+    arrays' rows (unnest) for the run the first part inserted, so none when it inserted none."""
+    names = [name for _, name in RUN_COLUMNS]
+    selected: list[Any] = [bindparam(f"v_{name}", type_=RUN_ROWS.c[name].type) for name in names]
+    if postgres:
+        selected.append(search.vector_of(bindparam("search_parts", type_=search.TEXT_ARRAY)))
+        names.append(search.SEARCH_COLUMN)
+    pipeline = select(*selected, Pipeline.id).where(
+        Pipeline.user_id == bindparam("user_id"), Pipeline.name == bindparam("pipeline_name"))
+    run = insert(RUN_ROWS).from_select([*names, "pipeline_id"], pipeline)
+    if not postgres:
+        return run.returning(RUN_ROWS.c.pipeline_id)
+    inserted = run.returning(RUN_ROWS.c.id, RUN_ROWS.c.pipeline_id).cte("run")
+    columns = [column for column in STEP_TABLE.columns if column.name != "run_id"]
+    # psycopg's dialect casts each array to its type (…::BIGINT[]), so an array of NULLs is one too.
+    arrays = [bindparam(f"steps_{column.name}", type_=postgresql.ARRAY(column.type)) for column in columns]
+    rows = func.unnest(*arrays).table_valued(*(column.name for column in columns)).render_derived()
+    steps = insert(STEP_TABLE).from_select(
+        ["run_id", *(column.name for column in columns)],
+        select(inserted.c.id, *rows.c).select_from(inserted).join(rows, true()),
+    ).cte("steps")
+    return select(inserted.c.pipeline_id).add_cte(steps)
+
+
 def insert_one(user: User, new: PreparedRun) -> str | None:
     """INSERT the run with its pipeline's id read by the same statement (no round trip when the
-    pipeline exists); its pipeline id, or None when the user has no such pipeline yet."""
-    values = row_values(new.row)
-    selected: list[Any] = [bindparam(f"v_{name}", value, type_=PipelineRun.__table__.c[name].type)
-                           for name, value in values.items()]
-    names = list(values)
-    if search.postgres():
-        selected.append(search.vector_of(bindparam("search_parts", new.search_parts(), type_=search.TEXT_ARRAY)))
-        names.append(search.SEARCH_COLUMN)
-    statement = insert(RUN_ROWS).from_select(
-        [*names, "pipeline_id"],
-        select(*selected, Pipeline.id).where(Pipeline.user_id == user.id, Pipeline.name == new.pipeline_name),
-    ).returning(RUN_ROWS.c.pipeline_id)
-    return cast(str | None, db.session.execute(statement).scalar_one_or_none())
+    pipeline exists), on PostgreSQL its steps too; its pipeline id, or None when the user has no
+    such pipeline yet (and nothing was written)."""
+    postgres = search.postgres()
+    values = {f"v_{name}": value for name, value in row_values(new.row).items()}
+    values |= {"user_id": user.id, "pipeline_name": new.pipeline_name}
+    if postgres:
+        values["search_parts"] = new.search_parts()
+        steps = [step_row(step) for step in new.steps]
+        values |= {f"steps_{column.name}": [step[column.name] for step in steps]
+                   for column in STEP_TABLE.columns if column.name != "run_id"}
+    return cast(str | None, db.session.execute(insert_one_statement(postgres), values).scalar_one_or_none())
 
 
 def create_pipelines(user: User, names: Iterable[str]) -> None:
@@ -340,7 +385,7 @@ def write_new(user: User, runs: list[PreparedRun]) -> None:
                 {search.SEARCH_COLUMN: search.vector_of(bindparam("search_parts", type_=search.TEXT_ARRAY))})
         many_values(statement.returning(RUN_ROWS.c.id), rows)
     steps = [step_row(step) for new in runs for step in new.steps]
-    if steps:
+    if steps and not (len(runs) == 1 and search.postgres()):  # there, insert_one wrote them
         step_table = cast(Table, RunStep.__table__)
         many_values(insert(step_table).returning(step_table.c.step_order), steps)
     if not search.postgres():

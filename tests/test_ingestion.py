@@ -51,6 +51,9 @@ def test_a_one_shot_run_is_one_insert_of_the_finished_row_in_one_transaction(
 ) -> None:
     first = client.post(f"{API}/runs", json=finished(0), headers=ada.headers)  # its pipeline and last use exist now
     assert first.status_code == 201
+    # Written again once its pipeline was made: its steps once each.
+    first_steps = client.get(f"{API}/runs/{first.get_json()['id']}", headers=ada.headers).get_json()["steps"]
+    assert [step["output"] for step in first_steps] == [f"step {order} of 0" for order in range(5)]
 
     with statements() as sent:
         response = client.post(f"{API}/runs", json=finished(1), headers=ada.headers)
@@ -58,14 +61,16 @@ def test_a_one_shot_run_is_one_insert_of_the_finished_row_in_one_transaction(
     assert response.status_code == 201, response.get_data(as_text=True)
     # The token with its user; the run (its pipeline read by the same statement, its search vector
     # computed in it on PostgreSQL); its 5 steps; the summaries (one rollup row, the facets).
-    # On PostgreSQL the summaries are one statement (the rollup upsert a WITH part of the facets').
-    expected = ["SELECT", "INSERT INTO pipeline_runs", "INSERT INTO pipeline_run_steps", "WITH rollups AS "
-                "(INSERT INTO run_rollups", "COMMIT"]
+    # On PostgreSQL the steps are a WITH part of the run's INSERT, and the summaries one statement
+    # (the rollup upsert a WITH part of the facets').
+    expected = ["SELECT", "WITH run AS (INSERT INTO pipeline_runs", "WITH rollups AS (INSERT INTO run_rollups",
+                "COMMIT"]
     if engine_name == "sqlite":
-        expected = ["BEGIN IMMEDIATE", *expected[:3], "INSERT INTO run_search_parts", "INSERT INTO run_rollups",
-                    "INSERT INTO run_facets", "COMMIT"]
+        expected = ["BEGIN IMMEDIATE", "SELECT", "INSERT INTO pipeline_runs", "INSERT INTO pipeline_run_steps",
+                    "INSERT INTO run_search_parts", "INSERT INTO run_rollups", "INSERT INTO run_facets", "COMMIT"]
     assert [next(start for start in expected if statement.startswith(start)) for statement in sent] == expected, sent
     assert sum("FROM pipelines" in statement for statement in sent) == 1  # inside the run's INSERT
+    assert sum("INSERT INTO pipeline_run_steps" in statement for statement in sent) == 1
     assert not any(statement.startswith("UPDATE") for statement in sent)  # one version of the row
     # The answer was built from what was written, and is what a read gives back.
     fetched = client.get(f"{API}/runs/{response.get_json()['id']}", headers=ada.headers).get_json()
