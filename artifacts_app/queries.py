@@ -490,7 +490,8 @@ RUN_TEXTS = {"input": PipelineRun.input, "error": PipelineRun.error}
 
 def run_text(user: User, run_id: str, which: str, max_chars: int | None = None) -> OutputText | None:
     """The user's run's input or error ("input" or "error"): its first max_chars (all of it without
-    max_chars) and its whole size in UTF-8 bytes; None for a missing run or an absent error. Only
+    max_chars) and its whole size in UTF-8 bytes; None for a missing run or an absent or empty error
+    (an empty error is no error). Only
     that start leaves the database (PostgreSQL decompresses only what substr needs, and reads the
     size from the value's header)."""
     column = RUN_TEXTS[which]
@@ -498,12 +499,9 @@ def run_text(user: User, run_id: str, which: str, max_chars: int | None = None) 
     row = db.session.execute(
         select(shown, byte_length(column)).where(PipelineRun.id == run_id, PipelineRun.user_id == user.id)
     ).one_or_none()
-    return None if row is None or row[0] is None else OutputText(text=row[0], total_bytes=int(row[1] or 0))
-
-
-def input_start(user: User, run_id: str, max_chars: int) -> OutputText | None:
-    """The first max_chars of the user's run's input and its whole size in UTF-8 bytes."""
-    return run_text(user, run_id, "input", max_chars)
+    if row is None or row[0] is None or (which == "error" and not row[0]):
+        return None
+    return OutputText(text=row[0], total_bytes=int(row[1] or 0))
 
 
 @dataclass(frozen=True)

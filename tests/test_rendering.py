@@ -21,7 +21,8 @@ from markdown.extensions.fenced_code import FencedBlockPreprocessor
 from markupsafe import Markup
 
 from artifacts_app import rendering
-from artifacts_app.rendering import render_cached, render_markdown, truncate_for_render
+from artifacts_app.rendering import forget_cached, render_cached, render_markdown, truncate_for_render
+from artifacts_app.rendering.cache import PAUSE_EXTENSION
 from artifacts_app.rendering.sanitize import PYGMENTS_CLASSES
 
 PROPERTY_SETTINGS = settings(max_examples=150, database=None, deadline=None)
@@ -729,3 +730,16 @@ def test_concurrent_first_views_each_render_and_agree(
     monkeypatch.setattr(rendering, "render_markdown", counting)
     assert render_cached("shared", "# same") == results[0]
     assert renders == ["# same"] * 4
+
+
+def test_forgetting_a_deleted_runs_renders_is_tried_even_while_the_cache_is_paused(
+    cache_app: Flask, renders: list[str]
+) -> None:
+    # A pause after one failure skips reads and writes, but a deletion promises nothing of the run is
+    # left: its renders are dropped from a cache that answers again, paused or not.
+    render_cached("run-9:final", "# Gone soon")
+    cache_app.extensions[PAUSE_EXTENSION].start()
+    forget_cached([("run-9:final", "# Gone soon")])
+    cache_app.extensions[PAUSE_EXTENSION].until = 0.0  # the pause over: the cache is read again
+    render_cached("run-9:final", "# Gone soon")
+    assert renders == ["# Gone soon", "# Gone soon"]  # rendered again: the entry had been dropped

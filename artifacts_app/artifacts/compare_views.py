@@ -101,7 +101,7 @@ def part_text(pair: Pair, which: Side, step: StepHeader | None, limit: int) -> t
     if pair.is_step and step is None:
         return "", 0
     if pair.key == comparing.INPUT:
-        output = queries.input_start(current_user, which.run.id, limit + 1)
+        output = queries.run_text(current_user, which.run.id, "input", limit + 1)
     else:
         output = queries.output_text(current_user, which.run.id, step.number if step else None, max_chars=limit + 1)
     if output is None:

@@ -63,16 +63,14 @@ def shown_part(read: Callable[[int], queries.OutputText | None]) -> rendering.Fi
 
 def run_text_part(run_id: str, which: str) -> rendering.FirstPart | None:
     """The part of the run's input or error ("input" or "error") the page shows; None if it has none."""
-    part = shown_part(lambda chars: queries.run_text(current_user, run_id, which, chars))
-    if which == "error" and part is not None and not part.total_bytes:
-        return None  # an empty error is no error
-    return part
+    return shown_part(lambda chars: queries.run_text(current_user, run_id, which, chars))
 
 
-def panel_context(run_id: str, tab: Tab, view: str = RENDERED) -> dict[str, Any]:
+def panel_context(run_id: str, tab: Tab, view: str = RENDERED,
+                  run_error: rendering.FirstPart | None = None) -> dict[str, Any]:
     """One tab's panel in one view: the start of its output rendered (cached), or that start as raw
-    text; how much is hidden; the run's error beside a failed step. Only the view asked for is
-    sent: the other is a request away."""
+    text; how much is hidden; the run's error beside a failed step (`run_error`, when the caller has
+    read it already). Only the view asked for is sent: the other is a request away."""
     output = shown_part(lambda chars: queries.output_text(current_user, run_id, tab.number, max_chars=chars))
     if output is None:
         abort(404)
@@ -82,7 +80,7 @@ def panel_context(run_id: str, tab: Tab, view: str = RENDERED) -> dict[str, Any]
         "output": output,
         "empty": output.total_bytes == 0,
         "hidden_bytes": output.hidden_bytes,
-        "step_error": run_text_part(run_id, "error") if tab.failed else None,
+        "step_error": (run_error or run_text_part(run_id, "error")) if tab.failed else None,
     }
     if view == RAW:
         # Exactly the stored bytes that are shown, without a closing fence that truncation may
@@ -134,16 +132,18 @@ def detail(run_id: str) -> Response:
     tabs = tabs_for(queries.step_headers(current_user, run_id), run.created_at, run_end(run))
     key = request.args.get("tab")
     active = find_tab(tabs, key) if key else opening_tab(tabs, run.status)
-    panel = panel_context(run_id, active, view_asked())
+    view = view_asked()
     if is_htmx():
-        return render_fragment(DETAIL_TEMPLATE, "tab_panel", run=run, **panel)
+        return render_fragment(DETAIL_TEMPLATE, "tab_panel", run=run, **panel_context(run_id, active, view))
     run_input = run_text_part(run_id, "input")
     if run_input is None:  # deleted since the summary was read
         abort(404)
+    # Read once for the page's error and the failed step's panel beside it.
+    run_error = run_text_part(run_id, "error")
     return render_page(
         DETAIL_TEMPLATE, run=run, pipeline_name=pipeline_name, tabs=tabs, active=active, run_input=run_input,
         long_input=run_input.hidden_bytes > 0 or len(run_input.text) > LONG_INPUT_CHARS,
-        run_error=run_text_part(run_id, "error"), **page_context(run, tabs), **panel,
+        run_error=run_error, **page_context(run, tabs), **panel_context(run_id, active, view, run_error),
     )
 
 
@@ -166,7 +166,9 @@ def live(run_id: str) -> Response:
         return error_response(400, f"this run has {len(tabs) - 1} steps")
     finished = run.status in FINISHED_STATUSES
     context = {"run": run, "tabs": tabs, "shown_tabs": tabs[1:1 + int(known)], "new_tabs": tabs[1 + int(known):],
-               "finished": finished, "oob": True, "run_error": run_text_part(run_id, "error"),
+               "finished": finished, "oob": True,
+               # An open run has no error yet: a poll reads it only once the run has ended.
+               "run_error": run_text_part(run_id, "error") if finished else None,
                **page_context(run, tabs)}
     body = render_block(DETAIL_TEMPLATE, "live_update", **context)
     if finished:

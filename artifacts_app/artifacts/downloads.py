@@ -136,7 +136,7 @@ def download(run_id: str) -> Response:
 
     if part in queries.RUN_TEXTS:
         stored = queries.run_text(current_user, run_id, part)
-        if stored is None or not stored.text and part == "error":
+        if stored is None:
             return error_response(404, f"this run has no {part}")
         if fmt == "json":
             document = json.dumps({"run": run.id, "part": part, part: stored.text}, ensure_ascii=False, indent=2)

@@ -70,10 +70,11 @@ def init_app(app: Flask) -> None:
     app.extensions[PAUSE_EXTENSION] = CachePause()
 
 
-def _through_cache(what: str, call: Callable[[], T]) -> T | None:
-    """call() on the cache, or None when the cache fails (logged, and then paused) or is paused."""
+def _through_cache(what: str, call: Callable[[], T], *, even_if_paused: bool = False) -> T | None:
+    """call() on the cache, or None when the cache fails (logged, and then paused) or is paused
+    (unless even_if_paused)."""
     pause: CachePause | None = current_app.extensions.get(PAUSE_EXTENSION) if has_app_context() else None
-    if pause is not None and pause.active():
+    if pause is not None and pause.active() and not even_if_paused:
         return None
     try:
         return call()
@@ -99,10 +100,11 @@ def panel_cache_key(run_id: str, tab_key: str, limit_bytes: int) -> str:
 
 def forget_cached(entries: Iterable[tuple[str, str]]) -> None:
     """Drop the cached renders of these (caller key, text rendered) pairs, as when their run is
-    deleted; a cache that fails or is paused is let be, since the entries expire anyway."""
+    deleted. Tried even while the cache is paused: a deletion promises nothing of the run is left, and
+    a pause may outlast the failure; a cache that still fails is let be (the entries expire)."""
     keys = [cache_key_for(cache_key, text) for cache_key, text in entries]
     if keys:
-        _through_cache("delete", lambda: cache.delete_many(*keys))
+        _through_cache("delete", lambda: cache.delete_many(*keys), even_if_paused=True)
 
 
 def render_cached(cache_key: str, text: str) -> Markup:
