@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from flask import Flask, Response, current_app, g, jsonify, make_response, request
 from flask_wtf.csrf import CSRFError
@@ -12,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from .extensions import db
 from .htmx import is_htmx, render_page_or_block
 from .throttle import UNAVAILABLE_RETRY_SECONDS, ThrottleUnavailable
+from .urls import is_local_path
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -51,14 +53,27 @@ def wants_json() -> bool:
     return request.blueprint == "api" or request.path.startswith("/api/")
 
 
-def error_response(status: int, message: str) -> Response:
-    """One error, shaped for whoever asked."""
+def error_response(status: int, message: str, retry: str | None = None) -> Response:
+    """One error, shaped for whoever asked; an HTML page whose header cannot load the signed-in user
+    (the database is away) is drawn as for a visitor, keeping its status."""
     if wants_json():
         return make_response(jsonify(error=HTTP_NAMES.get(status, "error"), message=message), status)
-    return render_page_or_block(
-        "errors/error.html", "error_content", status=status, status_code=status, message=message,
-        title=TITLES.get(status, f"Error {status}"), fragment=is_htmx(),
-    )
+    page: dict[str, Any] = {"status": status, "status_code": status, "message": message, "fragment": is_htmx(),
+            "title": TITLES.get(status, f"Error {status}"), "retry_url": retry}
+    try:
+        return render_page_or_block("errors/error.html", "error_content", **page)
+    except DATABASE_UNAVAILABLE:
+        as_visitor()
+        return render_page_or_block("errors/error.html", "error_content", **page)
+
+
+def as_visitor() -> None:
+    """End the request's transaction (handing back its connection) and draw the rest as for a visitor:
+    the header reads current_user, which would ask the database for the user again (and an already
+    loaded one was expired by the rollback)."""
+    with contextlib.suppress(exc.SQLAlchemyError):
+        db.session.rollback()
+    g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
 
 
 HTTP_NAMES = {
@@ -71,28 +86,17 @@ HTTP_NAMES = {
 
 def retry_url() -> str | None:
     """Where a "Try again" link on an error page leads: the page itself, for a GET of a local path."""
-    if request.method != "GET" or request.path.startswith("//"):
-        return None
-    return request.full_path.rstrip("?")
+    target = request.full_path.rstrip("?")
+    return target if request.method == "GET" and is_local_path(target) else None
 
 
 def database_unavailable_response(error: Exception) -> Response:
     """The 503 for a database that cannot be reached, built without touching the database again."""
     original = getattr(error, "orig", error)
     current_app.logger.warning("Database unavailable during %s %s: %s", request.method, request.path, original)
-    with contextlib.suppress(exc.SQLAlchemyError):
-        db.session.rollback()  # hand back whatever connection the request held
-    # The page's header reads current_user, which would ask the database for the user again (and an
-    # already loaded one was expired by the rollback): this page is drawn as for a visitor.
-    g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+    as_visitor()
     message = SLOW_STATEMENT_MESSAGE if getattr(original, "sqlstate", None) == QUERY_CANCELED else MESSAGES[503]
-    if wants_json():
-        response = error_response(503, message)
-    else:
-        response = render_page_or_block(
-            "errors/error.html", "error_content", status=503, status_code=503, message=message,
-            title=TITLES[503], fragment=is_htmx(), retry_url=retry_url(),
-        )
+    response = error_response(503, message, retry_url())
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

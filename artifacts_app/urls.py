@@ -20,6 +20,18 @@ from flask import Flask, Response, current_app, request, url_for
 UNTRUSTED_HOST_MESSAGE = "This site does not answer to that host name."
 
 
+def is_local_path(target: str | None) -> bool:
+    """Whether `target` is a path on this site: browsers and werkzeug treat backslashes and control
+    characters loosely ("/\\evil" and "/\\t/evil" become "//evil"), so any of those, a scheme or a host
+    makes it not one (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return False
+    if "\\" in target or any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        return False
+    parts = urlsplit(target)
+    return not (parts.scheme or parts.netloc)
+
+
 def external_url(endpoint: str, **values: Any) -> str:
     """The absolute URL of an endpoint: from PUBLIC_BASE_URL when set, else from the (trusted) request host."""
     base = current_app.config.get("PUBLIC_BASE_URL")

@@ -309,6 +309,9 @@ def test_stopped_or_hung_database_answers_503_fast_and_the_app_comes_back(
     # Stopped: refused at once.
     cluster.stop()
     assert_all_unavailable(asking, "stopped")
+    # Any other error page of a signed-in person is still drawn, as for a visitor, with its own status.
+    missing = asking.browser.get(f"{site.url}/no-such-page", timeout=30)
+    assert missing.status_code == 404 and "<h1>Page not found</h1>" in missing.text, missing.text[:300]
     # Signing in counts failures in the database (the login throttle) before it checks anything.
     visitor = requests.Session()
     form = visitor.get(f"{site.url}/login", timeout=10)

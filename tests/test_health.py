@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from artifacts_app import __version__
+from artifacts_app.errors import retry_url
 from tests.conftest import make_app
 
 
@@ -30,3 +33,13 @@ def test_healthz_is_503_when_the_database_does_not_answer(tmp_path: Path) -> Non
     assert response.json["status"] == "unavailable"
     assert "database is down" in response.json["message"]
     assert response.headers["Retry-After"] == "5"
+
+
+# As the server hands the path over (PATH_INFO, decoded): %5C and %09 as a browser would send them
+# (werkzeug itself reads "//evil.example" as the local "/evil.example").
+@pytest.mark.parametrize("path", ["/\\evil.example", "/\t/evil.example", "/\\/evil.example"])
+def test_a_try_again_link_never_leads_off_the_site(app: Flask, path: str) -> None:
+    with app.test_request_context(environ_overrides={"PATH_INFO": path}):
+        assert retry_url() is None
+    with app.test_request_context("/artifacts?q=batteries"):
+        assert retry_url() == "/artifacts?q=batteries"

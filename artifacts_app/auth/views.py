@@ -27,6 +27,7 @@ from ..forms import LoginForm, ReauthForm, SignupForm
 from ..htmx import is_htmx, vary_on_htmx
 from ..models import new_session_token
 from ..passwords import PASSWORD_WRONG, check_own_password, login_guard, too_many_attempts
+from ..urls import is_local_path
 from . import bp
 
 LOGIN_FAILED = "Email or password is incorrect."
@@ -36,20 +37,8 @@ login_manager.refresh_view = "auth.reauthenticate"
 
 
 def safe_next(target: str | None) -> str:
-    """`target` if it is a path on this site, else the artifact list: no open redirects.
-
-    Browsers and werkzeug treat backslashes and control characters loosely ("/\\t/evil"
-    becomes "//evil"), so any of those, or a scheme, or a host, falls back.
-    """
-    fallback = url_for("artifacts.index")
-    if not target or not target.startswith("/") or target.startswith("//"):
-        return fallback
-    if "\\" in target or any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
-        return fallback
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return fallback
-    return target
+    """`target` if it is a path on this site (urls.is_local_path), else the artifact list."""
+    return target if target and is_local_path(target) else url_for("artifacts.index")
 
 
 def current_page() -> str:
