@@ -118,4 +118,7 @@ def when_ready(server: Arbiter) -> None:
         return
     for listener in server.LISTENERS:
         if listener.family in (socket.AF_INET, socket.AF_INET6):
-            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, STALLED_CLIENT_SECONDS * 1000)
+            try:
+                listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, STALLED_CLIENT_SECONDS * 1000)
+            except OSError as error:  # a kernel or sandbox without it: serve anyway, and say so
+                server.log.warning("STALLED_CLIENT_TIMEOUT not applied to %s: %s", listener, error)

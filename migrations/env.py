@@ -1,9 +1,11 @@
+import contextlib
 import logging
 from logging.config import fileConfig
 
 from flask import current_app
 
 from alembic import context
+from sqlalchemy.exc import DBAPIError
 
 from artifacts_app import search
 
@@ -120,9 +122,11 @@ def run_migrations_online():
                     raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
         finally:
             if postgresql:
-                connection.rollback()
-                connection.exec_driver_sql("RESET statement_timeout")  # back to the app's, for the pool
-                connection.commit()
+                # On a broken connection this fails too; the migration's own error is the one to see.
+                with contextlib.suppress(DBAPIError):
+                    connection.rollback()
+                    connection.exec_driver_sql("RESET statement_timeout")  # back to the app's, for the pool
+                    connection.commit()
             if sqlite:
                 connection.rollback()
                 connection.exec_driver_sql("PRAGMA foreign_keys = ON")

@@ -21,6 +21,7 @@ from flask import Flask
 from artifacts_app import tokens
 from artifacts_app.extensions import db
 from artifacts_app.models import PipelineRun, RunRollup
+from tests.api_helpers import caller
 from tests.factories import make_user, three_steps
 from tests.servers import serving
 
@@ -29,10 +30,8 @@ RUNS_PER_CLIENT = 12
 
 
 def test_concurrent_one_shot_and_step_by_step_writers_all_succeed(app: Flask) -> None:
-    user = make_user("writer@example.com")
-    _, clear = tokens.create_token(user, "executor")
-    db.session.commit()
-    headers = {"Authorization": f"Bearer {clear}"}
+    writer = caller("writer@example.com")
+    user, headers = writer.user(), writer.headers
 
     def client(number: int) -> list[int]:
         statuses = []
@@ -186,10 +185,7 @@ RACES = 20
 
 
 def test_two_clients_completing_one_run_at_once_one_gets_200_the_other_409_every_time(app: Flask) -> None:
-    user = make_user("race@example.com")
-    _, clear = tokens.create_token(user, "executor")
-    db.session.commit()
-    headers = {"Authorization": f"Bearer {clear}"}
+    headers = caller("race@example.com").headers
     with serving(app) as url, requests.Session() as first, requests.Session() as second:
         for race in range(RACES):
             run = first.post(f"{url}/api/v1/runs", json={"pipeline": "P", "input": f"race {race}", "model": "gpt-4o"},
@@ -207,12 +203,10 @@ def test_two_clients_completing_one_run_at_once_one_gets_200_the_other_409_every
 
 
 def test_two_requests_with_one_idempotency_key_at_once_make_one_run_both_answers_name(app: Flask) -> None:
-    user = make_user("twice@example.com")
-    _, clear = tokens.create_token(user, "executor")
-    db.session.commit()
+    twice = caller("twice@example.com")
     with serving(app) as url, requests.Session() as first, requests.Session() as second:
         for race in range(RACES):
-            headers = {"Authorization": f"Bearer {clear}", "Idempotency-Key": f"key {race}"}
+            headers = {**twice.headers, "Idempotency-Key": f"key {race}"}
             body = {"pipeline": "P", "input": f"once {race}", "status": "completed", "model": "gpt-4o",
                     "steps": [step(0, "once")], "finalOutput": "done"}
             answers = at_once([partial(session.post, f"{url}/api/v1/runs", json=body, headers=headers, timeout=60)
@@ -220,17 +214,14 @@ def test_two_requests_with_one_idempotency_key_at_once_make_one_run_both_answers
             assert sorted(answer.status_code for answer in answers) == [200, 201], [a.text for a in answers]
             assert answers[0].json()["id"] == answers[1].json()["id"]
     db.session.rollback()
-    inputs = db.session.execute(sa.select(PipelineRun.input).where(PipelineRun.user_id == user.id)).scalars().all()
+    inputs = db.session.execute(sa.select(PipelineRun.input).where(PipelineRun.user_id == twice.user_id)).scalars().all()
     assert sorted(inputs) == sorted(f"once {race}" for race in range(RACES))
-    assert db.session.execute(sa.select(sa.func.sum(RunRollup.runs)).where(RunRollup.user_id == user.id)
+    assert db.session.execute(sa.select(sa.func.sum(RunRollup.runs)).where(RunRollup.user_id == twice.user_id)
                               ).scalar_one() == RACES
 
 
 def test_steps_posted_at_once_to_one_run_are_all_kept_in_step_order(app: Flask) -> None:
-    user = make_user("steps@example.com")
-    _, clear = tokens.create_token(user, "executor")
-    db.session.commit()
-    headers = {"Authorization": f"Bearer {clear}"}
+    headers = caller("steps@example.com").headers
     with serving(app) as url:
         for race in range(5):
             run = requests.post(f"{url}/api/v1/runs", json={"pipeline": "P", "input": f"steps {race}",
