@@ -70,13 +70,13 @@ def authenticate(clear: str, *, write_now: bool = True) -> User | None:
         if write_now:
             touch(token.id, now)
         else:
-            db.session.info[TOUCH_KEY] = (token.id, now, True)
+            db.session.info[TOUCH_KEY] = (token.id, now)
     return user
 
 
 def touch(token_id: str, now: datetime) -> None:
     """Write the token's last use, unless another request has within the minute (so concurrent
-    requests write it once); remembered (as written, not yet committed) until the transaction commits."""
+    requests write it once); remembered until the transaction commits."""
     db.session.execute(
         update(ApiToken)
         .where(ApiToken.id == token_id,
@@ -84,33 +84,24 @@ def touch(token_id: str, now: datetime) -> None:
         .values(last_used_at=now)
         .execution_options(synchronize_session=False)
     )
-    db.session.info[TOUCH_KEY] = (token_id, now, False)
+    db.session.info[TOUCH_KEY] = (token_id, now)
 
 
-def record_use(*, failed: bool = False) -> None:
-    """Commit a last use still waiting in this session: one written in a transaction the request did
-    not commit; one not written yet, or whose transaction was rolled back or `failed` (rolled back
-    here), is written now in a transaction of its own."""
+def record_use() -> None:
+    """At the end of a request: a last use not committed with it (a read, a failure, or a view that
+    did not commit) is written in a transaction of its own. Whatever the request left uncommitted is
+    rolled back first, never committed here."""
     pending = db.session.info.get(TOUCH_KEY)
     if pending is None:
         return
-    token_id, now, unwritten = pending
-    if unwritten or failed:
-        db.session.rollback()
-        touch(token_id, now)
+    db.session.rollback()
+    touch(*pending)
     db.session.commit()
 
 
 @event.listens_for(Session, "after_commit")
 def _used_committed(session: Session) -> None:
     session.info.pop(TOUCH_KEY, None)
-
-
-@event.listens_for(Session, "after_rollback")
-def _used_rolled_back(session: Session) -> None:
-    pending = session.info.get(TOUCH_KEY)
-    if pending is not None:
-        session.info[TOUCH_KEY] = (*pending[:2], True)
 
 
 def revoke(token: ApiToken) -> None:

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
-from artifacts_app import tokens
+from artifacts_app import accounts, tokens
 from artifacts_app.extensions import db
 from artifacts_app.models import ApiToken, User
 from tests.factories import make_user
@@ -120,6 +120,21 @@ def test_authenticate_writes_last_use_at_most_once_a_minute(ada: User) -> None:
     tokens.authenticate(clear)
     db.session.commit()
     assert fresh(token).last_used_at > first  # type: ignore[operator]
+
+
+def test_recording_a_use_never_commits_what_the_request_left_uncommitted(ada: User) -> None:
+    # A view that wrote and returned without committing: the last use is kept, the write is not.
+    token, clear = issue(ada)
+    for write_now in (True, False):
+        fresh(token).last_used_at = None
+        db.session.commit()
+        tokens.authenticate(clear, write_now=write_now)
+        accounts.create_user(f"half-written-{write_now}@example.com", "a password long enough")  # not committed
+        tokens.record_use()
+        db.session.rollback()
+        assert fresh(token).last_used_at is not None
+        assert db.session.scalar(select(func.count()).select_from(User).where(
+            User.email.like("half-written-%"))) == 0
 
 
 def one_character_changed(clear: str, index: int) -> str:

@@ -38,7 +38,7 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
             result = view(*args, **kwargs)
         except BaseException:
             with suppress(SQLAlchemyError):  # the error that is on its way matters more
-                tokens.record_use(failed=True)
+                tokens.record_use()
             raise
         tokens.record_use()
         return result
