@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import queries, schemas
+from . import queries, rollups, schemas
 from .extensions import db, lock_for_writing
 from .models import PipelineRun, User
 from .recording import RunValidationError, check_finish, name_from_input, pipeline_for, store_new, stored_steps
@@ -100,36 +100,39 @@ def import_lines(user: User, lines: Iterable[bytes], advance: Callable[[int], No
     knowing whether the file was whole. `advance` is told the bytes read."""
     read = FileImport()
     lock_for_writing()  # one transaction for the whole file, its savepoints inside it
-    for number, line in enumerate(lines, start=1):
-        advance(len(line))
-        if not line.strip():
-            continue
-        if read.summary_at is not None:
-            read.after_summary = read.after_summary or number
-            continue
-        try:
-            document = json.loads(line)
-        except ValueError as error:  # not JSON, or not UTF-8
-            read.run_lines += 1
-            read.rejected.append((number, f"not valid JSON ({getattr(error, 'msg', 'not UTF-8')})"))
-            continue
-        if summary_document(document):
-            read.summary_at = number
+    # The summaries are written once, at the end and in key order, not line by line: a long import
+    # holds no summary row from its first line on, and cannot deadlock with another writer.
+    with rollups.counted_together():
+        for number, line in enumerate(lines, start=1):
+            advance(len(line))
+            if not line.strip():
+                continue
+            if read.summary_at is not None:
+                read.after_summary = read.after_summary or number
+                continue
             try:
-                read.summary = schemas.parse(ExportSummary, document)
-            except schemas.InvalidBody as error:
-                read.summary_fault = str(error)
-            continue
-        read.run_lines += 1
-        try:
-            imported = schemas.parse(ImportedRun, document)
-            with db.session.begin_nested():
-                import_run(user, imported)
-            read.stored += 1
-        except (schemas.InvalidBody, RunValidationError) as error:
-            read.rejected.append((number, str(error)))
-        except (SQLAlchemyError, ValueError, OverflowError) as error:
-            # The savepoint is already rolled back; say which line the database refused.
-            reason = f"{type(error).__name__}: {str(error).splitlines()[0]}"
-            read.rejected.append((number, f"could not be stored ({reason})"))
+                document = json.loads(line)
+            except ValueError as error:  # not JSON, or not UTF-8
+                read.run_lines += 1
+                read.rejected.append((number, f"not valid JSON ({getattr(error, 'msg', 'not UTF-8')})"))
+                continue
+            if summary_document(document):
+                read.summary_at = number
+                try:
+                    read.summary = schemas.parse(ExportSummary, document)
+                except schemas.InvalidBody as error:
+                    read.summary_fault = str(error)
+                continue
+            read.run_lines += 1
+            try:
+                imported = schemas.parse(ImportedRun, document)
+                with db.session.begin_nested():
+                    import_run(user, imported)
+                read.stored += 1
+            except (schemas.InvalidBody, RunValidationError) as error:
+                read.rejected.append((number, str(error)))
+            except (SQLAlchemyError, ValueError, OverflowError) as error:
+                # The savepoint is already rolled back; say which line the database refused.
+                reason = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+                read.rejected.append((number, f"could not be stored ({reason})"))
     return read

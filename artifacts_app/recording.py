@@ -174,8 +174,9 @@ def store_new(run: PipelineRun, pipeline_name: str, steps: list[ArtifactStep] | 
     db.session.flush()
     if steps:
         write_steps(run, steps)
-    rollups.count([(rollups.share_of(run, pipeline_name), +1)])
     search.index_run(run)
+    # Last, once nothing more can fail: in a batch (rollups.counted_together) the share is only queued.
+    rollups.count([(rollups.share_of(run, pipeline_name), +1)])
     return run
 
 
@@ -423,7 +424,7 @@ def start_run(user: User, body: RunStart, *, created_at: datetime | None = None)
     write_new and answers without reading the run back)."""
     new = new_run(user, body, created_at=created_at)
     write_new(user, [new])
-    return written(new)
+    return written(user, new)
 
 
 def open_run(user: User, run_id: str) -> PipelineRun:
@@ -573,12 +574,12 @@ def record_run(user: User, body: RunRecordCompleted | RunRecordFailed) -> Pipeli
     new_run and write_new): one INSERT of the finished row."""
     new = new_run(user, body)
     write_new(user, [new])
-    return written(new)
+    return written(user, new)
 
 
-def written(new: PreparedRun) -> PipelineRun:
-    """The run just written, loaded (so its relationships load too)."""
-    return cast(PipelineRun, db.session.get(PipelineRun, new.id))
+def written(user: User, new: PreparedRun) -> PipelineRun:
+    """The user's run just written, read back through queries (so its relationships load too)."""
+    return cast(PipelineRun, queries.run_for_user(user, new.id))
 
 
 def record_legacy_run(

@@ -17,7 +17,7 @@ from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from artifacts_app import accounts, queries, recording
+from artifacts_app import accounts, queries, recording, rollups
 from artifacts_app.artifacts import exports
 from artifacts_app.extensions import db
 from artifacts_app.models import Pipeline, PipelineRun, User
@@ -26,6 +26,7 @@ from artifacts_app.serialization import json_line
 from tests import databases
 from tests.conftest import dispose, make_app, migrate
 from tests.factories import PASSWORD, make_run, make_user, start_run, steps_with_usage, three_steps
+from tests.test_deleting import summaries
 
 EMAIL = "exporter@example.com"
 T0 = datetime(2024, 11, 1, 9, 0, tzinfo=timezone.utc)
@@ -228,6 +229,12 @@ def test_a_file_with_bad_lines_imports_the_good_ones_and_reports_each_bad_line(
     assert set(db.session.execute(sa.select(Pipeline.name).where(Pipeline.user_id == importer.id)).scalars()) == {
         "Good 1", "Good 2", "Good 3"}
     assert db.session.get(PipelineRun, theirs.id).user_id != importer.id
+    # The list's totals count the three runs kept and none of the lines rolled back: a recount agrees.
+    kept = summaries(importer)
+    assert sum(row[4] for row in kept[0]) == 3
+    rollups.rebuild(importer.id)
+    db.session.commit()
+    assert summaries(importer) == kept
 
 
 @pytest.mark.parametrize("command", ["import", "export"])
