@@ -547,6 +547,12 @@ class RunCreate(
 
 
 MAX_BATCH_RUNS = 500  # runs in one POST /runs/batch: one transaction, answered within seconds
+IDEMPOTENCY_KEY_RULE = "must be 1 to 255 printable ASCII characters"
+
+
+def valid_idempotency_key(key: str) -> bool:
+    """An Idempotency-Key (the header of POST /runs, a field of a batch's run): IDEMPOTENCY_KEY_RULE."""
+    return 1 <= len(key) <= 255 and all(" " <= char <= "~" for char in key)
 
 
 class BatchKey(Body):
@@ -560,8 +566,8 @@ class BatchKey(Body):
     @field_validator("idempotency_key")
     @classmethod
     def printable_key(cls, key: str | None) -> str | None:
-        if key is not None and (not 1 <= len(key) <= 255 or any(not " " <= char <= "~" for char in key)):
-            raise fault("idempotency_key", "must be 1 to 255 printable ASCII characters")
+        if key is not None and not valid_idempotency_key(key):
+            raise fault("idempotency_key", IDEMPOTENCY_KEY_RULE)
         return key
 
 

@@ -95,9 +95,9 @@ def current_api_user() -> User:
 def idempotency_key() -> str:
     """The Idempotency-Key header: up to 255 printable ASCII characters, or "" when absent."""
     key = request.headers.get("Idempotency-Key", "").strip()
-    if len(key) > 255 or any(not " " <= char <= "~" for char in key):
+    if key and not schemas.valid_idempotency_key(key):
         raise ApiError(422, "validation_failed", "Idempotency-Key is not valid.",
-                       [{"field": "Idempotency-Key", "message": "must be 1 to 255 printable ASCII characters"}])
+                       [{"field": "Idempotency-Key", "message": schemas.IDEMPOTENCY_KEY_RULE}])
     return key
 
 
