@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
@@ -174,3 +175,18 @@ def test_a_full_batch_is_one_transaction_of_a_few_statements(client: FlaskClient
     assert db.session.execute(sa.select(sa.func.count()).select_from(PipelineRun)).scalar_one() == MAX_BATCH_RUNS
     other = caller("grace@example.com")
     assert client.get(f"{API}/runs", headers=other.headers).get_json()["runs"] == []
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "tab\there", "é"])
+def test_a_bad_idempotency_key_is_refused_alike_as_a_header_and_as_a_batch_field(
+    client: FlaskClient, ada: Caller, key: str
+) -> None:
+    before = stored()
+    header = client.post(f"{API}/runs", json=finished(1), headers={**ada.headers, "Idempotency-Key": key})
+    assert assert_json_error(header, 422, "validation_failed")["fields"] == [
+        {"field": "Idempotency-Key", "message": "must be 1 to 255 printable ASCII characters"}]
+    batch = client.post(f"{API}/runs/batch", json={"runs": [finished(1, idempotencyKey=key)]}, headers=ada.headers)
+    (result,) = batch.get_json()["results"]
+    assert result["status"] == 422
+    assert [fault["message"] for fault in result["fields"]] == ["must be 1 to 255 printable ASCII characters"]
+    assert stored() == before
