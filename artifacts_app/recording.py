@@ -8,6 +8,7 @@ decides where the transaction ends.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any, cast
 from flask import current_app
 from pydantic.alias_generators import to_camel
 from sqlalchemy import (
+    JSON,
     Column,
     CursorResult,
     MetaData,
@@ -29,10 +31,12 @@ from sqlalchemy import (
     inspect,
     select,
     true,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeDecorator
 
 from . import limits, queries, rollups, schemas, search
 from .extensions import db
@@ -297,48 +301,114 @@ STEP_TABLE = cast(Table, RunStep.__table__)
 
 
 @cache
-def insert_one_statement(postgres: bool) -> Any:
-    """The INSERT … SELECT of insert_one, its values all parameters (v_<column>, user_id,
-    pipeline_name; on PostgreSQL search_parts, and steps_<column> arrays): built once, so a run
-    costs no statement building and SQLAlchemy finds its compiled form by the key it keeps on it.
-
-    On PostgreSQL the steps go in the same statement, a data-modifying WITH part that inserts the
-    arrays' rows (unnest) for the run the first part inserted, so none when it inserted none."""
+def insert_one_statement() -> Any:
+    """SQLite's INSERT … SELECT of one run, its values all parameters (v_<column>, user_id,
+    pipeline_name), its pipeline's id read by it: built once, so a run costs no statement building."""
     names = [name for _, name in RUN_COLUMNS]
     selected: list[Any] = [bindparam(f"v_{name}", type_=RUN_ROWS.c[name].type) for name in names]
-    if postgres:
-        selected.append(search.vector_of(bindparam("search_parts", type_=search.TEXT_ARRAY)))
-        names.append(search.SEARCH_COLUMN)
     pipeline = select(*selected, Pipeline.id).where(
         Pipeline.user_id == bindparam("user_id"), Pipeline.name == bindparam("pipeline_name"))
-    run = insert(RUN_ROWS).from_select([*names, "pipeline_id"], pipeline)
-    if not postgres:
-        return run.returning(RUN_ROWS.c.pipeline_id)
-    inserted = run.returning(RUN_ROWS.c.id, RUN_ROWS.c.pipeline_id).cte("run")
-    columns = [column for column in STEP_TABLE.columns if column.name != "run_id"]
-    # psycopg's dialect casts each array to its type (…::BIGINT[]), so an array of NULLs is one too.
-    arrays = [bindparam(f"steps_{column.name}", type_=postgresql.ARRAY(column.type)) for column in columns]
-    rows = func.unnest(*arrays).table_valued(*(column.name for column in columns)).render_derived()
-    steps = insert(STEP_TABLE).from_select(
-        ["run_id", *(column.name for column in columns)],
-        select(inserted.c.id, *rows.c).select_from(inserted).join(rows, true()),
-    ).cte("steps")
-    return select(inserted.c.pipeline_id).add_cte(steps)
+    return insert(RUN_ROWS).from_select([*names, "pipeline_id"], pipeline).returning(RUN_ROWS.c.pipeline_id)
 
 
 def insert_one(user: User, new: PreparedRun) -> str | None:
-    """INSERT the run with its pipeline's id read by the same statement (no round trip when the
-    pipeline exists), on PostgreSQL its steps too; its pipeline id, or None when the user has no
-    such pipeline yet (and nothing was written)."""
-    postgres = search.postgres()
+    """SQLite: INSERT the run with its pipeline's id read by the same statement (no round trip when
+    the pipeline exists); its pipeline id, or None when the user has no such pipeline yet (and
+    nothing was written)."""
     values = {f"v_{name}": value for name, value in row_values(new.row).items()}
     values |= {"user_id": user.id, "pipeline_name": new.pipeline_name}
-    if postgres:
-        values["search_parts"] = new.search_parts()
-        steps = [step_row(step) for step in new.steps]
-        values |= {f"steps_{column.name}": [step[column.name] for step in steps]
-                   for column in STEP_TABLE.columns if column.name != "run_id"}
-    return cast(str | None, db.session.execute(insert_one_statement(postgres), values).scalar_one_or_none())
+    return cast(str | None, db.session.execute(insert_one_statement(), values).scalar_one_or_none())
+
+
+POSTGRES = postgresql.dialect()
+
+
+def quoted(name: str) -> str:
+    return cast(str, POSTGRES.identifier_preparer.quote(name))
+
+
+def postgres_new_runs_sql() -> str:
+    """PostgreSQL's one statement for new runs, whatever their number: each run's row, its steps,
+    its search vector and its share of the summaries, from one JSON parameter (:runs, an array of
+    runs_document's objects) and :user_id. A run whose pipeline the user does not have yet is left
+    out (and counted nowhere); it answers (id, pipeline_id) for each run written.
+
+    One parameter, not a parameter per value: a batch of 500 runs would otherwise be a statement of
+    17,000 placeholders that the driver parses again for every request. The database types each
+    value by its column (jsonb_populate_record with the tables' own row types)."""
+    json_null = {column.name for column in PipelineRun.__table__.columns  # None stored as JSON null, as the ORM does
+                 if isinstance(column.type, JSON) and not column.type.none_as_null}
+    run_names = [name for _, name in RUN_COLUMNS]
+    run_values = [f"COALESCE(g.{quoted(name)}, 'null'::jsonb)" if name in json_null else f"g.{quoted(name)}"
+                  for name in run_names]
+    step_names = [column.name for column in STEP_TABLE.columns if column.name != "run_id"]
+    runs = "run AS r"
+    return f"""
+        WITH given AS (
+            SELECT e.document, g.* FROM jsonb_array_elements(CAST(:runs AS jsonb)) AS e(document),
+                jsonb_populate_record(NULL::pipeline_runs, e.document) AS g
+        ), run AS (
+            INSERT INTO pipeline_runs ({", ".join(quoted(name) for name in run_names)}, pipeline_id, {search.SEARCH_COLUMN})
+            SELECT {", ".join(run_values)}, p.id, run_search_append(''::tsvector,
+                   ARRAY(SELECT jsonb_array_elements_text(g.document->'search_parts')))
+            FROM given AS g JOIN pipelines AS p ON p.user_id = :user_id AND p.name = g.document->>'pipeline_name'
+            RETURNING {", ".join(f"pipeline_runs.{column.key}" for column in rollups.SHARE_COLUMNS)}, pipeline_runs.id
+        ), steps AS (
+            INSERT INTO pipeline_run_steps (run_id, {", ".join(quoted(name) for name in step_names)})
+            SELECT run.id, {", ".join(f"s.{quoted(name)}" for name in step_names)}
+            FROM run JOIN given AS g ON g.id = run.id,
+                 jsonb_populate_recordset(NULL::pipeline_run_steps, g.document->'steps') AS s
+        ), {rollups.rollups_part(
+            rollups.rollup_rows_sql(runs, "CAST(r.listed_at AT TIME ZONE 'UTC' AS DATE)", order=True))},
+        facets AS ({rollups.facets_upsert(rollups.facet_rows_sql(runs, "unnest(r.tags) AS t(value)"), order=True)})
+        SELECT id, pipeline_id FROM run
+    """
+
+
+POSTGRES_NEW_RUNS = text(postgres_new_runs_sql())
+
+
+def json_ready(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """A row by column name as JSON values: each column type's own check and conversion for the
+    database first (Money's places and range, UTCDateTime's time zone), then decimals and times as text."""
+    ready = {}
+    for name, value in row.items():
+        column_type = table.c[name].type
+        if value is not None and isinstance(column_type, TypeDecorator):
+            value = column_type.process_bind_param(value, POSTGRES)
+        if isinstance(value, Decimal):
+            value = format(value, "f")
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        ready[name] = value
+    return ready
+
+
+def runs_document(runs: Iterable[PreparedRun]) -> str:
+    """The :runs parameter of POSTGRES_NEW_RUNS."""
+    return json.dumps([
+        json_ready(RUN_ROWS, row_values(new.row)) | {
+            "pipeline_name": new.pipeline_name, "search_parts": new.search_parts(),
+            "steps": [json_ready(STEP_TABLE, step_row(step)) for step in new.steps],
+        } for new in runs
+    ])
+
+
+def write_new_postgres(user: User, runs: list[PreparedRun]) -> None:
+    """write_new on PostgreSQL: one statement, and when some pipelines do not exist yet, one to make
+    them and one more for the runs that were left out."""
+    unwritten = {new.id: new for new in runs}
+    for attempt in range(2):
+        written = db.session.execute(
+            POSTGRES_NEW_RUNS, {"user_id": user.id, "runs": runs_document(unwritten.values())}
+        ).tuples().all()
+        for run_id, pipeline_id in written:
+            unwritten.pop(run_id).row["pipeline_id"] = pipeline_id
+        if not unwritten:
+            return
+        if attempt == 0:
+            create_pipelines(user, (new.pipeline_name for new in unwritten.values()))
+    raise LookupError(f"pipelines {sorted({new.pipeline_name for new in unwritten.values()})} vanished while written")
 
 
 def create_pipelines(user: User, names: Iterable[str]) -> None:
@@ -362,8 +432,11 @@ def pipeline_ids(user: User, names: Iterable[str]) -> dict[str, str]:
 def write_new(user: User, runs: list[PreparedRun]) -> None:
     """Write checked runs as they are (one INSERT of each finished row, no second version), their
     steps, their search index and their share of the summaries: a handful of statements for any
-    number of runs. The caller commits."""
+    number of runs (on PostgreSQL one). The caller commits."""
     if not runs:
+        return
+    if search.postgres():
+        write_new_postgres(user, runs)
         return
     if len(runs) == 1:
         pipeline_id = insert_one(user, runs[0])
@@ -373,24 +446,14 @@ def write_new(user: User, runs: list[PreparedRun]) -> None:
         runs[0].row["pipeline_id"] = pipeline_id
     else:
         ids = pipeline_ids(user, (new.pipeline_name for new in runs))
-        rows = []
         for new in runs:
             new.row["pipeline_id"] = ids[new.pipeline_name]
-            row = row_values(new.row) | {"pipeline_id": new.row["pipeline_id"]}
-            if search.postgres():
-                row["search_parts"] = new.search_parts()
-            rows.append(row)
-        statement = insert(RUN_ROWS)
-        if search.postgres():
-            statement = statement.values(
-                {search.SEARCH_COLUMN: search.vector_of(bindparam("search_parts", type_=search.TEXT_ARRAY))})
-        many_values(statement.returning(RUN_ROWS.c.id), rows)
+        many_values(insert(RUN_ROWS).returning(RUN_ROWS.c.id),
+                    [row_values(new.row) | {"pipeline_id": new.row["pipeline_id"]} for new in runs])
     steps = [step_row(step) for new in runs for step in new.steps]
-    if steps and not (len(runs) == 1 and search.postgres()):  # there, insert_one wrote them
-        step_table = cast(Table, RunStep.__table__)
-        many_values(insert(step_table).returning(step_table.c.step_order), steps)
-    if not search.postgres():
-        search.index_new_runs([new.id for new in runs])
+    if steps:
+        many_values(insert(STEP_TABLE).returning(STEP_TABLE.c.step_order), steps)
+    search.index_new_runs([new.id for new in runs])
     rollups.count([(new.share(), +1) for new in runs])
 
 

@@ -86,30 +86,76 @@ def upsert(model: type[Any], key_names: list[str], rows: list[dict[str, Any]]) -
 
 
 ROLLUP_KEYS = ["user_id", "pipeline_id", "model", "status", "day"]
-ROLLUP_SUMS = ["runs", "input_tokens", "output_tokens", "cost", "unpriced_runs"]
 FACET_KEYS = ["user_id", "kind", "value"]
 
 
-def array_upsert(table: str, columns: list[tuple[str, str]], keys: list[str]) -> str:
-    """An upsert of rows sent as one array per column (unnest keeps their order)."""
-    arrays = ", ".join(f"CAST(:{table}_{name} AS {kind}[])" for name, kind in columns)
-    sums = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name, _ in columns if name not in keys)
-    return (f"INSERT INTO {table} ({', '.join(name for name, _ in columns)}) SELECT * FROM unnest({arrays}) "
+def upsert_sql(table: str, columns: list[str], keys: list[str], rows: str) -> str:
+    """An upsert of the rows a SELECT gives (in its order): each adds its sums to the row with its keys."""
+    sums = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in columns if name not in keys)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) {rows} "
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}")
 
 
+def unnest_rows(table: str, columns: list[tuple[str, str]]) -> str:
+    """SELECT of rows sent as one array per column, :<table>_<column> (unnest keeps their order)."""
+    return "SELECT * FROM unnest({})".format(
+        ", ".join(f"CAST(:{table}_{name} AS {kind}[])" for name, kind in columns))
+
+
+ROLLUP_COLUMNS = [("user_id", "varchar"), ("pipeline_id", "varchar"), ("model", "varchar"), ("status", "varchar"),
+                  ("day", "date"), ("runs", "bigint"), ("input_tokens", "bigint"), ("output_tokens", "bigint"),
+                  ("cost", "numeric"), ("unpriced_runs", "bigint")]
+FACET_COLUMNS = [("user_id", "varchar"), ("kind", "varchar"), ("value", "varchar"), ("runs", "bigint")]
+# Facets first need rollups done: the scalar subquery runs the rollups' upsert (a data-modifying
+# WITH part named "rollups", RETURNING a row each) to its end before the first facet row is written,
+# so every writer takes the rollup rows' locks, then the facet rows', each in key order.
+AFTER_ROLLUPS = "WHERE (SELECT count(*) FROM rollups) >= 0"
+
+
+def rollups_part(rollup_rows: str) -> str:
+    """The WITH part "rollups" adding rollup rows (a SELECT in key order) to the summaries."""
+    rollups = upsert_sql("run_rollups", [name for name, _ in ROLLUP_COLUMNS], ROLLUP_KEYS, rollup_rows)
+    return f"rollups AS ({rollups} RETURNING 1)"
+
+
+def facets_upsert(facet_rows: str, order: bool = False) -> str:
+    """The upsert adding facet rows (a SELECT, in key order if not `order`), once the rollups part
+    has run to its end."""
+    ordered = 'ORDER BY user_id COLLATE "C", kind COLLATE "C", value COLLATE "C"' if order else ""
+    return upsert_sql("run_facets", [name for name, _ in FACET_COLUMNS], FACET_KEYS,
+                      f"SELECT * FROM ({facet_rows}) AS facet_rows {AFTER_ROLLUPS} {ordered}")
+
+
 # PostgreSQL: both upserts in one statement of one text whatever the number of rows (SQLAlchemy does
-# not cache a multi-row VALUES, so that costs a compile a call), one round trip; the rollups as a
-# data-modifying WITH part, which PostgreSQL runs once and to completion. Every writer sends this
-# same statement, so all take the rows' locks in the same order and cannot deadlock.
-POSTGRES_COUNT = "WITH rollups AS ({}) {}".format(
-    array_upsert("run_rollups", [("user_id", "varchar"), ("pipeline_id", "varchar"), ("model", "varchar"),
-                                 ("status", "varchar"), ("day", "date"), ("runs", "bigint"),
-                                 ("input_tokens", "bigint"), ("output_tokens", "bigint"), ("cost", "numeric"),
-                                 ("unpriced_runs", "bigint")], ROLLUP_KEYS),
-    array_upsert("run_facets", [("user_id", "varchar"), ("kind", "varchar"), ("value", "varchar"),
-                                ("runs", "bigint")], FACET_KEYS),
-)
+# not cache a multi-row VALUES, so that costs a compile a call), one round trip. Every writer sends
+# this statement or recording's for new runs (the same two parts), so all take the rows' locks in
+# the same order and cannot deadlock.
+POSTGRES_COUNT = text("WITH {} {}".format(
+    rollups_part(unnest_rows("run_rollups", ROLLUP_COLUMNS)), facets_upsert(unnest_rows("run_facets", FACET_COLUMNS))))
+
+FINISHED_LIST = ", ".join(f"'{status}'" for status in sorted(FINISHED))
+
+
+def rollup_rows_sql(runs: str, day: str, order: bool = False) -> str:
+    """SELECT of the rollup rows of the runs `runs` (a FROM item aliased r), `day` its day's SQL;
+    `order`: in key order, as the writer sorts them (byte order, not the database's collation)."""
+    keys = f"r.user_id, r.pipeline_id, COALESCE(r.model, ''), r.status, {day}"
+    ordered = ("ORDER BY r.user_id COLLATE \"C\", r.pipeline_id COLLATE \"C\", COALESCE(r.model, '') COLLATE \"C\", "
+               f"r.status COLLATE \"C\", {day}") if order else ""
+    return (f"SELECT {keys}, count(*), COALESCE(sum(r.input_tokens), 0), COALESCE(sum(r.output_tokens), 0), "
+            f"COALESCE(sum(r.cost), 0), count(*) FILTER (WHERE r.cost IS NULL AND r.status IN ({FINISHED_LIST})) "
+            f"FROM {runs} GROUP BY {keys} {ordered}")
+
+
+def facet_rows_sql(runs: str, tags: str) -> str:
+    """SELECT of the facet rows of the runs `runs` (a FROM item aliased r): their pipelines, models and
+    tags (`tags`: the FROM item of one run's tags, aliased t with a column value)."""
+    return ("SELECT user_id, kind, value, count(*) FROM ("
+            "SELECT r.user_id, 'pipeline' AS kind, p.name AS value FROM "
+            f"{runs} JOIN pipelines p ON p.id = r.pipeline_id "
+            f"UNION ALL SELECT r.user_id, 'model', r.model FROM {runs} WHERE COALESCE(r.model, '') <> '' "
+            f"UNION ALL SELECT r.user_id, 'tag', t.value FROM {runs}, {tags}"
+            ") AS shares GROUP BY user_id, kind, value")
 
 
 def upsert_all(rollup_rows: list[dict[str, Any]], facet_rows: list[dict[str, Any]]) -> None:
@@ -120,9 +166,9 @@ def upsert_all(rollup_rows: list[dict[str, Any]], facet_rows: list[dict[str, Any
         return
     if not rollup_rows and not facet_rows:
         return
-    columns = {f"run_rollups_{name}": [row[name] for row in rollup_rows] for name in ROLLUP_KEYS + ROLLUP_SUMS}
-    columns |= {f"run_facets_{name}": [row[name] for row in facet_rows] for name in [*FACET_KEYS, "runs"]}
-    db.session.execute(text(POSTGRES_COUNT), columns)
+    columns = {f"run_rollups_{name}": [row[name] for row in rollup_rows] for name, _ in ROLLUP_COLUMNS}
+    columns |= {f"run_facets_{name}": [row[name] for row in facet_rows] for name, _ in FACET_COLUMNS}
+    db.session.execute(POSTGRES_COUNT, columns)
 
 
 BATCH_KEY = "rollup_changes"
@@ -200,25 +246,13 @@ def rebuild(user_id: str | None = None) -> None:
     postgres = db.session.get_bind().dialect.name == "postgresql"
     day = "CAST(r.listed_at AT TIME ZONE 'UTC' AS DATE)" if postgres else "date(r.listed_at)"
     tags = "unnest(r.tags) AS t(value)" if postgres else "json_each(r.tags) AS t"
-    finished = ", ".join(f"'{status}'" for status in sorted(FINISHED))
-    scope = "r.user_id = :user_id" if user_id else "1 = 1"
+    runs = "(SELECT * FROM pipeline_runs WHERE user_id = :user_id) AS r" if user_id else "pipeline_runs AS r"
     params = {"user_id": user_id} if user_id else {}
+    scope = "WHERE user_id = :user_id" if user_id else ""
     for table in ("run_rollups", "run_facets"):
-        db.session.execute(text(f"DELETE FROM {table} AS r WHERE {scope}"), params)
+        db.session.execute(text(f"DELETE FROM {table} {scope}"), params)
     db.session.execute(text(
-        "INSERT INTO run_facets (user_id, kind, value, runs) "
-        "SELECT r.user_id, 'pipeline', p.name, count(*) FROM pipeline_runs r JOIN pipelines p ON p.id = r.pipeline_id "
-        f"WHERE {scope} GROUP BY r.user_id, p.name "
-        "UNION ALL SELECT r.user_id, 'model', r.model, count(*) FROM pipeline_runs r "
-        f"WHERE {scope} AND r.model IS NOT NULL GROUP BY r.user_id, r.model "
-        f"UNION ALL SELECT r.user_id, 'tag', t.value, count(*) FROM pipeline_runs r, {tags} "
-        f"WHERE {scope} GROUP BY r.user_id, t.value"
-    ), params)
+        f"INSERT INTO run_facets (user_id, kind, value, runs) {facet_rows_sql(runs, tags)}"), params)
     db.session.execute(text(
-        "INSERT INTO run_rollups (user_id, pipeline_id, model, status, day, runs, input_tokens, output_tokens, "
-        "cost, unpriced_runs) "
-        f"SELECT r.user_id, r.pipeline_id, COALESCE(r.model, ''), r.status, {day}, count(*), "
-        "COALESCE(sum(r.input_tokens), 0), COALESCE(sum(r.output_tokens), 0), COALESCE(sum(r.cost), 0), "
-        f"count(*) FILTER (WHERE r.cost IS NULL AND r.status IN ({finished})) "
-        f"FROM pipeline_runs r WHERE {scope} GROUP BY r.user_id, r.pipeline_id, COALESCE(r.model, ''), r.status, {day}"
+        f"INSERT INTO run_rollups ({', '.join(name for name, _ in ROLLUP_COLUMNS)}) {rollup_rows_sql(runs, day)}"
     ), params)

@@ -5,17 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
+from artifacts_app import rollups
 from artifacts_app.extensions import db
 from artifacts_app.models import ApiToken, PipelineRun
 from artifacts_app.schemas import MAX_BATCH_RUNS
 from artifacts_app.types import utcnow
 from tests.api_helpers import API, Caller, ada, assert_json_error, caller, stored  # noqa: F401
+from tests.test_deleting import summaries
 
 
 def finished(number: int, **fields: Any) -> dict[str, Any]:
@@ -62,15 +65,13 @@ def test_a_one_shot_run_is_one_insert_of_the_finished_row_in_one_transaction(
     assert response.status_code == 201, response.get_data(as_text=True)
     # The token with its user; the run (its pipeline read by the same statement, its search vector
     # computed in it on PostgreSQL); its 5 steps; the summaries (one rollup row, the facets).
-    # On PostgreSQL the steps are a WITH part of the run's INSERT, and the summaries one statement
-    # (the rollup upsert a WITH part of the facets').
-    expected = ["SELECT", "WITH run AS (INSERT INTO pipeline_runs", "WITH rollups AS (INSERT INTO run_rollups",
-                "COMMIT"]
+    # On PostgreSQL all but the token are one statement: the run, its steps and the summaries.
+    expected = ["SELECT", "WITH given AS (", "COMMIT"]
     if engine_name == "sqlite":
         expected = ["BEGIN IMMEDIATE", "SELECT", "INSERT INTO pipeline_runs", "INSERT INTO pipeline_run_steps",
                     "INSERT INTO run_search_parts", "INSERT INTO run_rollups", "INSERT INTO run_facets", "COMMIT"]
     assert [next(start for start in expected if statement.startswith(start)) for statement in sent] == expected, sent
-    assert sum("FROM pipelines" in statement for statement in sent) == 1  # inside the run's INSERT
+    assert sum("pipelines AS p" in statement or "FROM pipelines" in statement for statement in sent) == 1
     assert sum("INSERT INTO pipeline_run_steps" in statement for statement in sent) == 1
     assert not any(statement.startswith("UPDATE") for statement in sent)  # one version of the row
     # The answer was built from what was written, and is what a read gives back.
@@ -190,3 +191,40 @@ def test_a_bad_idempotency_key_is_refused_alike_as_a_header_and_as_a_batch_field
     assert result["status"] == 422
     assert [fault["message"] for fault in result["fields"]] == ["must be 1 to 255 printable ASCII characters"]
     assert stored() == before
+
+
+def test_the_summaries_of_runs_recorded_alone_and_in_batches_are_what_a_recount_gives(
+    client: FlaskClient, ada: Caller
+) -> None:
+    """The writer counts new runs into the summaries itself (on PostgreSQL in SQL, in the run's own
+    statement): every kind of run, alone and in a batch, in new and known pipelines, counts as a
+    recount from the runs says."""
+    # The rollup day is the UTC day a run finished (its list time), not the day it started.
+    started, late = "2026-11-02T23:59:00+00:00", "2026-11-03T00:00:00.500000+00:00"
+    kinds = [
+        finished(0),
+        finished(1, model=None, tags=["b", "a", "Zed", "zed", "émoji 🎉", "a-b"]),  # no model: unpriced
+        finished(2, model="no-such-model", createdAt=started, completedAt=late),  # unpriced
+        finished(3, status="failed", error="boom", pipeline="Fails"),
+        finished(4, steps=None, usage={"inputTokens": 10, "outputTokens": 5, "cost": "0.125"}, pipeline="Billed"),
+        {"pipeline": "Started", "input": "still going", "model": "gpt-4o", "tags": ["open"]},
+    ]
+    kinds[3].pop("finalOutput")
+    kinds[4].pop("steps")
+    for body in kinds:
+        assert client.post(f"{API}/runs", json=body, headers=ada.headers).status_code == 201
+    batch = [dict(body, pipeline=f"{body['pipeline']} {n % 3}") for n, body in enumerate(kinds * 4)] + kinds
+    response = client.post(f"{API}/runs/batch", json={"runs": batch}, headers=ada.headers)
+    assert response.get_json()["created"] == len(batch)
+
+    counted = summaries(ada.user())
+    rollup_rows, facet_rows = counted
+    assert sum(row[4] for row in rollup_rows) == len(kinds) * 6  # every run counted once
+    assert sum(row[8] for row in rollup_rows) == 2 * 6  # no model, unknown model
+    # 6 × ($0.00225 twice for gpt-4o's 600 tokens, $0.125 billed by the provider)
+    assert sum(row[7] for row in rollup_rows) == Decimal("0.777")
+    assert {row[3].isoformat() for row in rollup_rows if row[1] == "no-such-model"} == {"2026-11-03"}
+    assert {("model", "gpt-4o", 24), ("tag", "émoji 🎉", 6), ("tag", "load", 24), ("tag", "open", 6),
+            ("pipeline", "Fails 0", 4), ("pipeline", "Started", 2)} <= set(facet_rows)
+    rollups.rebuild(ada.user_id)
+    assert summaries(ada.user()) == counted
