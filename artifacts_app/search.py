@@ -29,7 +29,6 @@ from sqlalchemy import (
     Numeric,
     Select,
     String,
-    Text,
     any_,
     bindparam,
     case,
@@ -288,12 +287,9 @@ def index_run(run: PipelineRun) -> None:
 
 # A new run's vector, computed inside the INSERT that writes it (PostgreSQL), from its parts sent
 # along as one text[] parameter: no second version of the row.
-TEXT_ARRAY: Any = ARRAY(Text())
-
-
-def vector_of(parts: Any) -> Any:
+def vector_sql(parts: str) -> str:
     """The SQL for a vector of these parts (a text[] expression), as POSTGRES_INDEX_RUN computes it."""
-    return func.run_search_append(literal_column("''::tsvector"), parts)
+    return f"run_search_append(''::tsvector, {parts})"
 
 
 def index_new_runs(run_ids: list[str]) -> None:

@@ -152,10 +152,13 @@ def single(root: str, token: str, first: int, runs: int) -> float:
                                         headers={**headers, "Content-Type": "application/json"})
                 assert response.status_code == 201, response.text
 
-    started = time.perf_counter()
+    started, own = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(client, bodies))
-    return share * CLIENTS / (time.perf_counter() - started)
+    took = time.perf_counter() - started
+    print(f"single: the clients' own CPU {(time.process_time() - own) * 1000 / (share * CLIENTS):.2f} ms a run, "
+          f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    return share * CLIENTS / took
 
 
 def batch(root: str, token: str, first: int) -> float | None:
