@@ -228,3 +228,41 @@ def test_the_summaries_of_runs_recorded_alone_and_in_batches_are_what_a_recount_
             ("pipeline", "Fails 0", 4), ("pipeline", "Started", 2)} <= set(facet_rows)
     rollups.rebuild(ada.user_id)
     assert summaries(ada.user()) == counted
+
+
+ODD_TEXTS = ['quote " and \\ backslash', "'; DROP TABLE pipeline_runs; --", "{\"finalOutput\": 1}", "\u2028 line\u2029sep",
+             "emoji 🎉 and é", "tab\tnewline\n", "%(user_id)s :user_id $1 ?", "x" * 300_000]
+
+
+def test_odd_text_and_values_are_stored_exactly_alone_and_in_a_batch(client: FlaskClient, ada: Caller) -> None:
+    """Everything a run holds goes to the database as sent, whatever it looks like (on PostgreSQL
+    inside one JSON parameter): what a read gives back is what was sent."""
+    def odd(number: int) -> dict[str, Any]:
+        return finished(
+            number, name=ODD_TEXTS[number % 7], input=ODD_TEXTS[(number + 1) % 8], finalOutput=ODD_TEXTS[7],
+            tags=ODD_TEXTS[:3], metadata={"key.1": ODD_TEXTS[1], "b:2": "🎉"},
+            variables={"quoted": ODD_TEXTS[0], "number": 2.5, "null": None, "yes": True},
+            steps=[{"agentId": ODD_TEXTS[o], "agentName": ODD_TEXTS[o + 1], "output": ODD_TEXTS[6 - o], "stepOrder": o,
+                    "inputTokens": 7, "outputTokens": 3, "model": "gpt-4o-mini",
+                    "startedAt": "2026-11-01T10:00:00.123456+02:00", "completedAt": "2026-11-01T08:00:01Z"}
+                   for o in range(4)],
+            createdAt="2026-11-01T07:59:00Z", completedAt="2026-11-01T08:00:02.5Z")
+
+    alone = client.post(f"{API}/runs", json=odd(1), headers=ada.headers)
+    assert alone.status_code == 201, alone.get_data(as_text=True)
+    batch = client.post(f"{API}/runs/batch", json={"runs": [odd(n) for n in range(2, 6)]}, headers=ada.headers)
+    ids = [alone.get_json()["id"], *(result["id"] for result in batch.get_json()["results"])]
+    for number, run_id in enumerate(ids, start=1):
+        sent = odd(number)
+        got = client.get(f"{API}/runs/{run_id}", headers=ada.headers).get_json()
+        assert got["name"] == sent["name"].strip()  # a name is trimmed
+        assert (got["input"], got["finalOutput"]) == (sent["input"], sent["finalOutput"])
+        assert (got["tags"], got["metadata"], got["variables"]) == (sent["tags"], sent["metadata"], sent["variables"])
+        assert [(s["agentId"], s["agentName"], s["output"]) for s in got["steps"]] == [
+            (s["agentId"], s["agentName"], s["output"]) for s in sent["steps"]]
+        assert got["steps"][0]["startedAt"] == "2026-11-01T08:00:00.123456+00:00"  # kept to the microsecond, in UTC
+        assert got["createdAt"] == "2026-11-01T07:59:00+00:00" and got["completedAt"] == "2026-11-01T08:00:02.500000+00:00"
+        # gpt-4o-mini per step: 7 tokens in at $0.15 and 3 out at $0.60 per million, four steps.
+        assert got["steps"][0]["cost"] == "0.000002850000" and got["cost"] == "0.000011400000"
+    found = client.get(f"{API}/runs", query_string={"q": "emoji"}, headers=ada.headers).get_json()["runs"]
+    assert len(found) == len(ids)  # the search vector was written for each (a step's output says emoji)
