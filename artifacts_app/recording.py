@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
 from . import limits, queries, rollups, schemas, search
-from .extensions import db
+from .extensions import PREPARED, db
 from .models import (
     SORTS_LAST_COST,
     SORTS_LAST_DURATION,
@@ -366,7 +366,8 @@ def postgres_new_runs_sql() -> str:
     """
 
 
-POSTGRES_NEW_RUNS = text(postgres_new_runs_sql())
+# Prepared: its plan does not depend on the values (one JSON document, the user's pipelines by name).
+POSTGRES_NEW_RUNS = text(postgres_new_runs_sql()).execution_options(**PREPARED)
 
 
 def bind_checks(table: Table) -> dict[str, Any]:
