@@ -35,7 +35,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.types import TypeDecorator
 
 from . import limits, queries, rollups, schemas, search
 from .extensions import PREPARED, db
@@ -61,7 +60,7 @@ from .schemas import (
     StepIn,
 )
 from .statuses import FINISHED_STATUSES, OPEN_STATUSES, CostSource, RunStatus
-from .types import utcnow
+from .types import Money, UTCDateTime, utcnow
 
 
 class RunValidationError(schemas.InvalidBody):
@@ -370,39 +369,27 @@ def postgres_new_runs_sql() -> str:
 POSTGRES_NEW_RUNS = text(postgres_new_runs_sql()).execution_options(**PREPARED)
 
 
-def bind_checks(table: Table) -> dict[str, Any]:
-    """Each column's own check and conversion for the database, by name, where its type has one."""
-    return {column.name: column.type.process_bind_param for column in table.columns
-            if isinstance(column.type, TypeDecorator)}
+MONEY, TIMESTAMP = Money(), UTCDateTime()  # the types of every money and time column of runs and steps
 
 
-RUN_BIND_CHECKS, STEP_BIND_CHECKS = bind_checks(RUN_ROWS), bind_checks(STEP_TABLE)
-
-
-def json_ready(checks: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-    """A row by column name as JSON values: its types' checks first (Money's places and range,
-    UTCDateTime's time zone), then decimals and times as text."""
-    ready = {}
-    for name, value in row.items():
-        check = checks.get(name)
-        if check is not None and value is not None:
-            value = check(value, POSTGRES)
-        if isinstance(value, Decimal):
-            value = format(value, "f")
-        elif isinstance(value, datetime):
-            value = value.isoformat()
-        ready[name] = value
-    return ready
+def database_json(value: Any) -> str:
+    """json.dumps' hook for what JSON lacks: money (every Decimal of a run or step is) and times, each
+    through its column type's own check first (Money's places and range, UTCDateTime's time zone)."""
+    if isinstance(value, Decimal):
+        return format(MONEY.process_bind_param(value, POSTGRES), "f")
+    if isinstance(value, datetime):
+        utc: datetime = TIMESTAMP.process_bind_param(value, POSTGRES)
+        return utc.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def runs_document(runs: Iterable[PreparedRun]) -> str:
-    """The :runs parameter of POSTGRES_NEW_RUNS."""
+    """The :runs parameter of POSTGRES_NEW_RUNS; a step's attributes are its column names."""
     return json.dumps([
-        json_ready(RUN_BIND_CHECKS, row_values(new.row)) | {
-            "pipeline_name": new.pipeline_name, "search_parts": new.search_parts(),
-            "steps": [json_ready(STEP_BIND_CHECKS, step_row(step)) for step in new.steps],
-        } for new in runs
-    ])
+        row_values(new.row) | {"pipeline_name": new.pipeline_name, "search_parts": new.search_parts(),
+                               "steps": new.steps}
+        for new in runs
+    ], default=database_json)
 
 
 def write_new_postgres(user: User, runs: list[PreparedRun]) -> None:
