@@ -25,7 +25,7 @@ class Item:
     body: Any  # RunStartItem | RunRecordCompletedItem | RunRecordFailedItem, or None when refused
     faults: list[dict[str, str]] | None
     key: str | None
-    digest: str
+    digest: str  # of the body without its key, when it has a key (else "")
 
 
 def envelope_fault(message: str) -> ApiError:
@@ -49,8 +49,9 @@ def items(value: Any) -> list[Item]:
         except schemas.InvalidBody as invalid:
             checked.append(Item(None, invalid.faults, None, ""))
             continue
-        bare = {name: part for name, part in run.items() if name != "idempotencyKey"}
-        checked.append(Item(body, None, body.idempotency_key, request_hash(bare)))
+        key = body.idempotency_key
+        digest = request_hash({name: part for name, part in run.items() if name != "idempotencyKey"}) if key else ""
+        checked.append(Item(body, None, key, digest))
     return checked
 
 

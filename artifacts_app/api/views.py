@@ -79,7 +79,7 @@ def create_run() -> tuple[Response, int]:
     body = validated(schemas.RunCreate, value).root
     user = current_api_user()
     key = idempotency_key()
-    digest = request_hash(value)
+    digest = request_hash(value) if key else ""
     if key:
         replay = replayed_run(user, key, digest)
         if replay is not None:
