@@ -21,9 +21,7 @@ from flask import current_app
 from pydantic.alias_generators import to_camel
 from sqlalchemy import (
     JSON,
-    Column,
     CursorResult,
-    MetaData,
     Table,
     bindparam,
     delete,
@@ -281,13 +279,7 @@ def new_run(
 # (attribute, column name) of every column a new run's row is written with; pipeline_id is found apart.
 RUN_COLUMNS = tuple((attribute.key, attribute.columns[0].name) for attribute in inspect(PipelineRun).column_attrs
                     if attribute.key != "pipeline_id")
-# The table as a new run is written: its columns, and the search vector the writer computes in the
-# same INSERT on PostgreSQL (a column the models leave to search.py).
-RUN_ROWS = Table(
-    PipelineRun.__tablename__, MetaData(),
-    *(Column(column.name, column.type) for column in PipelineRun.__table__.columns),
-    Column(search.SEARCH_COLUMN, postgresql.TSVECTOR()),
-)
+RUN_TABLE = cast(Table, PipelineRun.__table__)
 STEP_COLUMNS = tuple((attribute.key, attribute.columns[0].name) for attribute in inspect(RunStep).column_attrs)
 
 
@@ -304,10 +296,10 @@ def insert_one_statement() -> Any:
     """SQLite's INSERT … SELECT of one run, its values all parameters (v_<column>, user_id,
     pipeline_name), its pipeline's id read by it: built once, so a run costs no statement building."""
     names = [name for _, name in RUN_COLUMNS]
-    selected: list[Any] = [bindparam(f"v_{name}", type_=RUN_ROWS.c[name].type) for name in names]
+    selected: list[Any] = [bindparam(f"v_{name}", type_=RUN_TABLE.c[name].type) for name in names]
     pipeline = select(*selected, Pipeline.id).where(
         Pipeline.user_id == bindparam("user_id"), Pipeline.name == bindparam("pipeline_name"))
-    return insert(RUN_ROWS).from_select([*names, "pipeline_id"], pipeline).returning(RUN_ROWS.c.pipeline_id)
+    return insert(RUN_TABLE).from_select([*names, "pipeline_id"], pipeline).returning(RUN_TABLE.c.pipeline_id)
 
 
 def insert_one(user: User, new: PreparedRun) -> str | None:
@@ -335,7 +327,7 @@ def postgres_new_runs_sql() -> str:
     One parameter, not a parameter per value: a batch of 500 runs would otherwise be a statement of
     17,000 placeholders that the driver parses again for every request. The database types each
     value by its column (jsonb_populate_record with the tables' own row types)."""
-    json_null = {column.name for column in PipelineRun.__table__.columns  # None stored as JSON null, as the ORM does
+    json_null = {column.name for column in RUN_TABLE.columns  # None stored as JSON null, as the ORM does
                  if isinstance(column.type, JSON) and not column.type.none_as_null}
     run_names = [name for _, name in RUN_COLUMNS]
     run_columns = ", ".join([*map(quoted, run_names), "pipeline_id", search.SEARCH_COLUMN])
@@ -446,7 +438,7 @@ def write_new(user: User, runs: list[PreparedRun]) -> None:
         ids = pipeline_ids(user, (new.pipeline_name for new in runs))
         for new in runs:
             new.row["pipeline_id"] = ids[new.pipeline_name]
-        many_values(insert(RUN_ROWS).returning(RUN_ROWS.c.id),
+        many_values(insert(RUN_TABLE).returning(RUN_TABLE.c.id),
                     [row_values(new.row) | {"pipeline_id": new.row["pipeline_id"]} for new in runs])
     steps = [step_row(step) for new in runs for step in new.steps]
     if steps:
