@@ -56,25 +56,19 @@ def configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-# Statements are planned with their values, every time: psycopg would prepare any statement run
-# five times, and is told not to (prepare=False), so PostgreSQL plans each with the values it is
-# sent. A generic plan, blind to them, took a rare search word for a common one and walked the whole
-# list (1.3 s at 100,000 runs, against under 10 ms with the GIN index; bench/find_runs.py).
-# The statements every API write runs, whose plan cannot depend on their values (the token lookup
-# by its unique hash, the new-runs write), ask to be prepared (execution option PREPARED): parsed
-# once per connection and, after PostgreSQL's five trial executions, planned no more, which saved
-# 0.45 ms of the database's CPU a one-shot run (bench/README.md, "Ingestion").
-PREPARED = {"prepared": True}
+# psycopg prepares a statement it has run 5 times, which saves PostgreSQL parsing it again; this
+# session setting keeps each execution planned with its values all the same. A generic plan, blind
+# to them, took a rare search word for a common one and walked the whole list (1.3 s at 100,000
+# runs, against under 10 ms with the GIN index; bench/find_runs.py).
+CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
 
 
-@event.listens_for(Engine, "do_execute")
-def prepare_only_when_asked(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
-    """psycopg: execute a statement with values prepared if it asks (PREPARED), else unprepared;
-    True when this executed it, None (other drivers) to leave it to the dialect."""
-    if context.dialect.driver != "psycopg":
-        return None
-    cursor.execute(statement, parameters, prepare=bool(context.execution_options.get("prepared")))
-    return True
+@event.listens_for(Engine, "do_connect")
+def plan_every_execution(dialect: Any, connection_record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+    """psycopg: every session plans each execution of a prepared statement with its values (a startup
+    parameter: no extra statement); what DATABASE_URL's own options say about it wins."""
+    if dialect.driver == "psycopg" and "plan_cache_mode" not in cparams.get("options", ""):
+        cparams["options"] = f"{cparams.get('options', '')} {CUSTOM_PLANS}".strip()
 
 
 def closed_by_server(dbapi_connection: Any) -> bool:

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import defer, selectinload
 
 from . import search
-from .extensions import PREPARED, db
+from .extensions import db
 from .filters import Cursor, ListFilters
 from .models import (
     ApiToken,
@@ -118,12 +118,10 @@ def token_by_hash(token_hash: str) -> ApiToken | None:
 
 
 # Built once: every API request asks, and building it (and its cache key) cost more than running it.
-# Prepared: found by its unique hash, its plan cannot depend on the value.
 TOKEN_WITH_USER = (
     select(ApiToken.id, ApiToken.token_hash, ApiToken.revoked_at, ApiToken.last_used_at, User)
     .join(User, User.id == ApiToken.user_id)
     .where(ApiToken.token_hash == bindparam("token_hash"))
-    .execution_options(**PREPARED)
 )
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from . import limits, queries, rollups, schemas, search
-from .extensions import PREPARED, db
+from .extensions import db
 from .models import (
     SORTS_LAST_COST,
     SORTS_LAST_DURATION,
@@ -357,8 +357,7 @@ def postgres_new_runs_sql() -> str:
     """
 
 
-# Prepared: its plan does not depend on the values (one JSON document, the user's pipelines by name).
-POSTGRES_NEW_RUNS = text(postgres_new_runs_sql()).execution_options(**PREPARED)
+POSTGRES_NEW_RUNS = text(postgres_new_runs_sql())
 
 
 MONEY, TIMESTAMP = Money(), UTCDateTime()  # the types of every money and time column of runs and steps

@@ -12,9 +12,8 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
-from artifacts_app import queries, recording, rollups, schemas, tokens
+from artifacts_app import rollups
 from artifacts_app.extensions import db
-from artifacts_app.filters import ListFilters
 from artifacts_app.models import ApiToken, PipelineRun
 from artifacts_app.schemas import MAX_BATCH_RUNS
 from artifacts_app.types import utcnow
@@ -267,24 +266,3 @@ def test_odd_text_and_values_are_stored_exactly_alone_and_in_a_batch(client: Fla
         assert got["steps"][0]["cost"] == "0.000002850000" and got["cost"] == "0.000011400000"
     found = client.get(f"{API}/runs", query_string={"q": "emoji"}, headers=ada.headers).get_json()["runs"]
     assert len(found) == len(ids)  # the search vector was written for each (a step's output says emoji)
-
-
-@pytest.mark.postgres_only
-def test_the_statements_of_an_api_write_are_prepared_and_no_other(client: FlaskClient, ada: Caller) -> None:
-    """The token lookup and the new-runs write are prepared (parsed once, and planned once when
-    PostgreSQL finds their generic plan as good); a list read, whose plan depends on its values, is
-    not. All in one transaction, so on one connection, whose prepared statements are its own."""
-    user = ada.user()
-    for number in range(8):
-        assert queries.token_with_user(tokens.hash_token(ada.token)) is not None
-        recording.write_new(user, [recording.new_run(user, schemas.parse(schemas.RunCreate, finished(number)).root)])
-        queries.list_runs(user, ListFilters(query=f"output {number}"), None, 26)
-    prepared = db.session.execute(sa.text(
-        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")).all()
-    kinds = sorted("api_tokens" if "FROM api_tokens" in statement else statement.split()[0]
-                   for statement, _, _ in prepared)
-    assert kinds == ["WITH", "api_tokens"], prepared
-    # Past PostgreSQL's five trial executions, each is planned no more.
-    assert all(generic >= 3 and custom == 5 for _, generic, custom in prepared), prepared
-    db.session.commit()
-    assert len(queries.list_runs(user, ListFilters(), None, 26)) == 8
