@@ -3,7 +3,8 @@ in use, for the filter menus) and rollups (runs, tokens and cost per pipeline, m
 for the totals).
 
 The writer calls `count` in the same transaction as every change to a run (created, closed,
-imported, deleted), so a summary is never stale. Each change is an upsert of a delta, which is
+imported, deleted), so a summary is never stale; on PostgreSQL a new run is counted by the very
+statement that writes it, in SQL (`rollup_rows_sql`, `facet_rows_sql`: the SQL `rebuild` recounts with). Each change is an upsert of a delta, which is
 atomic under concurrent writers; the rows are touched in key order so two writers cannot deadlock.
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from werkzeug.security import generate_password_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -78,10 +80,16 @@ def scratch_database(revision: str) -> Iterator[tuple[str, dict[str, str], str]]
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "INSECURE_COOKIES": "1"}
     try:
         flask(env, "db", "upgrade", revision)
-        flask(env, "users", "create", EMAIL, "--password-stdin", stdin=f"{PASSWORD}\n".encode())
+        # In SQL, with the columns users had from the first revision on: the app of today would
+        # ask an older schema for columns it does not have yet.
+        user_id = str(uuid.uuid4())
         engine = sa.create_engine(url)
-        with engine.connect() as connection:
-            user_id = connection.execute(sa.text("SELECT id FROM users")).scalar_one()
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO users (id, email, password_hash, session_token, created_at) "
+                "VALUES (:id, :email, :hash, :session, now())"
+            ), {"id": user_id, "email": EMAIL, "hash": generate_password_hash(PASSWORD),
+                "session": secrets.token_urlsafe(32)})
         engine.dispose()
         yield url, env, user_id
     finally:
