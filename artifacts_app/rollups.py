@@ -4,8 +4,9 @@ for the totals).
 
 The writer calls `count` in the same transaction as every change to a run (created, closed,
 imported, deleted), so a summary is never stale; on PostgreSQL a new run is counted by the very
-statement that writes it, in SQL (`rollup_rows_sql`, `facet_rows_sql`: the SQL `rebuild` recounts with). Each change is an upsert of a delta, which is
-atomic under concurrent writers; the rows are touched in key order so two writers cannot deadlock.
+statement that writes it, in SQL (`rollup_rows_sql`, `facet_rows_sql`: the SQL `rebuild` recounts
+with). Each change is an upsert of a delta, which is atomic under concurrent writers; the rows are
+touched in key order so two writers cannot deadlock.
 """
 
 from __future__ import annotations

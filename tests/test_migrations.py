@@ -35,7 +35,7 @@ APP_TABLES = TABLES_0001 | {"login_failures", "idempotency_keys", "run_facets", 
 SQLITE_SEARCH_TABLES = {"run_search_parts", "run_search"} | {
     f"run_search_{shadow}" for shadow in ("data", "idx", "docsize", "config")
 }
-HEAD = "0010"  # the newest revision; bump it with each new migration
+HEAD = "0011"  # the newest revision; bump it with each new migration
 # The columns 0002 adds to pipeline_runs; all nullable, so 0001 rows stay valid.
 ARTIFACT_COLUMNS = ("artifact_data", "model", "input_tokens", "output_tokens", "cost", "cost_source")
 # The columns pipeline_runs had at 0001.
