@@ -318,11 +318,16 @@ def quoted(name: str) -> str:
     return POSTGRES.identifier_preparer.quote(name)
 
 
+# A run's search parts from its document, in their order (search.py's: name, input, final output, steps).
+SEARCH_PARTS = ("ARRAY(SELECT part FROM jsonb_array_elements_text(g.document->'search_parts') "
+                "WITH ORDINALITY AS parts(part, n) ORDER BY n)")
+
+
 def postgres_new_runs_sql(runs: str, user_id: str) -> str:
     """PostgreSQL's one statement for new runs, whatever their number: each run's row, its steps,
     its search vector and its share of the summaries, from one JSON document (`runs`, a jsonb array
-    of runs_document's objects) for the user `user_id` (both SQL expressions). A run whose pipeline
-    the user does not have yet is left out (and counted nowhere); it answers (id, pipeline_id) for
+    of runs_document's objects) for the user `user_id` (both SQL expressions). It writes all of
+    them, or none when the user lacks a pipeline of one of them; it answers (id, pipeline_id) for
     each run written.
 
     One document, not a parameter per value: a batch of 500 runs would otherwise be a statement of
@@ -343,8 +348,11 @@ def postgres_new_runs_sql(runs: str, user_id: str) -> str:
         ), run AS (
             INSERT INTO pipeline_runs ({run_columns})
             SELECT {", ".join(run_values)}, p.id,
-                   {search.vector_sql("ARRAY(SELECT jsonb_array_elements_text(g.document->'search_parts'))")}
+                   {search.vector_sql(SEARCH_PARTS)}
             FROM given AS g JOIN pipelines AS p ON p.user_id = {user_id} AND p.name = g.document->>'pipeline_name'
+            WHERE NOT EXISTS (  -- all or none: none when the user lacks a pipeline of one of them
+                SELECT FROM given AS missing WHERE NOT EXISTS (SELECT FROM pipelines AS q
+                    WHERE q.user_id = {user_id} AND q.name = missing.document->>'pipeline_name'))
             RETURNING {", ".join(f"pipeline_runs.{column.key}" for column in rollups.SHARE_COLUMNS)}, pipeline_runs.id
         ), steps AS (
             INSERT INTO pipeline_run_steps (run_id, {", ".join(quoted(name) for name in step_names)})
@@ -395,24 +403,23 @@ def runs_document(runs: Iterable[PreparedRun]) -> str:
         row_values(new.row) | {"pipeline_name": new.pipeline_name, "search_parts": new.search_parts(),
                                "steps": new.steps}
         for new in runs
-    ], default=database_json)
+    ], default=database_json, ensure_ascii=False)
 
 
 def write_new_postgres(user: User, runs: list[PreparedRun]) -> None:
-    """write_new on PostgreSQL: one statement, and when some pipelines do not exist yet, one to make
-    them and one more for the runs that were left out."""
-    unwritten = {new.id: new for new in runs}
-    for attempt in range(2):
-        written = db.session.execute(
-            POSTGRES_NEW_RUNS, {"user_id": user.id, "runs": runs_document(unwritten.values())}
-        ).tuples().all()
-        for run_id, pipeline_id in written:
-            unwritten.pop(run_id).row["pipeline_id"] = pipeline_id
-        if not unwritten:
-            return
-        if attempt == 0:
-            create_pipelines(user, (new.pipeline_name for new in unwritten.values()))
-    raise LookupError(f"pipelines {sorted({new.pipeline_name for new in unwritten.values()})} vanished while written")
+    """write_new on PostgreSQL: one statement; when the user lacks a pipeline of the runs, that
+    statement writes nothing, the pipelines are made and it is sent again. So one statement counts
+    all the runs into the summaries, taking their rows in key order: two statements each counting
+    part of a batch would take them out of order, and two such batches at once could deadlock."""
+    if rollups.BATCH_KEY in db.session.info:
+        raise RuntimeError("write_new counts its runs itself: not inside rollups.counted_together")
+    values = {"user_id": user.id, "runs": runs_document(runs)}
+    written = dict(db.session.execute(POSTGRES_NEW_RUNS, values).tuples().all())
+    if not written:  # a pipeline of theirs does not exist yet
+        create_pipelines(user, (new.pipeline_name for new in runs))
+        written = dict(db.session.execute(POSTGRES_NEW_RUNS, values).tuples().all())
+    for new in runs:
+        new.row["pipeline_id"] = written[new.id]
 
 
 def create_pipelines(user: User, names: Iterable[str]) -> None:

@@ -18,9 +18,9 @@ import requests
 import sqlalchemy as sa
 from flask import Flask
 
-from artifacts_app import tokens
+from artifacts_app import recording, schemas, tokens
 from artifacts_app.extensions import db
-from artifacts_app.models import PipelineRun, RunRollup
+from artifacts_app.models import PipelineRun, RunFacet, RunRollup, User
 from tests.api_helpers import caller
 from tests.factories import make_user, three_steps
 from tests.servers import serving
@@ -238,3 +238,53 @@ def test_steps_posted_at_once_to_one_run_are_all_kept_in_step_order(app: Flask) 
                 (order, f"at once step {order}") for order in range(8)]
             assert done.json()["usage"] == {"inputTokens": 800, "outputTokens": 160}
             assert Decimal(done.json()["cost"]) == expected_cost(8)
+
+
+@pytest.mark.postgres_only
+def test_two_batches_that_each_make_a_pipeline_and_share_facets_both_succeed(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch has a run in a pipeline that exists and one in a new pipeline, their models and tags
+    crossed. Both wait for each other just before making their pipelines; neither may have counted
+    anything by then, or each would hold a summary row the other needs next (a deadlock, which
+    PostgreSQL breaks by failing one)."""
+    user_id = make_user("loader@example.com").id
+    for pipeline in ("Existing 1", "Existing 2"):
+        recording.record_from_values(db.session.get(User, user_id), pipeline=pipeline, input="x", final_output="y")
+    db.session.commit()
+    both_ready = threading.Barrier(2, timeout=10)
+    make_pipelines = recording.create_pipelines
+
+    def meeting_first(user: User, names: Any) -> None:
+        names = list(names)
+        both_ready.wait()
+        make_pipelines(user, names)
+
+    monkeypatch.setattr(recording, "create_pipelines", meeting_first)
+    batches = [
+        [{"pipeline": "Existing 1", "model": "m1"}, {"pipeline": "New A", "tags": ["t1"]}],
+        [{"pipeline": "Existing 2", "tags": ["t1"]}, {"pipeline": "New B", "model": "m1"}],
+    ]
+    outcomes: list[str] = []
+
+    def write(batch: list[dict[str, Any]]) -> None:
+        with app.app_context():
+            user = db.session.get(User, user_id)
+            try:
+                recording.write_new(user, [recording.new_run(user, schemas.parse(schemas.RunCreate, {
+                    "input": "x", "status": "completed", "finalOutput": "y", **fields}).root) for fields in batch])
+                db.session.commit()
+                outcomes.append("written")
+            except Exception as error:  # what the test reports: the database's refusal
+                db.session.rollback()
+                outcomes.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=write, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == ["written", "written"], outcomes
+    db.session.rollback()
+    facets = dict(db.session.execute(sa.select(RunFacet.value, RunFacet.runs).where(RunFacet.kind != "pipeline")).tuples().all())
+    assert facets == {"m1": 2, "t1": 2}

@@ -279,3 +279,19 @@ def test_the_database_function_that_writes_new_runs_is_the_apps_statement(app: F
     assert source.split() == recording.new_runs_function_body().split()
     assert settings == ["plan_cache_mode=force_generic_plan"]
     assert db.session.execute(sa.text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
+
+
+def test_absent_variables_and_metadata_are_stored_as_the_orm_stores_them(client: FlaskClient, ada: Caller) -> None:
+    """No variables is JSON null and no metadata or tags SQL NULL, alone and in a batch, as a run the
+    ORM writes (on PostgreSQL the writer builds the row from a JSON document, where the two nulls
+    are one): what filters and exports read stays the same for every run."""
+    bare = {"pipeline": "Bare", "input": "x", "status": "completed", "finalOutput": "y"}
+    alone = client.post(f"{API}/runs", json=bare, headers=ada.headers).get_json()["id"]
+    batched = client.post(f"{API}/runs/batch", json={"runs": [bare]}, headers=ada.headers).get_json()
+    by_orm = recording.record_from_values(ada.user(), pipeline="Bare", input="x", final_output="y").id
+    db.session.commit()
+    stored = db.session.execute(sa.text(
+        "SELECT id, variables IS NULL, metadata IS NULL, tags IS NULL, artifact_data IS NULL FROM pipeline_runs"
+    )).all()
+    nulls = {run_id: tuple(flags) for run_id, *flags in stored}
+    assert nulls[alone] == nulls[batched["results"][0]["id"]] == nulls[by_orm] == (False, True, True, False)

@@ -6,7 +6,9 @@ The session plans every other statement with its values (the list's and search's
 them); this one's does not, and planning it on every call was a third of the database's work for a
 one-shot run. The body is recording.new_runs_function_body() as it was when this was written (a
 migration keeps doing what it did); tests/test_ingestion.py holds the function in the database to
-the app's text, so a change of the tables or the summaries comes with a migration replacing it.
+the app's text, so a change of the tables or the summaries comes with a migration replacing it
+(PL/pgSQL records no dependency on the columns it names: that test is what notices a column
+dropped or renamed). A later migration replacing the function restores this BODY on its downgrade.
 SQLite has no functions: the app writes there statement by statement.
 
 Revision ID: 0011
@@ -28,8 +30,11 @@ BODY = """BEGIN RETURN QUERY
         ), run AS (
             INSERT INTO pipeline_runs (id, user_id, status, name, tags, metadata, input, variables, final_output, artifact_data, model, input_tokens, output_tokens, cost, cost_source, error, created_at, completed_at, listed_at, total_tokens, sort_cost, sort_duration_ms, pipeline_id, search_vector)
             SELECT g.id, g.user_id, g.status, g.name, g.tags, g.metadata, g.input, COALESCE(g.variables, 'null'::jsonb), g.final_output, COALESCE(g.artifact_data, 'null'::jsonb), g.model, g.input_tokens, g.output_tokens, g.cost, g.cost_source, g.error, g.created_at, g.completed_at, g.listed_at, g.total_tokens, g.sort_cost, g.sort_duration_ms, p.id,
-                   run_search_append(''::tsvector, ARRAY(SELECT jsonb_array_elements_text(g.document->'search_parts')))
+                   run_search_append(''::tsvector, ARRAY(SELECT part FROM jsonb_array_elements_text(g.document->'search_parts') WITH ORDINALITY AS parts(part, n) ORDER BY n))
             FROM given AS g JOIN pipelines AS p ON p.user_id = p_user_id AND p.name = g.document->>'pipeline_name'
+            WHERE NOT EXISTS (  -- all or none: none when the user lacks a pipeline of one of them
+                SELECT FROM given AS missing WHERE NOT EXISTS (SELECT FROM pipelines AS q
+                    WHERE q.user_id = p_user_id AND q.name = missing.document->>'pipeline_name'))
             RETURNING pipeline_runs.user_id, pipeline_runs.pipeline_id, pipeline_runs.model, pipeline_runs.status, pipeline_runs.listed_at, pipeline_runs.input_tokens, pipeline_runs.output_tokens, pipeline_runs.cost, pipeline_runs.tags, pipeline_runs.id
         ), steps AS (
             INSERT INTO pipeline_run_steps (run_id, step_order, agent_id, agent_name, output, status, model, input_tokens, output_tokens, cost, cost_source, started_at, completed_at)
