@@ -24,8 +24,8 @@ def env_flag(name: str, default: bool = False) -> bool:
     return value.strip().lower() in TRUE_WORDS
 
 
-def env_int(name: str, default: int, minimum: int = 1) -> int:
-    """An environment variable read as an integer of at least `minimum`, or a clear error at start-up."""
+def env_int(name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
+    """An environment variable read as an integer from `minimum` to `maximum`, or a clear error at start-up."""
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return default
@@ -35,6 +35,8 @@ def env_int(name: str, default: int, minimum: int = 1) -> int:
         raise RuntimeError(f"{name} must be an integer, got {value!r}") from None
     if number < minimum:
         raise RuntimeError(f"{name} must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise RuntimeError(f"{name} must be at most {maximum}, got {number}")
     return number
 
 
@@ -151,7 +153,9 @@ def load_settings(instance_path: Path) -> dict[str, Any]:
         "RENDER_TIME_BUDGET_MS": env_int("RENDER_TIME_BUDGET_MS", 1000),
         # How much of each side a comparison diffs; diffing.py bounds the work within it.
         "COMPARE_LIMIT_CHARS": env_int("COMPARE_LIMIT_CHARS", 256 * 1024),
-        "MAX_CONTENT_LENGTH": env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
+        # At most 100 MiB: on PostgreSQL a request's runs reach the database as one jsonb document of
+        # up to twice the body (a final output is stored twice), and jsonb holds at most 256 MB.
+        "MAX_CONTENT_LENGTH": env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024, maximum=100 * 1024 * 1024),
         # What one run may hold (names, outputs, steps, variables): see limits.py.
         **{name: env_int(name, spec.default) for name, spec in LIMITS.items()},
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or None,

@@ -456,3 +456,15 @@ def test_instance_path_names_the_instance_folder(clean_env: pytest.MonkeyPatch, 
     assert app.instance_path == str((tmp_path / "data").resolve())
     assert (tmp_path / "data" / "secret_key").is_file()  # the generated key lives there, not in the checkout
     assert create_app({"TESTING": True}, instance_path=tmp_path / "other").instance_path == str(tmp_path / "other")
+
+
+def test_a_request_body_limit_past_what_one_jsonb_document_holds_is_refused_at_start(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A request's runs go to PostgreSQL as one jsonb document of up to twice the body; jsonb holds at
+    most 256 MB, so a larger MAX_CONTENT_LENGTH would turn a big enough request into a 500."""
+    clean_env.setenv("MAX_CONTENT_LENGTH", str(100 * 1024 * 1024))
+    assert config.load_settings(tmp_path)["MAX_CONTENT_LENGTH"] == 104857600
+    clean_env.setenv("MAX_CONTENT_LENGTH", str(100 * 1024 * 1024 + 1))
+    with pytest.raises(RuntimeError, match="MAX_CONTENT_LENGTH must be at most 104857600, got 104857601"):
+        config.load_settings(tmp_path)
