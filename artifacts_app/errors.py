@@ -29,15 +29,18 @@ MESSAGES = {
 }
 
 # A failure to reach or hear from the database: refused, hung past the connect timeout, dropped
-# mid-request, no pooled connection free within the pool timeout, a statement past its timeout.
-# Answered 503 and retried later; every other database error (a constraint, a bug) stays a 500.
-# SQLAlchemy wraps the driver's own errors (psycopg.OperationalError, ...) in these, so importing
-# psycopg here is not needed (and would cost a SQLite deployment its import at start-up).
+# mid-request, no pooled connection free within the pool timeout, a statement past its timeout, a
+# deadlock PostgreSQL broke by cancelling this request's statement. Answered 503 and retried later;
+# every other database error (a constraint, a bug) stays a 500. SQLAlchemy wraps the driver's own
+# errors (psycopg.OperationalError, ...) in these, so importing psycopg here is not needed (and
+# would cost a SQLite deployment its import at start-up).
 DATABASE_UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled, here by statement_timeout
+DEADLOCK = "40P01"  # two transactions each waiting for the other: PostgreSQL cancels one, which may retry
 # How long a client is asked to wait before retrying; a restart of PostgreSQL takes about this long.
 RETRY_AFTER_SECONDS = 5
 SLOW_STATEMENT_MESSAGE = "The database took too long to answer. Try again in a moment."
+DEADLOCK_MESSAGE = "Another request was changing the same data at the same moment. Nothing was saved; try again."
 
 
 # What an error page is headed and titled by: said plainly, the number beside it.
@@ -95,7 +98,8 @@ def database_unavailable_response(error: Exception) -> Response:
     original = getattr(error, "orig", error)
     current_app.logger.warning("Database unavailable during %s %s: %s", request.method, request.path, original)
     as_visitor()
-    message = SLOW_STATEMENT_MESSAGE if getattr(original, "sqlstate", None) == QUERY_CANCELED else MESSAGES[503]
+    message = {QUERY_CANCELED: SLOW_STATEMENT_MESSAGE, DEADLOCK: DEADLOCK_MESSAGE}.get(
+        getattr(original, "sqlstate", None) or "", MESSAGES[503])
     response = error_response(503, message, retry_url())
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

@@ -7,6 +7,7 @@ The security scan found this on SQLite: a few writers at once and some requests 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -288,3 +289,43 @@ def test_two_batches_that_each_make_a_pipeline_and_share_facets_both_succeed(
     db.session.rollback()
     facets = dict(db.session.execute(sa.select(RunFacet.value, RunFacet.runs).where(RunFacet.kind != "pipeline")).tuples().all())
     assert facets == {"m1": 2, "t1": 2}
+
+
+@pytest.mark.postgres_only
+def test_a_write_that_postgresql_cancels_to_break_a_deadlock_answers_503_and_saves_nothing(
+    app: Flask, client: Any
+) -> None:
+    """Another session holds a facet row the run's statement needs, then waits for the rollup row that
+    statement already holds. PostgreSQL breaks the cycle by cancelling the statement that waited first,
+    this request's: the executor is told to retry (503, Retry-After) and nothing of the run is kept."""
+    ada = caller("ada@example.com")
+    body = {"pipeline": "Nightly", "input": "first", "status": "completed", "finalOutput": "y", "model": "aaa",
+            "tags": ["zzz"]}
+    assert client.post("/api/v1/runs", json=body, headers=ada.headers).status_code == 201
+    holder_engine = sa.create_engine(db.engine.url)
+    answers: list[Any] = []
+    try:
+        with holder_engine.connect() as holder, holder_engine.connect() as watcher:
+            holder.execute(sa.text("UPDATE run_facets SET runs = runs WHERE kind = 'tag' AND value = 'zzz'"))
+            request = threading.Thread(target=lambda: answers.append(client.post(
+                "/api/v1/runs", json={**body, "input": "second"}, headers=ada.headers)))
+            request.start()
+            waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                              "AND datname = current_database()")
+            for _ in range(100):  # until the request's statement waits for the facet row
+                if watcher.execute(waiting).scalar_one():
+                    break
+                watcher.rollback()
+                time.sleep(0.02)
+            holder.execute(sa.text("UPDATE run_rollups SET runs = runs WHERE model = 'aaa'"))  # the cycle
+            holder.rollback()
+            request.join(timeout=30)
+    finally:
+        holder_engine.dispose()
+    (answer,) = answers
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert answer.json == {"error": "service_unavailable", "message":
+                           "Another request was changing the same data at the same moment. Nothing was saved; try again."}
+    db.session.rollback()
+    assert db.session.execute(sa.select(PipelineRun.input)).scalars().all() == ["first"]
+    assert db.session.execute(sa.select(RunFacet.runs).where(RunFacet.value == "zzz")).scalar_one() == 1
