@@ -359,9 +359,8 @@ def postgres_new_runs_sql(runs: str, user_id: str) -> str:
             SELECT run.id, {", ".join(f"s.{quoted(name)}" for name in step_names)}
             FROM run JOIN given AS g ON g.id = run.id,
                  jsonb_populate_recordset(NULL::pipeline_run_steps, g.document->'steps') AS s
-        ), {rollups.rollups_part(
-            rollups.rollup_rows_sql(written, "CAST(r.listed_at AT TIME ZONE 'UTC' AS DATE)", order=True))},
-        facets AS ({rollups.facets_upsert(rollups.facet_rows_sql(written, "unnest(r.tags) AS t(value)"), order=True)})
+        ), {rollups.rollups_part(rollups.rollup_rows_sql(written, rollups.DAY_SQL["postgresql"], order=True))},
+        facets AS ({rollups.facets_upsert(rollups.facet_rows_sql(written, rollups.TAGS_SQL["postgresql"]), order=True)})
         SELECT id, pipeline_id FROM run
     """
 

@@ -121,8 +121,8 @@ def rollups_part(rollup_rows: str) -> str:
 
 
 def facets_upsert(facet_rows: str, order: bool = False) -> str:
-    """The upsert adding facet rows (a SELECT, in key order if not `order`), once the rollups part
-    has run to its end."""
+    """The upsert adding facet rows, once the rollups part has run to its end: the rows of a SELECT
+    already in key order, or (`order`) sorted into it here."""
     ordered = 'ORDER BY user_id COLLATE "C", kind COLLATE "C", value COLLATE "C"' if order else ""
     return upsert_sql("run_facets", [name for name, _ in FACET_COLUMNS], FACET_KEYS,
                       f"SELECT * FROM ({facet_rows}) AS facet_rows {AFTER_ROLLUPS} {ordered}")
@@ -136,6 +136,9 @@ POSTGRES_COUNT = text("WITH {} {}".format(
     rollups_part(unnest_rows("run_rollups", ROLLUP_COLUMNS)), facets_upsert(unnest_rows("run_facets", FACET_COLUMNS))))
 
 FINISHED_LIST = ", ".join(f"'{status}'" for status in sorted(FINISHED))
+# A run's rollup day (the UTC day of its list time) and its tags as rows, in SQL, per engine.
+DAY_SQL = {"postgresql": "CAST(r.listed_at AT TIME ZONE 'UTC' AS DATE)", "sqlite": "date(r.listed_at)"}
+TAGS_SQL = {"postgresql": "unnest(r.tags) AS t(value)", "sqlite": "json_each(r.tags) AS t"}
 
 
 def rollup_rows_sql(runs: str, day: str, order: bool = False) -> str:
@@ -245,9 +248,8 @@ def count(changes: Iterable[tuple[Share, int]]) -> None:
 def rebuild(user_id: str | None = None) -> None:
     """Recount the summaries from the runs themselves (one user's, or everyone's): for runs written
     around the writer (a bulk load), and the check that the writer's counts are right."""
-    postgres = db.session.get_bind().dialect.name == "postgresql"
-    day = "CAST(r.listed_at AT TIME ZONE 'UTC' AS DATE)" if postgres else "date(r.listed_at)"
-    tags = "unnest(r.tags) AS t(value)" if postgres else "json_each(r.tags) AS t"
+    engine = db.session.get_bind().dialect.name
+    day, tags = DAY_SQL[engine], TAGS_SQL[engine]
     runs = "(SELECT * FROM pipeline_runs WHERE user_id = :user_id) AS r" if user_id else "pipeline_runs AS r"
     params = {"user_id": user_id} if user_id else {}
     scope = "WHERE user_id = :user_id" if user_id else ""

@@ -285,8 +285,8 @@ def index_run(run: PipelineRun) -> None:
     )
 
 
-# A new run's vector, computed inside the INSERT that writes it (PostgreSQL), from its parts sent
-# along as one text[] parameter: no second version of the row.
+# A new run's vector, computed inside the INSERT that writes it (PostgreSQL, recording's new-runs
+# statement), from its parts sent along with the run: no second version of the row.
 def vector_sql(parts: str) -> str:
     """The SQL for a vector of these parts (a text[] expression), as POSTGRES_INDEX_RUN computes it."""
     return f"run_search_append(''::tsvector, {parts})"

@@ -122,23 +122,34 @@ def migrate_to_head(env: dict[str, str], url: str) -> float:
 
 
 @contextmanager
-def served(
-    env: dict[str, str], options: tuple[str, ...] = ("--workers", "2"), app: str = "wsgi:app"
-) -> Iterator[tuple[str, urllib.request.OpenerDirector]]:
-    """gunicorn (2 workers, or as `options` say) on 127.0.0.1 and an HTTP client logged in as the bench user."""
+def gunicorn(args: list[str], env: dict[str, str], stop_seconds: int = 20) -> Iterator[tuple[str, int]]:
+    """gunicorn with these arguments, bound to a free port on 127.0.0.1: (its root URL, its pid)
+    once /healthz answers."""
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), *options, "--bind", f"127.0.0.1:{port}", app],
+        [str(Path(sys.executable).parent / "gunicorn"), *args, "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     root = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        for _ in range(150):
             try:
                 urllib.request.urlopen(f"{root}/healthz", timeout=1)
                 break
             except OSError:
                 time.sleep(0.2)
+        yield root, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=stop_seconds)
+
+
+@contextmanager
+def served(
+    env: dict[str, str], options: tuple[str, ...] = ("--workers", "2"), app: str = "wsgi:app"
+) -> Iterator[tuple[str, urllib.request.OpenerDirector]]:
+    """gunicorn (2 workers, or as `options` say) on 127.0.0.1 and an HTTP client logged in as the bench user."""
+    with gunicorn([*options, app], env) as (root, _pid):
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         login_page = opener.open(f"{root}/login").read().decode()
@@ -147,9 +158,6 @@ def served(
         opener.open(f"{root}/login", urllib.parse.urlencode(
             {"csrf_token": match.group(1), "email": EMAIL, "password": PASSWORD}).encode())
         yield root, opener
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def next_rows_url(page: str) -> str:

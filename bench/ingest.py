@@ -13,15 +13,13 @@ import http.client
 import json
 import os
 import secrets
-import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +27,7 @@ import requests
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, free_port, scratch_database
+from harness import ROOT, gunicorn, scratch_database
 
 CLIENTS = 4
 SINGLE_RUNS = int(os.environ.get("SINGLE_RUNS", "2000"))
@@ -110,27 +108,10 @@ def cpu_used(master: int, url: str) -> Iterator[list[float]]:
         used.append(sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items()))
 
 
-@contextmanager
-def gunicorn(env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """gunicorn with the project's gunicorn.conf.py (WEB_CONCURRENCY workers) on a free port."""
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
-        cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": WORKERS},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    root = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{root}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield root, server.pid
-    finally:
-        server.terminate()
-        server.wait(timeout=40)
+def serving(env: dict[str, str]) -> AbstractContextManager[tuple[str, int]]:
+    """gunicorn with the project's gunicorn.conf.py (WEB_CONCURRENCY workers) on a free port: (root, pid)."""
+    return gunicorn(["--config", str(ROOT / "gunicorn.conf.py"), "wsgi:app"], {**env, "WEB_CONCURRENCY": WORKERS},
+                    stop_seconds=40)
 
 
 def run_count(url: str) -> int:
@@ -257,7 +238,7 @@ def per_run(cpu: list[float], runs: int) -> str:
 def main() -> None:
     with scratch_database("head") as (url, env, user_id):
         token = make_token(url, user_id)
-        with gunicorn(env) as (root, master):
+        with serving(env) as (root, master):
             # Warm up every worker (imports, connections) before measuring.
             single(root, token, 10_000_000, 40)
             with cpu_used(master, url) as single_cpu:
