@@ -8,7 +8,6 @@ decides where the transaction ends.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,9 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from flask import current_app
+from psycopg.types.json import Jsonb
 from pydantic.alias_generators import to_camel
+from pydantic_core import to_json
 from sqlalchemy import (
     JSON,
     CursorResult,
@@ -382,27 +383,37 @@ POSTGRES_NEW_RUNS = text(
     "SELECT written_id, written_pipeline_id FROM record_new_runs(:user_id, CAST(:runs AS jsonb))")
 
 
-MONEY, TIMESTAMP = Money(), UTCDateTime()  # the types of every money and time column of runs and steps
+def checked_columns(table: Table) -> tuple[tuple[str, Money | UTCDateTime], ...]:
+    """The money and time columns of a table, by name, with their types."""
+    return tuple((column.name, column.type) for column in table.columns
+                 if isinstance(column.type, Money | UTCDateTime))
 
 
-def database_json(value: Any) -> str:
-    """json.dumps' hook for what JSON lacks: money (every Decimal of a run or step is) and times, each
-    through its column type's own check first (Money's places and range, UTCDateTime's time zone)."""
-    if isinstance(value, Decimal):
-        return format(MONEY.process_bind_param(value, POSTGRES), "f")
-    if isinstance(value, datetime):
-        utc: datetime = TIMESTAMP.process_bind_param(value, POSTGRES)
-        return utc.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
+RUN_CHECKED, STEP_CHECKED = checked_columns(RUN_TABLE), checked_columns(STEP_TABLE)
 
 
-def runs_document(runs: Iterable[PreparedRun]) -> str:
-    """The :runs parameter of POSTGRES_NEW_RUNS; a step's attributes are its column names."""
-    return json.dumps([
-        row_values(new.row) | {"pipeline_name": new.pipeline_name, "search_parts": new.search_parts(),
-                               "steps": new.steps}
+def database_values(values: dict[str, Any], checked: tuple[tuple[str, Money | UTCDateTime], ...]) -> dict[str, Any]:
+    """A row's values with its money and times through their column types' own checks, as the ORM
+    would send them (Money's places and range, UTCDateTime's time zone); a new dict."""
+    values = dict(values)
+    for name, kind in checked:
+        values[name] = kind.process_bind_param(values[name], POSTGRES)
+    return values
+
+
+def runs_document(runs: Iterable[PreparedRun]) -> Jsonb:
+    """The :runs parameter of POSTGRES_NEW_RUNS; a step's attributes are its column names.
+
+    Serialized by pydantic-core's to_json, straight to UTF-8 bytes: json.dumps with a hook for money
+    and times took a fifth of a batch's CPU in the app (4 times longer for the same text), and its
+    str was encoded again by the driver. Decimals come out as strings, times in ISO 8601."""
+    return Jsonb([
+        database_values(row_values(new.row), RUN_CHECKED) | {
+            "pipeline_name": new.pipeline_name, "search_parts": new.search_parts(),
+            "steps": [database_values(step, STEP_CHECKED) for step in new.steps],
+        }
         for new in runs
-    ], default=database_json, ensure_ascii=False)
+    ], dumps=to_json)
 
 
 def write_new_postgres(user: User, runs: list[PreparedRun]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -295,3 +295,41 @@ def test_absent_variables_and_metadata_are_stored_as_the_orm_stores_them(client:
     )).all()
     nulls = {run_id: tuple(flags) for run_id, *flags in stored}
     assert nulls[alone] == nulls[batched["results"][0]["id"]] == nulls[by_orm] == (False, True, True, False)
+
+
+def test_numbers_and_a_providers_cost_are_stored_exactly_alone_and_in_a_batch(client: FlaskClient, ada: Caller) -> None:
+    """Numbers in variables come back as sent (integers past 64 bits, tiny and huge floats), and a
+    cost the provider reports to the 12th place is kept to it: on PostgreSQL they travel inside one
+    JSON document, written by another serializer than the one that reads them back."""
+    variables = {"big": 10**30, "negative": -(10**40), "tiny": 1.5e-300, "huge": 1e16, "half": 0.5, "zero": 0}
+
+    def sent(number: int) -> dict[str, Any]:
+        run = finished(number, variables=variables)
+        run["steps"][0] = {**run["steps"][0], "usage": {"inputTokens": 100, "outputTokens": 20,
+                                                         "cost": "0.000000000001"}}
+        return run
+
+    alone = client.post(f"{API}/runs", json=sent(1), headers=ada.headers).get_json()["id"]
+    batch = client.post(f"{API}/runs/batch", json={"runs": [sent(2)]}, headers=ada.headers).get_json()
+    for run_id in (alone, batch["results"][0]["id"]):
+        got = client.get(f"{API}/runs/{run_id}", headers=ada.headers).get_json()
+        assert got["variables"] == variables
+        # The other four steps priced at gpt-4o's $2.50 and $10 per million: 100 in and 20 out each.
+        assert got["steps"][0]["cost"] == "0.000000000001" and got["cost"] == "0.001800000001"
+
+
+def test_the_new_runs_document_holds_money_and_times_to_their_columns_checks() -> None:
+    """What the writer sends goes through the same checks the ORM applies: money to 12 places and
+    below the column's limit, times with a time zone (and in UTC)."""
+    values = {"cost": Decimal("0.5"), "started_at": utcnow().astimezone(timezone(timedelta(hours=2))),
+              "completed_at": None, "output": "x"}
+    checked = recording.database_values(values, recording.STEP_CHECKED)
+    assert checked["cost"] == Decimal("0.5") and str(checked["cost"]) == "0.500000000000"
+    assert checked["started_at"].utcoffset() == timedelta(0) and checked["started_at"] == values["started_at"]
+    assert values["cost"].as_tuple().exponent == -1  # the row itself is left as it was
+    with pytest.raises(ValueError, match="more than 12 decimal places"):
+        recording.database_values({**values, "cost": Decimal("0.0000000000001")}, recording.STEP_CHECKED)
+    with pytest.raises(ValueError, match="does not fit"):
+        recording.database_values({**values, "cost": Decimal("1000000")}, recording.STEP_CHECKED)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        recording.database_values({**values, "started_at": datetime(2026, 1, 1)}, recording.STEP_CHECKED)

@@ -42,10 +42,11 @@ def items(value: Any) -> list[Item]:
     if len(runs) > MAX_BATCH_RUNS:
         raise envelope_fault(f"must be at most {MAX_BATCH_RUNS} runs; send the rest in another request")
     checked = []
+    limit_values = schemas.current_limits()  # once, not for each of up to 500 runs
     for run in runs:
         # The hash is the one POST /runs takes of the same body, so a key works across both.
         try:
-            body = schemas.parse(RunBatchItem, run).root
+            body = schemas.parse(RunBatchItem, run, limit_values).root
         except schemas.InvalidBody as invalid:
             checked.append(Item(None, invalid.faults, None, ""))
             continue
