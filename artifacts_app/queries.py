@@ -408,18 +408,50 @@ STEPS_ARRAY_POSTGRES = f"""(SELECT coalesce('[' || string_agg(json_strip_nulls(r
           FROM pipeline_run_steps AS s WHERE s.run_id = pipeline_runs.id) AS step)"""
 
 
-def export_runs(user: User, filters: ListFilters, after: Cursor | None, limit: int) -> list[Row[Any]]:
-    """A batch of whole runs (outputs included) as rows of EXPORT_COLUMNS, newest first, for exports;
-    on PostgreSQL each with `steps_array`, its steps written as JSON (elsewhere see export_steps)."""
+def run_bytes(dialect: str) -> ColumnElement[int]:
+    """About how many bytes a run of an export holds once read: its texts, its JSON columns and its
+    steps' outputs. On PostgreSQL octet_length takes a long text's length from its TOAST header
+    without reading it, and a JSON column counts as stored (compressed, when large); SQLite has no
+    octet_length before 3.43, so there it is characters."""
+    text_size, json_size = (func.octet_length, func.pg_column_size) if dialect == "postgresql" else (func.length,) * 2
+    steps = select(func.coalesce(func.sum(text_size(RunStep.output)), 0)).where(RunStep.run_id == PipelineRun.id)
+    parts = [*(text_size(column) for column in (PipelineRun.input, PipelineRun.final_output, PipelineRun.error)),
+             *(json_size(column) for column in (PipelineRun.artifact_data, PipelineRun.variables,
+                                                PipelineRun.run_metadata))]
+    total: ColumnElement[int] = steps.scalar_subquery()
+    for part in parts:
+        total = total + func.coalesce(part, 0)
+    return total
+
+
+def export_runs(
+    user: User, filters: ListFilters, after: Cursor | None, limit: int, byte_budget: int
+) -> list[Row[Any]]:
+    """A batch of whole runs (outputs included) as rows of EXPORT_COLUMNS, newest first, for exports:
+    the next `limit` runs, or fewer when their outputs pass `byte_budget` (run_bytes; always at
+    least one run), so a batch of very large runs is not all held at once. Each row has `through`,
+    the bytes of the batch up to and including it, and on PostgreSQL `steps_array`, its steps
+    written as JSON (elsewhere see export_steps). One statement."""
+    dialect = db.session.get_bind().dialect.name
     newest = replace(filters, sort="newest")
     key, descending = sort_key(newest)
-    columns: tuple[Any, ...] = EXPORT_COLUMNS
-    if db.session.get_bind().dialect.name == "postgresql":
-        columns += (literal_column(STEPS_ARRAY_POSTGRES).label("steps_array"),)
-    statement = filtered(select(*columns).join(Pipeline), user, newest)
+    order = (key.desc(), PipelineRun.id.desc())
+    page = filtered(select(PipelineRun.id.label("run_id"), run_bytes(dialect).label("bytes"),
+                           func.row_number().over(order_by=order).label("position")), user, newest)
     if after is not None:
-        statement = statement.where(keyset_after(key, descending, after))
-    return list(db.session.execute(statement.order_by(key.desc(), PipelineRun.id.desc()).limit(limit)).all())
+        page = page.where(keyset_after(key, descending, after))
+    paged = page.order_by(*order).limit(limit).subquery("page")
+    sized = select(paged, func.sum(paged.c.bytes).over(order_by=paged.c.position).label("through")).subquery("sized")
+    columns: tuple[Any, ...] = (*EXPORT_COLUMNS, sized.c.through)
+    if dialect == "postgresql":
+        columns += (literal_column(STEPS_ARRAY_POSTGRES).label("steps_array"),)
+    statement = (
+        select(*columns).select_from(sized)
+        .join(PipelineRun, PipelineRun.id == sized.c.run_id).join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
+        .where(sized.c.through - sized.c.bytes < byte_budget)
+        .order_by(sized.c.position)
+    )
+    return list(db.session.execute(statement).all())
 
 
 def export_steps(user: User, run_ids: list[str]) -> dict[str, list[Row[Any]]]:

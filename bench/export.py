@@ -37,6 +37,9 @@ from harness import EMAIL, ROOT, flask, scratch_database, served
 
 RUNS = int(os.environ.get("BENCH_RUNS", 110_000))
 ATTEMPTS = int(os.environ.get("BENCH_ATTEMPTS", 3))
+# BENCH_STEP_REPEAT=N makes each step's output N times as long (its words repeated): large runs, for
+# an export's memory (BENCH_RUNS=600 BENCH_STEP_REPEAT=1000: about 1.1 MB a run, 660 MB in all).
+STEP_REPEAT = int(os.environ.get("BENCH_STEP_REPEAT", 1))
 # BENCH_TIMEOUT=5 serves with gunicorn's worker timeout shorter than an export takes (`--timeout`).
 TIMEOUT = os.environ.get("BENCH_TIMEOUT")
 PIPELINES = ["Code review", "Research brief", "Triage", "Translation", "Support reply"]
@@ -98,12 +101,12 @@ def seed(url: str, user_id: str) -> int:
                 run_id, step_order, agent_id, agent_name, output, status, model, input_tokens, output_tokens,
                 cost, cost_source, started_at, completed_at)
             SELECT r.id, s, 'agent-' || s, (ARRAY['Researcher', 'Analyst', 'Writer'])[1 + s],
-                   '## Step ' || s || E'\\n\\n' || {words(52, "hashtext(r.id) + s")},
+                   '## Step ' || s || E'\\n\\n' || repeat({words(52, "hashtext(r.id) + s")}, :repeat),
                    CASE WHEN r.status = 'failed' AND s = 2 THEN 'failed' ELSE 'completed' END,
                    r.model, 1000 + s, 200 + s, 0.000003300000 * (1 + s), 'computed',
                    r.created_at + s * interval '14 seconds', r.created_at + (s + 1) * interval '14 seconds'
             FROM pipeline_runs AS r CROSS JOIN generate_series(0, 2) AS s
-        """), {"words": VOCABULARY})
+        """), {"words": VOCABULARY, "repeat": STEP_REPEAT})
         finished = connection.execute(sa.text(
             "SELECT count(*) FROM pipeline_runs WHERE status IN ('completed', 'failed')")).scalar_one()
         print(f"inserted {RUNS:,} runs ({RUNS * 3:,} steps) in {time.perf_counter() - started:.1f} s", flush=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import string
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -20,6 +22,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from artifacts_app import accounts, queries, recording, rollups
 from artifacts_app.artifacts import exports
 from artifacts_app.extensions import db
+from artifacts_app.filters import ListFilters
 from artifacts_app.models import Pipeline, PipelineRun, User
 from artifacts_app.schemas import ExportSummary, RunRecord
 from artifacts_app.serialization import json_line
@@ -521,3 +524,39 @@ def test_an_export_costs_a_query_or_two_a_batch_however_many_steps_its_runs_have
     reading_runs = [statement for statement in statements if "pipeline_run" in statement]
     # PostgreSQL writes the steps inside the runs' query; elsewhere each batch's steps are one more.
     assert len(reading_runs) == (3 if engine_name == "postgresql" else 6), reading_runs
+
+
+def test_an_export_of_large_runs_holds_a_few_at_a_time_and_still_exports_every_one(
+    signed_in: FlaskClient, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch ends before its runs pass JSONL_BYTES, so 1,000 runs of 5 MB are never read at once:
+    here a budget of 10 KB and runs of about 4 KB make batches of two, a run larger than the budget
+    is a batch of its own, and the file still holds every run once, newest first, then its summary."""
+    monkeypatch.setattr(exports, "JSONL_BYTES", 10_000)
+    noise = random.Random(15)
+
+    def text(characters: int) -> str:  # does not compress, as PostgreSQL would compress repeated text
+        return "".join(noise.choice(string.ascii_letters) for _ in range(characters))
+
+    sizes = [4_000] * 5 + [30_000] + [4_000] * 2
+    ids = [make_run(user, final_output=text(size), completed_at=T0 + timedelta(minutes=index)).id
+           for index, size in enumerate(sizes)]
+    batches: list[int] = []
+    export_runs = queries.export_runs
+
+    def counted(*args: Any) -> list[Any]:
+        rows = export_runs(*args)
+        batches.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(queries, "export_runs", counted)
+    chunks = list(exports.jsonl_lines(user, ListFilters()))
+
+    *lines, summary = "".join(chunks).splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ids[::-1]
+    assert json.loads(summary) == {"export": {"runs": len(sizes), "complete": True}}
+    assert batches == [2, 1, 2, 2, 1]  # newest first: 4 KB ×2, the 30 KB run alone, 4 KB ×2, ×2, ×1
+    for chunk in chunks[:-1]:
+        assert chunk.count("\n") == 1 or len(chunk.encode()) <= exports.JSONL_BYTES
+    whole = signed_in.get("/artifacts/export?format=jsonl").get_data(as_text=True)
+    assert whole == "".join(chunks)

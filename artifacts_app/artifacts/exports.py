@@ -24,6 +24,10 @@ CSV_BATCH = 1000
 # of text (bench/export.py: the worker's peak RSS grows by about 30 MB). Larger batches save little
 # (a query or two a batch) and hold more at once.
 JSONL_BATCH = 1000
+# And a batch ends before its runs pass this many bytes of text (queries.run_bytes), so 1,000 runs of
+# 5 MB each are not read at once: a worker holds a batch about three times over (the rows, their
+# lines, the chunk sent), and a worker of 4 threads may be exporting 4 times at once.
+JSONL_BYTES = 16 * 1024 * 1024
 # Cells a spreadsheet would read as a formula (OWASP "CSV injection"): =, +, -, @, tab, CR.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -91,11 +95,12 @@ def jsonl_lines(user: User, filters: ListFilters) -> Iterator[str]:
     after: Cursor | None = None
     exported = 0
     while True:
-        runs = queries.export_runs(user, filters, after, JSONL_BATCH)
+        runs = queries.export_runs(user, filters, after, JSONL_BATCH, JSONL_BYTES)
         arrays = steps_arrays(user, runs)
         chunk = "".join(export_line(run, run.pipeline_name, arrays[run.id]) for run in runs)
         exported += len(runs)
-        if len(runs) < JSONL_BATCH:
+        # The end: a short batch that the byte budget did not cut (else the next run would be there).
+        if len(runs) < JSONL_BATCH and (not runs or runs[-1].through < JSONL_BYTES):
             yield chunk + summary_line(exported)
             return
         yield chunk
