@@ -541,12 +541,12 @@ def test_an_export_of_large_runs_holds_a_few_at_a_time_and_still_exports_every_o
     sizes = [4_000] * 5 + [30_000] + [4_000] * 2
     ids = [make_run(user, final_output=text(size), completed_at=T0 + timedelta(minutes=index)).id
            for index, size in enumerate(sizes)]
-    batches: list[int] = []
+    batches: list[tuple[int, int]] = []  # (runs asked for, runs taken)
     export_runs = queries.export_runs
 
-    def counted(*args: Any) -> list[Any]:
-        rows = export_runs(*args)
-        batches.append(len(rows))
+    def counted(user: User, filters: ListFilters, after: Any, limit: int, budget: int) -> list[Any]:
+        rows = export_runs(user, filters, after, limit, budget)
+        batches.append((limit, len(rows)))
         return rows
 
     monkeypatch.setattr(queries, "export_runs", counted)
@@ -555,7 +555,9 @@ def test_an_export_of_large_runs_holds_a_few_at_a_time_and_still_exports_every_o
     *lines, summary = "".join(chunks).splitlines()
     assert [json.loads(line)["id"] for line in lines] == ids[::-1]
     assert json.loads(summary) == {"export": {"runs": len(sizes), "complete": True}}
-    assert batches == [2, 1, 2, 2, 1]  # newest first: 4 KB ×2, the 30 KB run alone, 4 KB ×2, ×2, ×1
+    # Newest first: 4 KB ×2, the 30 KB run alone, 4 KB ×2, ×2, ×1; after a cut batch, the next sizes
+    # at most twice the runs it took (not 1,000 runs sized again for two taken).
+    assert batches == [(1000, 2), (4, 1), (2, 2), (4, 2), (4, 1)]
     for chunk in chunks[:-1]:
         assert chunk.count("\n") == 1 or len(chunk.encode()) <= exports.JSONL_BYTES
     whole = signed_in.get("/artifacts/export?format=jsonl").get_data(as_text=True)
