@@ -33,7 +33,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from . import limits, queries, rollups, schemas, search
 from .extensions import db
@@ -187,20 +186,13 @@ def check_finish(finished: datetime, started: datetime) -> None:
 
 
 def pipeline_for(user: User, name: str) -> Pipeline:
-    """The user's pipeline of that name, created when it does not exist yet."""
+    """The user's pipeline of that name, created when it does not exist yet, by create_pipelines like
+    every other writer's (a concurrent writer making it first is not an error)."""
     pipeline = queries.pipeline_by_name(user, name)
-    if pipeline is not None:
-        return pipeline
-    try:
-        # A savepoint: a concurrent writer may create the same name first.
-        with db.session.begin_nested():
-            pipeline = Pipeline(user_id=user.id, name=name)
-            db.session.add(pipeline)
-    except IntegrityError:
+    if pipeline is None:
+        create_pipelines(user, [name])
         pipeline = queries.pipeline_by_name(user, name)
-        if pipeline is None:
-            raise
-    return pipeline
+    return cast(Pipeline, pipeline)
 
 
 @dataclass

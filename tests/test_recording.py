@@ -191,6 +191,20 @@ def test_the_pipeline_is_found_by_name_per_user(app: Flask) -> None:
     assert count(Pipeline) == 2
 
 
+def test_an_import_or_legacy_run_finds_the_pipeline_other_writers_made_and_makes_it_once(app: Flask) -> None:
+    """pipeline_for (imports, legacy runs) and the API's writer make pipelines the same way: the one a
+    batch made is found, and one made by pipeline_for is the one the next API run lands in."""
+    alice = make_user()
+    recording.create_pipelines(alice, ["Made by a batch"])
+    made = db.session.execute(sa.select(Pipeline.id).where(Pipeline.name == "Made by a batch")).scalar_one()
+    assert recording.pipeline_for(alice, "Made by a batch").id == made
+    fresh = recording.pipeline_for(alice, "Imported")
+    assert recording.pipeline_for(alice, "Imported").id == fresh.id
+    db.session.commit()
+    assert make_run(alice, pipeline="Imported").pipeline_id == fresh.id
+    assert count(Pipeline) == 2
+
+
 def test_completing_a_completed_run_is_a_state_error(app: Flask) -> None:
     user = make_user()
     run = make_run(user)
