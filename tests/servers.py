@@ -25,7 +25,8 @@ from artifacts_app import PROJECT_ROOT
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 GUNICORN_CONFIG = PROJECT_ROOT / "gunicorn.conf.py"
 # Settings a developer's shell may hold that would change what a started server does.
-AMBIENT_SETTINGS = ("PORT", "RATELIMIT_STORAGE_URI", "CACHE_REDIS_URL", "TRUSTED_PROXIES", "SIGNUP_ENABLED")
+AMBIENT_SETTINGS = ("PORT", "RATELIMIT_STORAGE_URI", "CACHE_REDIS_URL", "TRUSTED_PROXIES", "SIGNUP_ENABLED",
+                    "DATABASE_CONNECT_TIMEOUT", "DATABASE_POOL_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT")
 
 _open_responses = threading.local()
 

@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -30,25 +29,23 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from artifacts_app import PROJECT_ROOT, config, recording, tokens
+from artifacts_app import config, recording, tokens
 from artifacts_app.extensions import db
 from artifacts_app.models import User
 from tests import databases
 from tests.conftest import dispose, make_app, migrate, truncate_all
 from tests.factories import PASSWORD, make_run, make_user
 from tests.http_helpers import IsolatedClient, csrf_from, log_in
-from tests.servers import free_port, stop, wait_until_healthy
+from tests.servers import free_port, start_gunicorn, stop, wait_until_healthy
 
 pytestmark = pytest.mark.postgres_only
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 APP_NAME = "artifacts-outage-test"  # how the app's sessions show in pg_stat_activity
 EMAIL = "outage@example.com"
 LIMIT_SECONDS = 5.0  # issue 15: every answer within 5 s while the database is away
 START_TIMEOUT = 30.0
 STEP_CHARS = 256 * 1024
-DATABASE_SETTINGS = ("DATABASE_CONNECT_TIMEOUT", "DATABASE_POOL_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT")
 
 
 def need(condition: bool, reason: str) -> None:
@@ -173,14 +170,9 @@ def site(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     log = folder / "gunicorn.log"
     served_url = sa.engine.make_url(url).update_query_dict({"application_name": APP_NAME}).render_as_string(
         hide_password=False)
-    env = {**os.environ, "DATABASE_URL": served_url, "SECRET_KEY": "outage-test-key", "INSECURE_COOKIES": "1",
-           "INSTANCE_PATH": str(folder / "instance"), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",
-           "PYTHONUNBUFFERED": "1"}
-    for name in (*DATABASE_SETTINGS, "PORT", "RATELIMIT_STORAGE_URI", "CACHE_REDIS_URL"):
-        env.pop(name, None)  # the defaults are what is measured
-    with log.open("wb") as output:
-        process = subprocess.Popen([str(GUNICORN), "--config", str(PROJECT_ROOT / "gunicorn.conf.py"), "wsgi:app"],
-                                   cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    settings = {"DATABASE_URL": served_url, "SECRET_KEY": "outage-test-key", "INSECURE_COOKIES": "1",
+                "INSTANCE_PATH": str(folder / "instance"), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    process = start_gunicorn(settings, log)  # not the shell's DATABASE_*_TIMEOUT: the defaults are what is measured
     site = Site(f"http://127.0.0.1:{port}", log, process, run_id, {"Authorization": f"Bearer {clear}"}, url)
     try:
         wait_until_healthy(site.url, process, log, START_TIMEOUT)

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,14 +20,12 @@ import requests
 import sqlalchemy as sa
 from flask import Flask
 
-from artifacts_app import PROJECT_ROOT, recording
+from artifacts_app import recording
 from artifacts_app.extensions import db
 from tests.factories import PASSWORD, make_user
 from tests.http_helpers import csrf_from
-from tests.servers import free_port, stop, wait_until_healthy
+from tests.servers import free_port, start_gunicorn, stop, wait_until_healthy
 
-GUNICORN = Path(sys.executable).parent / "gunicorn"
-CONFIG = PROJECT_ROOT / "gunicorn.conf.py"
 START_TIMEOUT = 30.0
 APP_NAME = "artifacts-gunicorn-test"  # how this server's sessions show in pg_stat_activity
 EMAIL = "exporter@example.com"
@@ -74,13 +70,9 @@ def server(app: Flask, database_url: str, tmp_path: Path, gunicorn_flags: tuple[
     if url.startswith("postgresql"):
         url = sa.engine.make_url(url).update_query_dict({"application_name": APP_NAME}).render_as_string(
             hide_password=False)
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "gunicorn-test-key", "INSECURE_COOKIES": "1",
-           "INSTANCE_PATH": str(tmp_path / "instance"), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",
-           "PYTHONUNBUFFERED": "1", **gunicorn_settings}
-    env.pop("PORT", None)
-    with log.open("wb") as output:
-        process = subprocess.Popen([str(GUNICORN), "--config", str(CONFIG), *gunicorn_flags, "wsgi:app"], cwd=PROJECT_ROOT, env=env,
-                                   stdout=output, stderr=subprocess.STDOUT)
+    process = start_gunicorn({"DATABASE_URL": url, "SECRET_KEY": "gunicorn-test-key", "INSECURE_COOKIES": "1",
+                              "INSTANCE_PATH": str(tmp_path / "instance"), "BIND": f"127.0.0.1:{port}",
+                              "WEB_CONCURRENCY": "1", **gunicorn_settings}, log, gunicorn_flags)
     running = Server("127.0.0.1", port, log, process)
     try:
         wait_until_healthy(running.url, process, log, START_TIMEOUT)

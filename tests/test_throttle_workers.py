@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -18,13 +16,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from artifacts_app import PROJECT_ROOT
 from tests.factories import PASSWORD, make_user
 from tests.http_helpers import csrf_from
-from tests.servers import free_port, stop, wait_until_healthy
+from tests.servers import free_port, start_gunicorn, stop, wait_until_healthy
 
 EMAIL = "ada@example.com"
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 START_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 10.0
 ACCESS_LINE = re.compile(r"^<(\d+)> (\S+) (\S+) \S+ (\d{3})$")
@@ -46,7 +42,6 @@ class Server:
                 lines.append((int(pid), method, path, int(status)))
         return lines
 
-
     def logged_posts(self, expected: int) -> list[tuple[int, int]]:
         """(worker pid, status) of the logged POSTs, once `expected` are in (a worker logs after answering)."""
         deadline = time.monotonic() + REQUEST_TIMEOUT
@@ -55,10 +50,6 @@ class Server:
             if len(posts) >= expected or time.monotonic() > deadline:
                 return posts
             time.sleep(0.05)
-
-
-
-
 
 
 @pytest.fixture
@@ -70,25 +61,18 @@ def server(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Server]:
     make_user(EMAIL)
     port = free_port()
     log = tmp_path / "gunicorn.log"
-    env = {
-        **os.environ,
+    settings = {
         "DATABASE_URL": database_url,
         "SECRET_KEY": "workers-share-this-key",
         "INSECURE_COOKIES": "1",
-        "PYTHONUNBUFFERED": "1",
         "INSTANCE_PATH": str(tmp_path / "instance"),
     }
-    for variable in ("RATELIMIT_STORAGE_URI", "TRUSTED_PROXIES", "SIGNUP_ENABLED"):
-        env.pop(variable, None)
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                str(GUNICORN), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-                "--access-logfile", "-", "--access-logformat", "%(p)s %(r)s %(s)s",
-                "--timeout", "60", "wsgi:app",  # its instance folder in tmp_path (INSTANCE_PATH)
-            ],
-            cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )
+    flags = [
+        "--workers", "2", "--bind", f"127.0.0.1:{port}",
+        "--access-logfile", "-", "--access-logformat", "%(p)s %(r)s %(s)s",
+        "--timeout", "60",
+    ]
+    process = start_gunicorn(settings, log, flags)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, process, log, START_TIMEOUT)
