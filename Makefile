@@ -42,7 +42,7 @@ test: lint
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 lint: install-dev
-	$(BIN)/ruff check artifacts_app security tests
+	$(BIN)/ruff check artifacts_app security tests bench
 	$(BIN)/mypy
 
 # Refresh the README's pictures in docs/screenshots/ on purpose (`make test` writes its own to a temporary folder).

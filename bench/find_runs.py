@@ -14,13 +14,13 @@ list fragment. It ends with the plan of a search query. Nothing leaves 127.0.0.1
 from __future__ import annotations
 
 import itertools
-from datetime import date, timedelta
 import os
 import sys
 import time
 import urllib.parse
 import urllib.request
 import uuid
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from harness import HX, median, migrate_to_head, next_rows_url, report, scratch_database, served, timed
@@ -42,7 +42,7 @@ def seed(url: str, user_id: str) -> str:
     pipeline_ids = [str(uuid.uuid4()) for _ in PIPELINES]
     rare_run = str(uuid.uuid4())
     with engine.begin() as connection:
-        for pipeline_id, name in zip(pipeline_ids, PIPELINES):
+        for pipeline_id, name in zip(pipeline_ids, PIPELINES, strict=True):
             connection.execute(sa.text(
                 "INSERT INTO pipelines (id, user_id, name, created_at) VALUES (:p, :u, :n, now())"),
                 {"p": pipeline_id, "u": user_id, "n": name})
@@ -54,7 +54,8 @@ def seed(url: str, user_id: str) -> str:
                                        input_tokens, output_tokens, cost, cost_source, error, artifact_data)
             SELECT gen_random_uuid()::text, (CAST(:pipelines AS text[]))[1 + n % 5], :u,
                    CASE WHEN n % 100 = 1 THEN 'running' WHEN n % 10 = 0 THEN 'failed' ELSE 'completed' END,
-                   'Review change ' || n || ': ' || (CAST(:words AS text[]))[1 + n % 1728] || ' ' || (CAST(:words AS text[]))[1 + (n * 7) % 1728],
+                   'Review change ' || n || ': ' || (CAST(:words AS text[]))[1 + n % 1728] || ' '
+                       || (CAST(:words AS text[]))[1 + (n * 7) % 1728],
                    now() - n * interval '1 minute' - interval '40 seconds',
                    CASE WHEN n % 100 = 1 THEN NULL ELSE now() - n * interval '1 minute' END,
                    (CAST(:models AS text[]))[1 + n % 4], 1000 + n % 5000, 100 + n % 700,
@@ -63,12 +64,15 @@ def seed(url: str, user_id: str) -> str:
                    CASE WHEN n % 10 = 0 THEN 'Timeout in step 7' END,
                    jsonb_build_object(
                        'finalOutput', CASE WHEN n % 100 = 1 OR n % 10 = 0 THEN ''
-                                      ELSE '# Summary ' || n || E'\n' || (CAST(:words AS text[]))[1 + (n * 13) % 1728] END,
+                                      ELSE '# Summary ' || n || E'\n'
+                                           || (CAST(:words AS text[]))[1 + (n * 13) % 1728] END,
                        'steps', (SELECT jsonb_agg(jsonb_build_object(
                            'agentId', 'agent-' || s, 'agentName', 'Agent ' || s, 'stepOrder', s,
                            'output', CASE WHEN s = 3 THEN 'The reviewer found ' ELSE 'Step notes: ' END
-                                     || CASE WHEN s = 3 AND n % 100 = 7 THEN 'pagination breaks on page two. ' ELSE '' END
-                                     || (SELECT string_agg((CAST(:words AS text[]))[1 + (n * 31 + s * 17 + k * 101) % 1728], ' ')
+                                     || CASE WHEN s = 3 AND n % 100 = 7 THEN 'pagination breaks on page two. '
+                                             ELSE '' END
+                                     || (SELECT string_agg(
+                                             (CAST(:words AS text[]))[1 + (n * 31 + s * 17 + k * 101) % 1728], ' ')
                                          FROM generate_series(1, 45) AS k)
                        ) ORDER BY s) FROM generate_series(0, :steps - 1) AS s))
             FROM generate_series(1, :runs) AS n

@@ -58,7 +58,8 @@ def main() -> None:
             call(path, body)
         with app.app_context():
             backends = set(db.session.execute(sa.text(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'"
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND backend_type = 'client backend'"
             )).scalars())
             db.session.rollback()
         profile = cProfile.Profile() if os.environ.get("PROFILE") else None

@@ -26,8 +26,9 @@ def main() -> None:
         engine = sa.create_engine(url)
         with engine.begin() as connection:
             pipeline_id = str(uuid.uuid4())
-            connection.execute(sa.text("INSERT INTO pipelines (id, user_id, name, created_at) VALUES (:p, :u, 'Bulk', now())"),
-                               {"p": pipeline_id, "u": user_id})
+            connection.execute(sa.text(
+                "INSERT INTO pipelines (id, user_id, name, created_at) VALUES (:p, :u, 'Bulk', now())"),
+                {"p": pipeline_id, "u": user_id})
             started = time.perf_counter()
             connection.execute(sa.text("""
                 INSERT INTO pipeline_runs (id, pipeline_id, user_id, status, input, created_at, completed_at, model,
@@ -74,7 +75,8 @@ def measure(root: str, opener: urllib.request.OpenerDirector, huge_id: str) -> N
         report("next 25 rows (htmx fragment, page 2)", timed(opener, f"{root}{cursor}", HX)),
         report("next 100 rows after 50,000 (htmx fragment)", timed(opener, f"{root}{deep_cursor}", HX)),
         report("totals over 100,000 runs (htmx fragment)", timed(opener, f"{root}/artifacts/totals", HX)),
-        report("small step tab of a run with a 20 MB step", timed(opener, f"{root}/artifacts/{huge_id}?tab=step-2", HX)),
+        report("small step tab of a run with a 20 MB step",
+               timed(opener, f"{root}/artifacts/{huge_id}?tab=step-2", HX)),
         report("20 MB step's tab (first 64 KB rendered, cached)",
                timed(opener, f"{root}/artifacts/{huge_id}?tab=step-1", HX)),
     ]

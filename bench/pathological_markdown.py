@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from artifacts_app import rendering  # noqa: E402
-from tests.pathological_markdown import family  # noqa: E402
+from artifacts_app import rendering
+from tests.pathological_markdown import family
 
 
 def unbounded(text: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
