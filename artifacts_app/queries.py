@@ -408,17 +408,27 @@ STEPS_ARRAY_POSTGRES = f"""(SELECT coalesce('[' || string_agg(json_strip_nulls(r
           FROM pipeline_run_steps AS s WHERE s.run_id = pipeline_runs.id) AS step)"""
 
 
+# What a run's line of an export holds beside its texts (ids, names, times, usage, JSON keys): a
+# little more than the fields' JSON takes, so a budget in bytes is not passed by runs of many short
+# steps.
+RUN_LINE_BYTES, STEP_LINE_BYTES = 600, 300
+
+
 def run_bytes(dialect: str) -> ColumnElement[int]:
-    """About how many bytes a run of an export holds once read: its texts, its JSON columns and its
-    steps' outputs. On PostgreSQL octet_length takes a long text's length from its TOAST header
-    without reading it, and a JSON column counts as stored (compressed, when large); SQLite has no
-    octet_length before 3.43, so there it is characters."""
+    """About how many bytes a run's line of an export takes: its texts, its JSON columns, each step's
+    texts, and the fields around them (RUN_LINE_BYTES, STEP_LINE_BYTES). On PostgreSQL octet_length
+    takes a long text's length from its TOAST header without reading it, and a JSON column counts
+    as stored (compressed, when large); SQLite has no octet_length before 3.43, so there it is
+    characters."""
     text_size, json_size = (func.octet_length, func.pg_column_size) if dialect == "postgresql" else (func.length,) * 2
-    steps = select(func.coalesce(func.sum(text_size(RunStep.output)), 0)).where(RunStep.run_id == PipelineRun.id)
-    parts = [*(text_size(column) for column in (PipelineRun.input, PipelineRun.final_output, PipelineRun.error)),
+    step_size = (text_size(RunStep.output) + text_size(RunStep.agent_id) + text_size(RunStep.agent_name)
+                 + func.coalesce(text_size(RunStep.model), 0) + STEP_LINE_BYTES)
+    steps = select(func.coalesce(func.sum(step_size), 0)).where(RunStep.run_id == PipelineRun.id)
+    parts = [*(text_size(column) for column in (PipelineRun.name, PipelineRun.input, PipelineRun.final_output,
+                                                 PipelineRun.error)),
              *(json_size(column) for column in (PipelineRun.artifact_data, PipelineRun.variables,
-                                                PipelineRun.run_metadata))]
-    total: ColumnElement[int] = steps.scalar_subquery()
+                                                PipelineRun.run_metadata, PipelineRun.tags))]
+    total: ColumnElement[int] = steps.scalar_subquery() + RUN_LINE_BYTES
     for part in parts:
         total = total + func.coalesce(part, 0)
     return total
@@ -428,10 +438,11 @@ def export_runs(
     user: User, filters: ListFilters, after: Cursor | None, limit: int, byte_budget: int
 ) -> list[Row[Any]]:
     """A batch of whole runs (outputs included) as rows of EXPORT_COLUMNS, newest first, for exports:
-    the next `limit` runs, or fewer when their outputs pass `byte_budget` (run_bytes; always at
-    least one run), so a batch of very large runs is not all held at once. Each row has `through`,
-    the bytes of the batch up to and including it, and on PostgreSQL `steps_array`, its steps
-    written as JSON (elsewhere see export_steps). One statement."""
+    the next `limit` runs, or as many of them as fit in `byte_budget` (run_bytes), or the next run
+    alone when it is larger than that: a batch of very large runs is never held at once. Each row
+    has `next_bytes`, the size of the run after it among the next `limit` (None for the last of
+    them: a batch whose last row has one was cut by the budget), and on PostgreSQL `steps_array`,
+    its steps written as JSON (elsewhere see export_steps). One statement."""
     dialect = db.session.get_bind().dialect.name
     newest = replace(filters, sort="newest")
     key, descending = sort_key(newest)
@@ -441,14 +452,15 @@ def export_runs(
     if after is not None:
         page = page.where(keyset_after(key, descending, after))
     paged = page.order_by(*order).limit(limit).subquery("page")
-    sized = select(paged, func.sum(paged.c.bytes).over(order_by=paged.c.position).label("through")).subquery("sized")
-    columns: tuple[Any, ...] = (*EXPORT_COLUMNS, sized.c.through)
+    sized = select(paged, func.sum(paged.c.bytes).over(order_by=paged.c.position).label("through"),
+                   func.lead(paged.c.bytes).over(order_by=paged.c.position).label("next_bytes")).subquery("sized")
+    columns: tuple[Any, ...] = (*EXPORT_COLUMNS, sized.c.next_bytes)
     if dialect == "postgresql":
         columns += (literal_column(STEPS_ARRAY_POSTGRES).label("steps_array"),)
     statement = (
         select(*columns).select_from(sized)
         .join(PipelineRun, PipelineRun.id == sized.c.run_id).join(Pipeline, Pipeline.id == PipelineRun.pipeline_id)
-        .where(sized.c.through - sized.c.bytes < byte_budget)
+        .where(or_(sized.c.through <= byte_budget, sized.c.position == 1))
         .order_by(sized.c.position)
     )
     return list(db.session.execute(statement).all())

@@ -529,10 +529,11 @@ def test_an_export_costs_a_query_or_two_a_batch_however_many_steps_its_runs_have
 def test_an_export_of_large_runs_holds_a_few_at_a_time_and_still_exports_every_one(
     signed_in: FlaskClient, user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch ends before its runs pass JSONL_BYTES, so 1,000 runs of 5 MB are never read at once:
-    here a budget of 10 KB and runs of about 4 KB make batches of two, a run larger than the budget
-    is a batch of its own, and the file still holds every run once, newest first, then its summary."""
-    monkeypatch.setattr(exports, "JSONL_BYTES", 10_000)
+    """A batch holds at most JSONL_BYTES (as run_bytes counts them), or one run larger than that, so
+    1,000 runs of 5 MB are never read at once: here a budget of 25 KB and runs of about 10 KB make
+    batches of two, a run of 60 KB is a batch of its own, and the file still holds every run once,
+    newest first, then its summary."""
+    monkeypatch.setattr(exports, "JSONL_BYTES", 25_000)
     noise = random.Random(15)
 
     def text(characters: int) -> str:  # does not compress, as PostgreSQL would compress repeated text
@@ -555,10 +556,27 @@ def test_an_export_of_large_runs_holds_a_few_at_a_time_and_still_exports_every_o
     *lines, summary = "".join(chunks).splitlines()
     assert [json.loads(line)["id"] for line in lines] == ids[::-1]
     assert json.loads(summary) == {"export": {"runs": len(sizes), "complete": True}}
-    # Newest first: 4 KB ×2, the 30 KB run alone, 4 KB ×2, ×2, ×1; after a cut batch, the next sizes
-    # at most twice the runs it took (not 1,000 runs sized again for two taken).
+    # Newest first: two runs, the large one alone, two, two, one; after a cut batch, the next sizes at
+    # most twice the runs it took (not 1,000 runs sized again for two taken). A final output counts
+    # twice (its column and the run's document), so a run of 4,000 characters is about 10 KB.
     assert batches == [(1000, 2), (4, 1), (2, 2), (4, 2), (4, 1)]
     for chunk in chunks[:-1]:
         assert chunk.count("\n") == 1 or len(chunk.encode()) <= exports.JSONL_BYTES
     whole = signed_in.get("/artifacts/export?format=jsonl").get_data(as_text=True)
     assert whole == "".join(chunks)
+
+
+def test_runs_of_many_short_steps_count_toward_an_exports_byte_budget(
+    user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step's line is more than its output (its agent, order, status, usage and keys): runs of 200
+    empty-output steps fill a batch too, rather than 1,000 of them passing for runs of no size."""
+    monkeypatch.setattr(exports, "JSONL_BYTES", 100_000)
+    many = [{"agentId": f"agent-{order}", "agentName": f"Agent number {order}", "output": "", "stepOrder": order}
+            for order in range(200)]
+    for index in range(3):
+        make_run(user, steps=many, usage=None, completed_at=T0 + timedelta(minutes=index))
+    chunks = list(exports.jsonl_lines(user, ListFilters()))
+    runs_per_chunk = [chunk.count("\n") for chunk in chunks]
+    assert runs_per_chunk == [1, 1, 2]  # one run a batch; the summary line ends the last chunk
+    assert max(len(chunk.encode()) for chunk in chunks) < exports.JSONL_BYTES

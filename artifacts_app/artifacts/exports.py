@@ -24,9 +24,9 @@ CSV_BATCH = 1000
 # of text (bench/export.py: the worker's peak RSS grows by about 30 MB). Larger batches save little
 # (a query or two a batch) and hold more at once.
 JSONL_BATCH = 1000
-# And a batch ends before its runs pass this many bytes of text (queries.run_bytes), so 1,000 runs of
-# 5 MB each are not read at once: a worker holds a batch about three times over (the rows, their
-# lines, the chunk sent), and a worker of 4 threads may be exporting 4 times at once.
+# And a batch holds at most this many bytes of lines (as queries.run_bytes counts them), or one run
+# larger than that, so 1,000 runs of 5 MB each are not read at once: a worker holds a batch about
+# three times over (the rows, their lines, the chunk sent), and may be exporting 4 times at once.
 JSONL_BYTES = 16 * 1024 * 1024
 # Cells a spreadsheet would read as a formula (OWASP "CSV injection"): =, +, -, @, tab, CR.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -99,8 +99,8 @@ def jsonl_lines(user: User, filters: ListFilters) -> Iterator[str]:
         arrays = steps_arrays(user, runs)
         chunk = "".join(export_line(run, run.pipeline_name, arrays[run.id]) for run in runs)
         exported += len(runs)
-        cut = bool(runs) and runs[-1].through >= JSONL_BYTES
-        if not cut and len(runs) < limit:  # a short batch the byte budget did not cut: the end
+        cut = bool(runs) and runs[-1].next_bytes is not None  # the byte budget left the next run out
+        if not cut and len(runs) < limit:  # fewer runs than asked for, and none left out: the end
             yield chunk + summary_line(exported)
             return
         yield chunk
