@@ -110,13 +110,6 @@ def account_contents(user: User) -> AccountContents:
                            active_tokens=sum(1 for token in tokens if token.revoked_at is None))
 
 
-def token_by_hash(token_hash: str) -> ApiToken | None:
-    """The API token with this hash (how a bearer token finds its user)."""
-    return db.session.execute(
-        select(ApiToken).where(ApiToken.token_hash == token_hash)
-    ).scalar_one_or_none()
-
-
 # Built once: every API request asks, and building it (and its cache key) cost more than running it.
 TOKEN_WITH_USER = (
     select(ApiToken.id, ApiToken.token_hash, ApiToken.revoked_at, ApiToken.last_used_at, User)
@@ -543,9 +536,8 @@ RUN_TEXTS = {"input": PipelineRun.input, "error": PipelineRun.error}
 def run_text(user: User, run_id: str, which: str, max_chars: int | None = None) -> OutputText | None:
     """The user's run's input or error ("input" or "error"): its first max_chars (all of it without
     max_chars) and its whole size in UTF-8 bytes; None for a missing run or an absent or empty error
-    (an empty error is no error). Only
-    that start leaves the database (PostgreSQL decompresses only what substr needs, and reads the
-    size from the value's header)."""
+    (an empty error is no error). Only that start leaves the database (PostgreSQL decompresses only
+    what substr needs, and reads the size from the value's header)."""
     column = RUN_TEXTS[which]
     shown = column if max_chars is None else func.substr(column, 1, max_chars)
     row = db.session.execute(

@@ -25,10 +25,8 @@ from .truncation import FirstPart, _unclosed_fence, first_part, truncate_for_ren
 
 __all__ = [
     "FAILED_NOTICE", "FirstPart", "LINK_NOTICE", "RENDERER_VERSION", "SLOW_NOTICE", "_Renderer", "_unclosed_fence",
-    "cache",
-    "cache_config", "cache_key_for", "first_part", "forget_cached", "init_app", "panel_cache_key", "plain_fallback",
-    "render_cached", "render_in_process",
-    "render_markdown", "sanitize", "truncate_for_render",
+    "cache", "cache_config", "cache_key_for", "first_part", "forget_cached", "init_app", "panel_cache_key",
+    "plain_fallback", "render_cached", "render_in_process", "render_markdown", "sanitize", "truncate_for_render",
 ]
 
 logger = logging.getLogger(__name__)
