@@ -13,6 +13,7 @@ from . import compression, config, rendering, security_headers, urls
 from .converters import IdConverter
 from .extensions import csrf, db, login_manager, migrate
 from .pricing import PriceTable
+from .sessions import PagesOnlySessionInterface
 from .throttle import make_throttle
 
 __version__ = "0.1.0"
@@ -76,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None, instance_path: str | P
 
     for blueprint in (health_bp, auth_bp, artifacts_bp, usage_bp, settings_bp, api_bp):
         app.register_blueprint(blueprint)
+    app.session_interface = PagesOnlySessionInterface(api_bp.url_prefix or "")
     register_error_handlers(app)
     register_filters(app)
     urls.init_app(app)  # an untrusted Host is answered 400 before any other hook sees the request

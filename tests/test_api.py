@@ -997,3 +997,24 @@ def test_the_openapi_document_is_public_and_linked_from_the_tokens_page(app: Fla
     factories.make_user("reader@example.com")
     log_in(client, "reader@example.com")
     assert f'href="{API}/openapi.json"' in client.get("/settings/tokens").get_data(as_text=True)
+
+
+def test_the_api_has_no_cookie_session_even_for_a_signed_in_browser(signed_in: FlaskClient, user: Any) -> None:
+    """A bearer token authenticates the API and a session cookie never does: its answers neither read
+    nor set a cookie nor vary on one, while the pages keep their session."""
+    _, clear = tokens.create_token(user, "executor")
+    db.session.commit()
+    bearer = {"Authorization": f"Bearer {clear}"}
+
+    cookie_only = signed_in.get(f"{API}/runs")
+    created = signed_in.post(f"{API}/runs", json={"pipeline": "P", "input": "i"}, headers=bearer)
+    listed = signed_in.get(f"{API}/runs", headers=bearer)
+
+    assert_json_error(cookie_only, 401, "unauthorized")
+    assert (created.status_code, listed.status_code) == (201, 200)
+    for answer in (cookie_only, created, listed):
+        assert "cookie" not in answer.headers.get("Vary", "").lower(), answer.headers
+        assert "Set-Cookie" not in answer.headers
+    page = signed_in.get("/", follow_redirects=True)  # the session still signs the browser in
+    assert page.status_code == 200 and user.email in page.get_data(as_text=True)
+    assert "cookie" in page.headers.get("Vary", "").lower()
