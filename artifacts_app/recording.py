@@ -450,6 +450,19 @@ def pipeline_ids(user: User, names: Iterable[str]) -> dict[str, str]:
     ).tuples().all())
 
 
+def autocommit_single_writes() -> None:
+    """On PostgreSQL, run the rest of this session's work in autocommit: each statement commits by
+    itself, with no BEGIN and COMMIT sent around it. For a request whose only write is write_new's
+    one statement, which is all or nothing by itself (the pipelines it may create first are
+    get-or-create, kept even if the run then fails). SQLite's write_new is several statements and
+    keeps its transaction. Call before the session's first statement; the pool puts the connection
+    back in its usual mode when the request ends.
+
+    bench/README.md, "Fifth pass": 8% of a one-shot run's CPU in the app and in the database."""
+    if search.postgres():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def write_new(user: User, runs: list[PreparedRun]) -> None:
     """Write checked runs as they are (one INSERT of each finished row, no second version), their
     steps, their search index and their share of the summaries: a handful of statements for any

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from .models import PipelineRun, RunStep
-from .schemas import ExportSummary, RunOut, RunRecord, RunSummary, UsageOut
+from .schemas import ExportSummary, RunRecord, RunSummary, UsageOut
 
 # A run as its columns: the ORM object, or a row of queries.EXPORT_COLUMNS (same names).
 RunColumns = PipelineRun | Row[Any]
@@ -102,12 +102,15 @@ def summary_line(runs: int) -> str:
     return json_line(ExportSummary.model_validate({"export": {"runs": runs, "complete": True}}).model_dump(mode="json"))
 
 
-def run_out(run: PipelineRun, pipeline_name: str, *, url: str, warnings: list[str] | None) -> RunOut:
-    """The run as the API returns it; `warnings` is left out of the JSON when None."""
+def run_out(run: PipelineRun, pipeline_name: str, *, url: str, warnings: list[str] | None) -> dict[str, Any]:
+    """The run as the API returns it, in schemas.RunOut's shape, JSON-ready; `warnings` is left out
+    when None. Not passed through RunOut: these are the stored, already checked values, and building
+    and dumping the model took a tenth of a one-shot POST's time in the app. tests/test_api_schema.py
+    holds every answer to the OpenAPI document, which RunOut defines."""
     fields = record_fields(run, pipeline_name, run.steps) | {"url": url}
     if warnings is not None:
         fields["warnings"] = warnings
-    return RunOut.model_validate(fields)
+    return fields
 
 
 def run_summary(row: Any, *, url: str) -> RunSummary:

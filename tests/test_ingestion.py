@@ -81,6 +81,66 @@ def test_a_one_shot_run_is_one_insert_of_the_finished_row_in_one_transaction(
     assert fetched["cost"] == "0.002250000000" and fetched["usage"] == {"inputTokens": 500, "outputTokens": 100}
 
 
+def in_transaction(conn: Any) -> bool:
+    """Whether a statement about to be sent on this connection goes inside a transaction: on psycopg,
+    one is open already or the driver will send BEGIN first (it does unless in autocommit)."""
+    driver = conn.connection.dbapi_connection
+    return not getattr(driver, "autocommit", False)
+
+
+@contextmanager
+def transactions() -> Iterator[list[tuple[str, bool]]]:
+    """Each statement sent while inside (its first words), and whether it went inside a transaction."""
+    sent: list[tuple[str, bool]] = []
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append((" ".join(statement.split()[:3]), in_transaction(conn)))
+
+    sa.event.listen(db.engine, "before_cursor_execute", on_execute)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", on_execute)
+
+
+@pytest.mark.postgres_only
+def test_a_one_shot_run_without_a_key_is_sent_without_begin_and_commit_and_with_one_in_a_transaction(
+    client: FlaskClient, ada: Caller
+) -> None:
+    """On PostgreSQL the run is one statement, whole by itself, so without an Idempotency-Key the
+    request runs in autocommit: two round trips (the token, the run) instead of four. With a key,
+    the run and its key are written in one transaction. Either way the connection goes back to the
+    pool as it was: the step-by-step writes after it are transactions again."""
+    first = client.post(f"{API}/runs", json=finished(0), headers=ada.headers)  # makes the pipeline
+    assert first.status_code == 201
+
+    with transactions() as unkeyed:
+        alone = client.post(f"{API}/runs", json=finished(1), headers=ada.headers)
+    with transactions() as keyed:
+        with_key = client.post(f"{API}/runs", json=finished(2), headers={**ada.headers, "Idempotency-Key": "k-2"})
+    with transactions() as started:
+        opened = client.post(f"{API}/runs", json={"pipeline": "Loader", "input": "open"}, headers=ada.headers)
+    with transactions() as step:
+        added = client.post(f"{API}/runs/{opened.get_json()['id']}/steps",
+                            json={"agentId": "a", "agentName": "A", "output": "o", "stepOrder": 0},
+                            headers=ada.headers)
+
+    assert (alone.status_code, with_key.status_code, opened.status_code, added.status_code) == (201, 201, 201, 200)
+    assert [statement for statement, _ in unkeyed] == ["SELECT api_tokens.id, api_tokens.token_hash,",
+                                                       "SELECT written_id, written_pipeline_id"]
+    assert not any(inside for _, inside in unkeyed), unkeyed
+    assert any(statement.startswith("INSERT INTO idempotency_keys") for statement, _ in keyed), keyed
+    assert all(inside for _, inside in keyed), keyed
+    assert not any(inside for _, inside in started), started  # a start is one statement too
+    assert step and all(inside for _, inside in step), step
+    listed = client.get(f"{API}/runs", headers=ada.headers).get_json()["runs"]
+    assert sorted((run["id"], run["status"]) for run in listed) == sorted(
+        [(first.get_json()["id"], "completed"), (alone.get_json()["id"], "completed"),
+         (with_key.get_json()["id"], "completed"), (opened.get_json()["id"], "running")])
+    steps = client.get(f"{API}/runs/{opened.get_json()['id']}", headers=ada.headers).get_json()["steps"]
+    assert [step["output"] for step in steps] == ["o"]
+
+
 def test_last_used_at_is_written_once_a_minute_with_a_writes_own_transaction(
     client: FlaskClient, ada: Caller
 ) -> None:

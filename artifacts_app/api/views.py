@@ -18,6 +18,7 @@ from ..urls import external_url
 from . import batching, bp, openapi
 from .errors import ApiError
 from .inputs import (
+    autocommits_unless_keyed,
     current_api_user,
     idempotency_key,
     json_body,
@@ -47,9 +48,8 @@ def run_json(run: PipelineRun, pipeline_name: str | None = None) -> dict[str, An
         if run.input_tokens is None:
             reason = "no token usage was reported"
         warnings = [f"The run is unpriced: {reason}. Report usage.cost or add a price (PRICES_FILE)."]
-    body = run_out(run, pipeline_name or run.pipeline.name, url=external_url("artifacts.detail", run_id=run.id),
+    return run_out(run, pipeline_name or run.pipeline.name, url=external_url("artifacts.detail", run_id=run.id),
                    warnings=warnings)
-    return body.model_dump(mode="json", exclude_unset=True)
 
 
 Written = TypeVar("Written")
@@ -71,6 +71,7 @@ def recorded(call: Callable[[], Written]) -> Written:
 
 
 @bp.post("/runs")
+@autocommits_unless_keyed
 @token_required
 def create_run() -> tuple[Response, int]:
     """Start a run, or record a finished one (status completed|failed) in one call: the row is
