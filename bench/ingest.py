@@ -83,6 +83,29 @@ def cpu_seconds(pids: set[int]) -> dict[int, float]:
     return used
 
 
+def busy_fraction(seconds: float) -> float:
+    """How busy the machine's CPUs were over the next `seconds` (Linux /proc/stat), 0 to 1."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    total, idle = sample()
+    time.sleep(seconds)
+    total_after, idle_after = sample()
+    return 1 - (idle_after - idle) / max(total_after - total, 1)
+
+
+def settle(quiet: float = 0.15, most_seconds: float = 90.0) -> None:
+    """Wait until the machine is quiet (at most `quiet` busy for two seconds in a row), or most_seconds.
+    What the previous measurement left running (the checkpoint after a database is dropped, autovacuum)
+    otherwise lands on the next one, and made a round's "after" up to 1.6 times slower than the next."""
+    started, calm = time.monotonic(), 0
+    while calm < 2 and time.monotonic() - started < most_seconds:
+        calm = calm + 1 if busy_fraction(1.0) <= quiet else 0
+    print(f"settled in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
 def server_pids(master: int, url: str) -> tuple[set[int], set[int]]:
     """gunicorn and its workers; the PostgreSQL backends serving this database (not the one asking)."""
     workers = {int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()}
@@ -241,10 +264,13 @@ def main() -> None:
         with serving(env) as (root, master):
             # Warm up every worker (imports, connections) before measuring.
             single(root, token, 10_000_000, 40)
+            settle()
             with cpu_used(master, url) as single_cpu:
                 single_rate = single(root, token, 0, SINGLE_RUNS)
+            settle()
             with cpu_used(master, url) as batch_cpu:
                 batch_rate = batch(root, token, 1_000_000)
+        settle()
         bulk_rate, bulk_cpu = bulk(url, user_id, 2_000_000)
         searchable_rate, searchable_cpu = bulk(url, user_id, 3_000_000, searchable=True)
         stored = run_count(url)
