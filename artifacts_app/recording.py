@@ -451,12 +451,12 @@ def pipeline_ids(user: User, names: Iterable[str]) -> dict[str, str]:
 
 
 def autocommit_single_writes() -> None:
-    """On PostgreSQL, run the rest of this session's work in autocommit: each statement commits by
-    itself, with no BEGIN and COMMIT sent around it. For a request whose only write is write_new's
-    one statement, which is all or nothing by itself (the pipelines it may create first are
-    get-or-create, kept even if the run then fails). SQLite's write_new is several statements and
-    keeps its transaction. Call before the session's first statement; the pool puts the connection
-    back in its usual mode when the request ends.
+    """On PostgreSQL, run the session's work up to its first commit or rollback in autocommit: each
+    statement commits by itself, with no BEGIN and COMMIT sent around it. For a request whose only
+    write is write_new's one statement, which is all or nothing by itself (the pipelines it may
+    create first are get-or-create, kept even if the run then fails; the token's last use is kept
+    anyway). SQLite's write_new is several statements and keeps its transaction. Call before the
+    session's first statement; the pool puts the connection back in its usual mode when it returns.
 
     bench/README.md, "Fifth pass": 8% of a one-shot run's CPU in the app and in the database."""
     if search.postgres():

@@ -46,6 +46,11 @@ def create_token(user: User, name: str) -> tuple[ApiToken, str]:
 TOUCH_KEY = "token_last_used"  # session.info: the token whose last_used_at this transaction writes
 
 
+def well_formed(clear: str) -> bool:
+    """Whether a text could be a token of this app at all (its prefix): what is not needs no lookup."""
+    return clear.startswith(TOKEN_PREFIX)
+
+
 def authenticate(clear: str, *, write_now: bool = True) -> User | None:
     """The user a bearer token belongs to, or None for an unknown or revoked token: one statement.
 
@@ -54,7 +59,7 @@ def authenticate(clear: str, *, write_now: bool = True) -> User | None:
     request that only reads writes it after its reads, since a SQLite transaction that has read
     cannot take the write lock while another writer holds it.
     """
-    if not clear.startswith(TOKEN_PREFIX):
+    if not well_formed(clear):
         return None
     digest = hash_token(clear)
     found = queries.token_with_user(digest)

@@ -141,6 +141,32 @@ def test_a_one_shot_run_without_a_key_is_sent_without_begin_and_commit_and_with_
     assert [step["output"] for step in steps] == ["o"]
 
 
+def test_a_post_without_a_well_formed_bearer_token_is_refused_without_asking_the_database(
+    client: FlaskClient, ada: Caller
+) -> None:
+    """A missing, foreign or malformed token is a 401 without a connection taken from the pool: such a
+    request neither waits for the database nor gets a 503 while it is away. A well-formed one is looked up."""
+    before = stored()
+    checkouts: list[object] = []
+
+    def on_checkout(*_: Any) -> None:
+        checkouts.append(1)
+
+    sa.event.listen(db.engine.pool, "checkout", on_checkout)
+    try:
+        for headers in ({}, {"Authorization": "Basic YTpi"}, {"Authorization": "Bearer junk"},
+                        {"Authorization": "Bearer "}, {"Authorization": "Bearer junk", "Idempotency-Key": "k"}):
+            for path in ("/runs", "/runs/batch"):
+                assert_json_error(client.post(f"{API}{path}", json=finished(0), headers=headers), 401, "unauthorized")
+        assert checkouts == []
+        unknown = client.post(f"{API}/runs", json=finished(0), headers={"Authorization": "Bearer art_unknown"})
+        assert_json_error(unknown, 401, "unauthorized")
+        assert checkouts
+    finally:
+        sa.event.remove(db.engine.pool, "checkout", on_checkout)
+    assert stored() == before
+
+
 def test_last_used_at_is_written_once_a_minute_with_a_writes_own_transaction(
     client: FlaskClient, ada: Caller
 ) -> None:

@@ -26,9 +26,8 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         writes = request.method not in ("GET", "HEAD", "OPTIONS")
-        user = tokens.authenticate(token.strip(), write_now=writes) if scheme.lower() == "bearer" else None
+        user = tokens.authenticate(bearer_token(), write_now=writes)
         if user is None:
             raise ApiError(401, "unauthorized", "A valid bearer token is required.")
         g.api_user = user
@@ -46,16 +45,23 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def bearer_token() -> str:
+    """The token of an `Authorization: Bearer <token>` header; "" without one."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def autocommits_unless_keyed(view: Callable[..., Any]) -> Callable[..., Any]:
     """For POST /runs, whose write without an Idempotency-Key is one statement on PostgreSQL: the
     request runs in autocommit there (recording.autocommit_single_writes), so its token lookup and
     its write are sent without BEGIN and COMMIT, two round trips of four. Put above token_required,
     whose lookup is the first statement. With a key, the run and its key are two statements that
-    must stand or fall together, so they keep a transaction."""
+    must stand or fall together, so they keep a transaction. A request without a well-formed token
+    is left alone: token_required refuses it (401) without asking the database."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not request.headers.get("Idempotency-Key"):
+        if tokens.well_formed(bearer_token()) and not request.headers.get("Idempotency-Key"):
             recording.autocommit_single_writes()
         return view(*args, **kwargs)
 
