@@ -16,6 +16,7 @@ class PagesOnlySessionInterface(SecureCookieSessionInterface):
         self.api_path = api_prefix.rstrip("/") + "/"
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        # By path: the session opens before the URL is matched, so request.blueprint is not known yet.
         if request.path.startswith(self.api_path):
             return None  # Flask makes it the null session
         return super().open_session(app, request)

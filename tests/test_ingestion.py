@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -31,6 +31,18 @@ def finished(number: int, **fields: Any) -> dict[str, Any]:
 
 
 @contextmanager
+def listening(target: Any, **handlers: Callable[..., None]) -> Iterator[None]:
+    """SQLAlchemy event handlers on `target` (by event name) while inside."""
+    for name, handler in handlers.items():
+        sa.event.listen(target, name, handler)
+    try:
+        yield
+    finally:
+        for name, handler in handlers.items():
+            sa.event.remove(target, name, handler)
+
+
+@contextmanager
 def statements() -> Iterator[list[str]]:
     """Every SQL statement sent while inside, and (as "COMMIT") every commit."""
     sent: list[str] = []
@@ -41,14 +53,8 @@ def statements() -> Iterator[list[str]]:
     def on_commit(conn: Any) -> None:
         sent.append("COMMIT")
 
-    engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", on_execute)
-    sa.event.listen(engine, "commit", on_commit)
-    try:
+    with listening(db.engine, before_cursor_execute=on_execute, commit=on_commit):
         yield sent
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", on_execute)
-        sa.event.remove(engine, "commit", on_commit)
 
 
 def test_a_one_shot_run_is_one_insert_of_the_finished_row_in_one_transaction(
@@ -96,11 +102,8 @@ def transactions() -> Iterator[list[tuple[str, bool]]]:
     def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         sent.append((" ".join(statement.split()[:3]), in_transaction(conn)))
 
-    sa.event.listen(db.engine, "before_cursor_execute", on_execute)
-    try:
+    with listening(db.engine, before_cursor_execute=on_execute):
         yield sent
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", on_execute)
 
 
 @pytest.mark.postgres_only
@@ -152,8 +155,7 @@ def test_a_post_without_a_well_formed_bearer_token_is_refused_without_asking_the
     def on_checkout(*_: Any) -> None:
         checkouts.append(1)
 
-    sa.event.listen(db.engine.pool, "checkout", on_checkout)
-    try:
+    with listening(db.engine.pool, checkout=on_checkout):
         for headers in ({}, {"Authorization": "Basic YTpi"}, {"Authorization": "Bearer junk"},
                         {"Authorization": "Bearer "}, {"Authorization": "Bearer junk", "Idempotency-Key": "k"}):
             for path in ("/runs", "/runs/batch"):
@@ -162,8 +164,6 @@ def test_a_post_without_a_well_formed_bearer_token_is_refused_without_asking_the
         unknown = client.post(f"{API}/runs", json=finished(0), headers={"Authorization": "Bearer art_unknown"})
         assert_json_error(unknown, 401, "unauthorized")
         assert checkouts
-    finally:
-        sa.event.remove(db.engine.pool, "checkout", on_checkout)
     assert stored() == before
 
 

@@ -61,6 +61,7 @@ def autocommits_unless_keyed(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        # Any Idempotency-Key header at all, even one idempotency_key() will refuse, keeps the transaction.
         if tokens.well_formed(bearer_token()) and not request.headers.get("Idempotency-Key"):
             recording.autocommit_single_writes()
         return view(*args, **kwargs)
