@@ -34,6 +34,9 @@ SINGLE_RUNS = int(os.environ.get("SINGLE_RUNS", "2000"))
 BATCH_RUNS = int(os.environ.get("BATCH_RUNS", "10000"))
 BATCH_SIZE = 500
 WORKERS = os.environ.get("WEB_CONCURRENCY", "4")
+# CLIENT_CPU=1: the clients on that core, the server (gunicorn, its PostgreSQL backends) on the others,
+# as executors would not share the server's machine; unset, they all share every core.
+CLIENT_CPU = os.environ.get("CLIENT_CPU")
 STEPS = 5
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "the", "model", "writes",
          "a", "careful", "review", "of", "it"]
@@ -104,6 +107,20 @@ def settle(quiet: float = 0.15, most_seconds: float = 90.0) -> None:
     while calm < 2 and time.monotonic() - started < most_seconds:
         calm = calm + 1 if busy_fraction(1.0) <= quiet else 0
     print(f"settled in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+def pin_apart(master: int, url: str) -> None:
+    """With CLIENT_CPU set: this process (the clients' threads start from it) on that core, every
+    thread of the server's processes on the other cores."""
+    if CLIENT_CPU is None:
+        return
+    client = {int(CLIENT_CPU)}
+    server = set(range(os.cpu_count() or 1)) - client
+    app, database = server_pids(master, url)
+    for pid in app | database:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            os.sched_setaffinity(int(task.name), server)
+    os.sched_setaffinity(0, client)
 
 
 def server_pids(master: int, url: str) -> tuple[set[int], set[int]]:
@@ -264,6 +281,7 @@ def main() -> None:
         with serving(env) as (root, master):
             # Warm up every worker (imports, connections) before measuring.
             single(root, token, 10_000_000, 40)
+            pin_apart(master, url)
             settle()
             with cpu_used(master, url) as single_cpu:
                 single_rate = single(root, token, 0, SINGLE_RUNS)

@@ -4,7 +4,7 @@ enough to compare two versions of the code a few percent apart (bench/ingest.py'
 by a fifth with the host).
 
 BENCH_DATABASE_URL=postgresql+psycopg://USER:PASS@127.0.0.1/postgres .venv/bin/python bench/ingest_inprocess.py
-(MODE=single|batch, N runs; PROFILE=1 prints cProfile's top functions.)
+(MODE=single|batch, N runs; PROFILE=1 prints cProfile's top TOP functions (40) by SORT (cumulative, or tottime).)
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def main() -> None:
               f"database {database_cpu * 1000 / runs:.3f} ms ({len(backends)} connection)")
         if profile:
             out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(40)
+            stats = pstats.Stats(profile, stream=out).sort_stats(os.environ.get("SORT", "cumulative"))
+            stats.print_stats(int(os.environ.get("TOP", "40")))
             print(out.getvalue())
 
 
