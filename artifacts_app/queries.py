@@ -25,8 +25,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import defer, make_transient_to_detached, selectinload
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm import defer, selectinload
 
 from . import search
 from .extensions import db
@@ -112,10 +111,8 @@ def account_contents(user: User) -> AccountContents:
 
 
 # Built once: every API request asks, and building it (and its cache key) cost more than running it.
-# Columns only, not the User entity: loading the user as an ORM object was a tenth of a one-shot
-# run's CPU in the app (bench/README.md, "Sixth pass"); token_with_user attaches it by its id.
 TOKEN_WITH_USER = (
-    select(ApiToken.id, ApiToken.token_hash, ApiToken.revoked_at, ApiToken.last_used_at, ApiToken.user_id)
+    select(ApiToken.id, ApiToken.token_hash, ApiToken.revoked_at, ApiToken.last_used_at, User)
     .join(User, User.id == ApiToken.user_id)
     .where(ApiToken.token_hash == bindparam("token_hash"))
 )
@@ -123,23 +120,9 @@ TOKEN_WITH_USER = (
 
 def token_with_user(token_hash: str) -> tuple[Row[Any], User] | None:
     """The API token with this hash (what checking it needs: id, token_hash, revoked_at,
-    last_used_at) and its user, in one statement, run on the session's connection (Core: no ORM
-    loading). The user comes back attached to the session with only its id known: an API request
-    needs no more (whose runs), and anything else it reads is loaded then, as for any expired object."""
-    row = db.session.connection().execute(TOKEN_WITH_USER, {"token_hash": token_hash}).one_or_none()
-    return None if row is None else (row, user_by_id_unloaded(row.user_id))
-
-
-def user_by_id_unloaded(user_id: str) -> User:
-    """The session's User of this id, without a query: the one it holds, or a new one attached with
-    its other columns unloaded (make_transient_to_detached), read from the database when first used."""
-    held = db.session.identity_map.get(identity_key(User, user_id))
-    if held is not None:
-        return held
-    user = User(id=user_id)
-    make_transient_to_detached(user)
-    db.session.add(user)
-    return user
+    last_used_at) and its user, in one statement."""
+    row = db.session.execute(TOKEN_WITH_USER, {"token_hash": token_hash}).one_or_none()
+    return None if row is None else (row, row.User)
 
 
 def tokens_for_user(user: User) -> list[ApiToken]:

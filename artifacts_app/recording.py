@@ -424,11 +424,10 @@ def write_new_postgres(user: User, runs: list[PreparedRun]) -> None:
     if rollups.BATCH_KEY in db.session.info:
         raise RuntimeError("write_new counts its runs itself: not inside rollups.counted_together")
     values = {"user_id": user.id, "runs": runs_document(runs)}
-    # On the session's connection (Core): the session's own execute adds its ORM layer for nothing here.
-    written = dict(db.session.connection().execute(POSTGRES_NEW_RUNS, values).tuples().all())
+    written = dict(db.session.execute(POSTGRES_NEW_RUNS, values).tuples().all())
     if not written:  # a pipeline of theirs does not exist yet
         create_pipelines(user, (new.pipeline_name for new in runs))
-        written = dict(db.session.connection().execute(POSTGRES_NEW_RUNS, values).tuples().all())
+        written = dict(db.session.execute(POSTGRES_NEW_RUNS, values).tuples().all())
     for new in runs:
         new.row["pipeline_id"] = written[new.id]
 

@@ -3,7 +3,8 @@ clients at once, through POST /api/v1/runs/batch (500 a request), and the same r
 the reference, against gunicorn started with gunicorn.conf.py on 127.0.0.1.
 
 BENCH_DATABASE_URL=postgresql://USER:PASS@127.0.0.1/postgres .venv/bin/python bench/ingest.py
-(SINGLE_RUNS, BATCH_RUNS, WEB_CONCURRENCY to change the sizes; the defaults are in the README.)
+(SINGLE_RUNS, BATCH_RUNS, WEB_CONCURRENCY to change the sizes; the defaults are in the README;
+CLIENT_CPU=1 to keep the clients on core 1 and the server on the others.)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ BATCH_SIZE = 500
 WORKERS = os.environ.get("WEB_CONCURRENCY", "4")
 # CLIENT_CPU=1: the clients on that core, the server (gunicorn, its PostgreSQL backends) on the others,
 # as executors would not share the server's machine; unset, they all share every core.
-CLIENT_CPU = os.environ.get("CLIENT_CPU")
+CLIENT_CPU = os.environ.get("CLIENT_CPU") or None
 STEPS = 5
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "the", "model", "writes",
          "a", "careful", "review", "of", "it"]

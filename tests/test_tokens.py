@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from artifacts_app import accounts, tokens
 from artifacts_app.extensions import db
@@ -102,30 +102,6 @@ def test_authenticate_returns_the_owner_and_records_last_use(ada: User) -> None:
 
     assert user is not None and user.id == ada.id
     assert fresh(token).last_used_at is not None
-
-
-def test_authenticate_reads_only_the_token_and_the_user_loads_the_rest_when_read(ada: User) -> None:
-    _token, clear = issue(ada)
-    ada_id = ada.id
-    tokens.authenticate(clear)
-    db.session.commit()  # its last use written: within the minute, the next lookup writes nothing
-    db.session.remove()  # a new request's session, holding no user
-    sent: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        sent.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        user = tokens.authenticate(clear)
-        assert user is not None and user.id == ada_id
-        assert [statement.split()[:2] for statement in sent] == [["SELECT", "api_tokens.id,"]]
-        assert user.email == ADA  # read from the database now, the usual way
-        assert len(sent) == 2 and "FROM users" in sent[1]
-        assert tokens.authenticate(clear) is user  # the session's own, not a second object
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-    db.session.rollback()
 
 
 def test_authenticate_writes_last_use_at_most_once_a_minute(ada: User) -> None:
