@@ -4,7 +4,7 @@ the reference, against gunicorn started with gunicorn.conf.py on 127.0.0.1.
 
 BENCH_DATABASE_URL=postgresql://USER:PASS@127.0.0.1/postgres .venv/bin/python bench/ingest.py
 (SINGLE_RUNS, BATCH_RUNS, WEB_CONCURRENCY to change the sizes; the defaults are in the README;
-CLIENT_CPU=1 to keep the clients on core 1 and the server on the others.)
+CLIENT_CPU=1 to keep the clients on core 1 and the server on the others while the single endpoint is measured.)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -110,18 +110,28 @@ def settle(quiet: float = 0.15, most_seconds: float = 90.0) -> None:
     print(f"settled in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
-def pin_apart(master: int, url: str) -> None:
-    """With CLIENT_CPU set: this process (the clients' threads start from it) on that core, every
-    thread of the server's processes on the other cores."""
+@contextmanager
+def pinned_apart(master: int, url: str) -> Iterator[None]:
+    """With CLIENT_CPU set, inside: this process (the clients' threads start from it) on that core,
+    every thread of the server's processes on the other cores; every thread back on every core after,
+    so the batch and bulk measurements are as without it."""
     if CLIENT_CPU is None:
+        yield
         return
+    every = set(range(os.cpu_count() or 1))
     client = {int(CLIENT_CPU)}
-    server = set(range(os.cpu_count() or 1)) - client
     app, database = server_pids(master, url)
-    for pid in app | database:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            os.sched_setaffinity(int(task.name), server)
+    tasks = [int(task.name) for pid in app | database for task in Path(f"/proc/{pid}/task").iterdir()]
+    for task in tasks:
+        os.sched_setaffinity(task, every - client)
     os.sched_setaffinity(0, client)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, every)
+        for task in tasks:
+            with suppress(ProcessLookupError):  # a thread that has ended since
+                os.sched_setaffinity(task, every)
 
 
 def server_pids(master: int, url: str) -> tuple[set[int], set[int]]:
@@ -282,10 +292,10 @@ def main() -> None:
         with serving(env) as (root, master):
             # Warm up every worker (imports, connections) before measuring.
             single(root, token, 10_000_000, 40)
-            pin_apart(master, url)
-            settle()
-            with cpu_used(master, url) as single_cpu:
-                single_rate = single(root, token, 0, SINGLE_RUNS)
+            with pinned_apart(master, url):
+                settle()
+                with cpu_used(master, url) as single_cpu:
+                    single_rate = single(root, token, 0, SINGLE_RUNS)
             settle()
             with cpu_used(master, url) as batch_cpu:
                 batch_rate = batch(root, token, 1_000_000)
